@@ -1,0 +1,33 @@
+# The two front-door commands: `make run` starts the receiver, `make test` runs every test.
+# Each creates (or reuses) the virtual environment in .venv and installs what it needs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.runtime-installed
+
+run: $(VENV)/.runtime-installed
+	$(BIN)/oxidicom
+
+test: $(VENV)/.test-installed
+	$(BIN)/ruff check oxidicom tests benches
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check oxidicom tests benches
+	$(BIN)/ruff format --check oxidicom tests benches
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
