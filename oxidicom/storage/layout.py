@@ -1,0 +1,278 @@
+"""Where CUBE expects each received instance: the path of CONTRACT section 2 (pure).
+
+::
+
+    SERVICES/PACS/{pacs}/{PatientID}-{PatientName}-{PatientBirthDate}
+        /{StudyDescription}-{AccessionNumber}-{StudyDate}
+        /{SeriesNumber:05}-{SeriesDescription}-{hash7}
+        /{InstanceNumber:04}-{SOPInstanceUID}.dcm
+
+Field rules (the values come from :class:`~oxidicom.dicom.head.HeadFields`, already
+decoded with the SpecificCharacterSet and stripped of surrounding spaces and NUL):
+
+- Every field is sanitized: each run of characters outside ``[A-Za-z0-9.-]`` becomes one
+  ``_`` (NUL and ``/`` included, so neither can reach the file system).
+- PatientName and PatientBirthDate, absent or empty, become ``""``. StudyDescription,
+  AccessionNumber, SeriesDescription, SeriesNumber and InstanceNumber, absent *or empty*,
+  become their keyword (the sample data's empty AccessionNumber gives ``AccessionNumber``).
+- SeriesNumber (width 5) and InstanceNumber (width 4), PS3.5 Table 6.2-1 IS: a value that
+  is a non-negative integer, i.e. ASCII digits with an optional leading ``+`` (surrounding
+  spaces are already gone), is printed as that integer zero-padded: ``"7"``, ``"+7"`` and
+  ``"007"`` all give ``0007``, ``"12345"`` gives ``12345``. Anything else (``"-3"``,
+  ``"3.0"``, ``"1e2"``, a multi-valued ``"1\\2"``) is kept as text: sanitized, then
+  left-padded with ``0`` to the width (``"-3"`` -> ``00-3``, ``"1\\2"`` -> ``01_2``).
+  This matches the reference receiver, whose ``u32`` parse accepts ``+`` and leading zeros.
+- ``hash7``: the first 7 characters of the lowercase hexadecimal SeaHash of the
+  SeriesInstanceUID's bytes (no leading zeros).
+- ``pacs`` is the calling AE title, trimmed of spaces and NUL, sanitized; empty -> ``_``.
+
+Safety (every component is a single, non-hidden name of at most 255 bytes):
+
+- A component that starts with ``.`` gets a ``_`` prefix: ``.`` -> ``_.``, ``..`` ->
+  ``_..``, ``.hidden`` -> ``_.hidden``. Only ``pacs`` can be exactly ``.`` or ``..``
+  (the other components always contain ``-``), but no component may be hidden either,
+  since FILES_ROOT's hidden folder is ours.
+- After sanitizing, components are ASCII, so characters are bytes. A component longer than
+  255 bytes is rebuilt with each of its ``n`` fields capped at
+  ``(255 - len(separators and suffix)) // n`` characters; a field longer than its cap is
+  cut to ``cap - 9`` characters followed by ``_`` and the 8 lowercase hex digits of the
+  low 32 bits of the SeaHash of the whole (sanitized) field. Components of at most 255
+  bytes are never cut (only the ``.`` rule above can touch them), so the reference's
+  paths are kept whenever they were valid names, and distinct long values stay distinct.
+  The ``.dcm`` suffix, the series ``hash7`` and the dates are never cut in practice
+  (they are shorter than any cap).
+"""
+
+import re
+from functools import lru_cache
+from typing import Final, NoReturn
+
+import seahash
+
+from oxidicom.dicom.errors import MissingAttributeError
+from oxidicom.dicom.head import HeadFields
+
+MAX_COMPONENT: Final = 255
+_UID_CHARS: Final = "0123456789."
+_INVALID_RUN: Final = re.compile(r"[^A-Za-z0-9.\-]+")
+_UNSIGNED: Final = re.compile(r"\+?[0-9]+")
+_DATE: Final = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})")
+_ISO_DATE: Final = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_AGE: Final = re.compile(r"([0-9]{1,9}(?:\.[0-9]{1,9})?)([DWMYdwmy])")
+#: Days per unit of PatientAge, in hundredths (CONTRACT section 3).
+_AGE_CENTIDAYS: Final = {"D": 100, "W": 700, "M": 3044, "Y": 36524}
+
+
+def sanitize(value: str) -> str:
+    """Replace each run of characters outside ``[A-Za-z0-9.-]`` with one ``_``."""
+    return _INVALID_RUN.sub("_", value)
+
+
+def series_hash7(series_instance_uid: str) -> str:
+    """First 7 characters of ``format(seahash(uid bytes), "x")`` (CONTRACT section 2).
+
+    The bytes are the Latin-1 encoding of the value (its bytes as received, since
+    :mod:`oxidicom.dicom.head` decodes UIDs as Latin-1), UTF-8 if that is impossible.
+    """
+    try:  # the value's own bytes: HeadFields decodes UIDs as Latin-1
+        raw = series_instance_uid.encode("latin-1")
+    except UnicodeEncodeError:
+        raw = series_instance_uid.encode("utf-8")
+    return format(seahash.hash(raw), "x")[:7]
+
+
+def _days_in_month(year: int, month: int) -> int:
+    if month == 2:
+        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        return 29 if leap else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+def _valid_date(year: str, month: str, day: str) -> bool:
+    y, m, d = int(year), int(month), int(day)
+    return y >= 1 and 1 <= m <= 12 and 1 <= d <= _days_in_month(y, m)
+
+
+def _parse_study_date(study_date: str) -> tuple[str, bool] | None:
+    """``(YYYY-MM-DD, was_iso)`` for a DA value (PS3.5 Table 6.2-1), or None."""
+    m = _DATE.fullmatch(study_date)
+    if m is not None and _valid_date(*m.groups()):
+        return f"{m[1]}-{m[2]}-{m[3]}", False
+    m = _ISO_DATE.fullmatch(study_date)
+    if m is not None and _valid_date(*m.groups()):
+        return study_date, True
+    return None
+
+
+def check_required(fields: HeadFields) -> list[str]:
+    """Check CONTRACT section 2 "Required"; return warnings, raise DatasetError (0xC001).
+
+    StudyInstanceUID (0020,000D), SeriesInstanceUID (0020,000E), SOPInstanceUID
+    (0008,0018) must be present and non-empty (an empty UID is no UID, PS3.5 9.1);
+    PatientID (0010,0020) must be present (it is Type 2, PS3.3 C.7.1.1, so empty is
+    allowed, as in the reference); StudyDate (0008,0020) must be a real date ``YYYYMMDD``
+    (PS3.5 Table 6.2-1 DA). A ``YYYY-MM-DD`` StudyDate (the pre-1993 ACR-NEMA form) is
+    accepted with a warning.
+    """
+    if not fields.study_instance_uid:
+        _missing(fields.study_instance_uid, "StudyInstanceUID (0020,000D)")
+    if not fields.series_instance_uid:
+        _missing(fields.series_instance_uid, "SeriesInstanceUID (0020,000E)")
+    if not fields.sop_instance_uid:
+        _missing(fields.sop_instance_uid, "SOPInstanceUID (0008,0018)")
+    if fields.patient_id is None:
+        _missing(None, "PatientID (0010,0020)")
+    study_date = fields.study_date
+    if study_date is None:
+        _missing(None, "StudyDate (0008,0020)")
+    if (
+        len(study_date) == 8
+        and study_date.isascii()
+        and study_date.isdigit()
+        and _valid_date(study_date[:4], study_date[4:6], study_date[6:])
+    ):
+        return []  # the common case, without a regular expression
+    parsed = _parse_study_date(study_date)
+    if parsed is None:
+        raise MissingAttributeError(f"StudyDate {study_date!r} is not a date YYYYMMDD")
+    if parsed[1]:
+        return [f"StudyDate {study_date!r} is not YYYYMMDD; accepted as {parsed[0]}"]
+    return []
+
+
+def _missing(value: str | None, what: str) -> NoReturn:
+    state = "missing" if value is None else "empty"
+    raise MissingAttributeError(f"required attribute {what} is {state}")
+
+
+def study_date_iso(study_date: str) -> str:
+    """``'20130308'`` or ``'2013-03-08'`` -> ``'2013-03-08'``; else DatasetError (0xC001)."""
+    parsed = _parse_study_date(study_date.strip(" \x00"))
+    if parsed is None:
+        raise MissingAttributeError(f"StudyDate {study_date!r} is not a date YYYYMMDD")
+    return parsed[0]
+
+
+def patient_age_days(age: str | None) -> int | None:
+    """PatientAge (AS, PS3.5 Table 6.2-1) in days, rounded half up; None if unparseable.
+
+    ``nnnD`` x1, ``nnnW`` x7, ``nnnM`` x30.44, ``nnnY`` x365.24 (CONTRACT section 3):
+    ``030Y`` -> 10957, ``020D`` -> 20, ``2W`` -> 14, ``5M`` -> 152. 1 to 9 digits,
+    an optional decimal part and a lowercase unit are tolerated; no unit (``"42"``),
+    signs, or anything else is None (the caller logs a warning).
+    """
+    if age is None:
+        return None
+    m = _AGE.fullmatch(age.strip(" \x00"))
+    if m is None:
+        return None
+    number, unit = m.groups()
+    centidays = _AGE_CENTIDAYS[unit.upper()]
+    if "." not in number:
+        return (int(number) * centidays + 50) // 100  # exact, half up
+    whole, frac = number.split(".")
+    scale = 10 ** len(frac)
+    exact = int(whole + frac) * centidays  # = days * 100 * scale
+    return (exact + 50 * scale) // (100 * scale)
+
+
+def _number(value: str | None, keyword: str, width: int) -> str:
+    """SeriesNumber/InstanceNumber as a zero-padded integer or padded sanitized text."""
+    if not value:
+        return keyword
+    if _UNSIGNED.fullmatch(value) is not None:  # the integer's digits, without int()
+        return (value.lstrip("+").lstrip("0") or "0").rjust(width, "0")
+    return sanitize(value).rjust(width, "0")
+
+
+def _short_hash(field: str) -> str:
+    return format(seahash.hash(field.encode("ascii")) & 0xFFFFFFFF, "08x")
+
+
+def _component(fields: list[str], suffix: str = "") -> str:
+    """Join ``fields`` with ``-``, un-hide, and keep it within 255 bytes (module doc)."""
+    if fields[0].startswith("."):
+        fields[0] = "_" + fields[0]
+    name = "-".join(fields) + suffix
+    if len(name) <= MAX_COMPONENT:
+        return name
+    cap = (MAX_COMPONENT - len(suffix) - (len(fields) - 1)) // len(fields)
+    return (
+        "-".join(f if len(f) <= cap else f"{f[: cap - 9]}_{_short_hash(f)}" for f in fields)
+        + suffix
+    )
+
+
+def pacs_dir_name(calling_ae_title: str) -> str:
+    """The ``{pacs}`` component for a calling AE title (trimmed, sanitized, never empty)."""
+    name = sanitize(calling_ae_title.strip(" \x00"))
+    return _component([name]) if name else "_"
+
+
+@lru_cache(maxsize=1024)
+def _series_dir(
+    pacs_name: str,
+    patient_id: str | None,
+    patient_name: str | None,
+    patient_birth_date: str | None,
+    study_description: str | None,
+    accession_number: str | None,
+    study_date: str | None,
+    series_number: str | None,
+    series_description: str | None,
+    series_instance_uid: str | None,
+) -> str:
+    patient = _component(
+        [
+            sanitize(patient_id or ""),
+            sanitize(patient_name or ""),
+            sanitize(patient_birth_date or ""),
+        ]
+    )
+    study = _component(
+        [
+            sanitize(study_description or "StudyDescription"),
+            sanitize(accession_number or "AccessionNumber"),
+            sanitize(study_date or ""),
+        ]
+    )
+    series = _component(
+        [
+            _number(series_number, "SeriesNumber", 5),
+            sanitize(series_description or "SeriesDescription"),
+            series_hash7(series_instance_uid or ""),
+        ]
+    )
+    return f"SERVICES/PACS/{pacs_dir_name(pacs_name)}/{patient}/{study}/{series}"
+
+
+def series_dir(pacs_name: str, fields: HeadFields) -> str:
+    """The series folder relative to FILES_ROOT, no trailing slash (CONTRACT section 2).
+
+    ``pacs_name`` is the calling AE title (trimmed and sanitized here). Memoized on the
+    inputs it reads: one series repeats them for each of its instances.
+    """
+    return _series_dir(
+        pacs_name,
+        fields.patient_id,
+        fields.patient_name,
+        fields.patient_birth_date,
+        fields.study_description,
+        fields.accession_number,
+        fields.study_date,
+        fields.series_number,
+        fields.series_description,
+        fields.series_instance_uid,
+    )
+
+
+def instance_file_name(fields: HeadFields) -> str:
+    """``{InstanceNumber:04}-{SOPInstanceUID}.dcm``, sanitized and at most 255 bytes."""
+    number = fields.instance_number
+    uid = fields.sop_instance_uid or "SOPInstanceUID"
+    if number and number.isascii() and number.isdigit() and not uid.strip(_UID_CHARS):
+        # Fast path (nearly every instance): digits, and a UID of digits and dots.
+        name = f"{(number.lstrip('0') or '0').rjust(4, '0')}-{uid}.dcm"
+        if len(name) <= MAX_COMPONENT:
+            return name
+    return _component([_number(number, "InstanceNumber", 4), sanitize(uid)], ".dcm")

@@ -1,0 +1,771 @@
+"""The incremental data-set head parser, against pydicom and against hostile bytes."""
+
+import io
+import random
+import struct
+import tracemalloc
+import zlib
+from pathlib import Path
+
+import pydicom
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
+
+from oxidicom.dicom.errors import DatasetError
+from oxidicom.dicom.head import (
+    MAX_DEPTH,
+    MAX_VALUE_LENGTH,
+    HeadFields,
+    HeadParser,
+    parse_head,
+)
+
+DATA = Path("/work/shared/data")
+SAG = sorted((DATA / "SAG-anon").glob("*.dcm"))
+STRUCTURAL = sorted((DATA / "example-dicom-structural" / "dicoms").glob("*.dcm"))
+ALL_FILES = SAG + STRUCTURAL
+
+ENCODINGS = [
+    ImplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    DeflatedExplicitVRLittleEndian,
+]
+
+# HeadFields field -> (tag, charset-dependent)
+FIELDS: dict[str, tuple[int, bool]] = {
+    "sop_class_uid": (0x00080016, False),
+    "sop_instance_uid": (0x00080018, False),
+    "study_date": (0x00080020, False),
+    "accession_number": (0x00080050, True),
+    "modality": (0x00080060, False),
+    "study_description": (0x00081030, True),
+    "series_description": (0x0008103E, True),
+    "patient_name": (0x00100010, True),
+    "patient_id": (0x00100020, True),
+    "patient_birth_date": (0x00100030, False),
+    "patient_sex": (0x00100040, False),
+    "patient_age": (0x00101010, False),
+    "protocol_name": (0x00181030, True),
+    "study_instance_uid": (0x0020000D, False),
+    "series_instance_uid": (0x0020000E, False),
+    "series_number": (0x00200011, False),
+    "instance_number": (0x00200013, False),
+}
+
+
+def split_part10(raw: bytes) -> tuple[str, bytes]:
+    """(TransferSyntaxUID, data set bytes) of a Part-10 file, via the group length."""
+    assert raw[128:132] == b"DICM"
+    tag, vr, _len, group_length = struct.unpack_from("<L2sHL", raw, 132)
+    assert (tag, vr) == (0x00000002, b"UL")
+    start = 144 + group_length
+    meta = pydicom.dcmread(io.BytesIO(raw[:start])).file_meta
+    return str(meta.TransferSyntaxUID), raw[start:]
+
+
+def encode(ds: Dataset, transfer_syntax: str) -> bytes:
+    """The data set bytes of ``ds`` in ``transfer_syntax``, as pydicom writes them."""
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = transfer_syntax
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.3.4"
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return split_part10(out.getvalue())[1]
+
+
+def expected(ds: Dataset) -> HeadFields:
+    """What pydicom reads, as HeadFields (surrounding spaces and NUL removed)."""
+    values: dict[str, str | None] = {}
+    for name, (tag, charset) in FIELDS.items():
+        if tag not in ds:
+            values[name] = None
+            continue
+        if charset:
+            value = ds[tag].value
+            if isinstance(value, MultiValue):
+                text = "\\".join(str(v) for v in value)
+            else:
+                text = "" if value is None else str(value)
+        else:
+            raw = ds.get_item(tag).value
+            if isinstance(raw, bytes):
+                text = raw.decode("latin-1")
+            else:
+                value = ds[tag].value
+                text = (
+                    "\\".join(str(v) for v in value)
+                    if isinstance(value, MultiValue)
+                    else ("" if value is None else str(value))
+                )
+        values[name] = text.strip(" \x00")
+    if 0x00080005 in ds:
+        value = ds.SpecificCharacterSet
+        terms = tuple(value) if isinstance(value, MultiValue) else (value or "",)
+        charset = tuple(t.strip() for t in terms)
+    else:
+        charset = ()
+    return HeadFields(specific_character_set=charset, **values)
+
+
+def feed_chunks(transfer_syntax: str, data: bytes, sizes: list[int]) -> HeadFields:
+    parser = HeadParser(transfer_syntax)
+    pos = 0
+    i = 0
+    while pos < len(data):
+        n = sizes[i % len(sizes)]
+        i += 1
+        if parser.feed(memoryview(data)[pos : pos + n]):
+            break
+        pos += n
+    return parser.finish()
+
+
+def outcome(fn, *args):
+    try:
+        return fn(*args)
+    except DatasetError as exc:
+        return ("error", exc.status)
+
+
+# -- real data --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_files() -> list[tuple[Path, str, bytes, HeadFields]]:
+    out = []
+    for path in ALL_FILES:
+        raw = path.read_bytes()
+        ts, data = split_part10(raw)
+        ds = pydicom.dcmread(io.BytesIO(raw), stop_before_pixels=True)
+        out.append((path, ts, data, expected(ds)))
+    return out
+
+
+def test_sample_data_present() -> None:
+    assert len(SAG) == 192
+    assert len(STRUCTURAL) == 384
+
+
+def test_real_files_whole(real_files) -> None:
+    for path, ts, data, want in real_files:
+        assert parse_head(ts, data) == want, path
+
+
+def test_real_files_expected_values(real_files) -> None:
+    sag = parse_head(real_files[0][1], real_files[0][2])
+    assert sag.patient_id == "1449c1d"
+    assert sag.study_description == "MR-Brain w/o Contrast"
+    assert sag.series_number == "5"
+    assert sag.specific_character_set == ()
+    structural = parse_head(real_files[-1][1], real_files[-1][2])
+    assert structural.accession_number == ""  # present but empty
+    assert structural.patient_age == "42"
+    assert structural.series_number == "401"
+    assert structural.study_description == "Hanke_Stadler^0024_transrep"
+
+
+def test_real_files_random_chunks(real_files) -> None:
+    rng = random.Random(1234)
+    for path, ts, data, want in real_files:
+        sizes = [rng.choice([1, 2, 3, 7, 13, 100, 1000, 4096, 16378]) for _ in range(64)]
+        assert feed_chunks(ts, data, sizes) == want, path
+
+
+@pytest.mark.parametrize("index", [0, -1])
+def test_real_files_one_byte_at_a_time(real_files, index: int) -> None:
+    _path, ts, data, want = real_files[index]
+    assert feed_chunks(ts, data, [1]) == want
+
+
+def test_real_files_with_trailing_bytes(real_files) -> None:
+    for _path, ts, data, want in (real_files[0], real_files[-1]):
+        parser = HeadParser(ts)
+        assert parser.feed(data + b"\xff" * 1000)
+        assert parser.feed(b"more bytes after done")
+        assert parser.done
+        assert parser.finish() == want
+        assert parser.finish() == want  # idempotent
+
+
+def test_real_head_only_needs_the_head(real_files) -> None:
+    """Done is reached long before the pixel data; the rest is never looked at."""
+    _path, ts, data, want = real_files[0]
+    parser = HeadParser(ts)
+    fed = 0
+    while not parser.feed(data[fed : fed + 512]):
+        fed += 512
+    assert fed < 16384
+    assert parser.finish() == want
+
+
+# -- synthetic data sets ----------------------------------------------------------------
+
+
+def base_dataset() -> Dataset:
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+    ds.SOPInstanceUID = "1.2.3.4.5.6.7"
+    ds.StudyDate = "20240229"
+    ds.AccessionNumber = "ACC 1"
+    ds.Modality = "MR"
+    ds.StudyDescription = "Brain w/o"
+    ds.SeriesDescription = "T1 sag"
+    ds.PatientName = "Doe^John"
+    ds.PatientID = "PID-1"
+    ds.PatientBirthDate = "19700101"
+    ds.PatientSex = "O"
+    ds.PatientAge = "054Y"
+    ds.ProtocolName = "proto"
+    ds.StudyInstanceUID = "1.2.3"
+    ds.SeriesInstanceUID = "1.2.3.4"
+    ds.SeriesNumber = "12"
+    ds.InstanceNumber = "7"
+    ds.StudyID = "after"  # (0020,0010), between the wanted tags
+    ds.Rows = 4  # (0028,0010): after (0020,0013)
+    ds.BitsAllocated = 8
+    ds.add_new(0x7FE00010, "OB", b"\x00" * 32)
+    return ds
+
+
+@pytest.mark.parametrize("ts", ENCODINGS)
+def test_synthetic_all_encodings(ts: str) -> None:
+    ds = base_dataset()
+    data = encode(ds, ts)
+    want = expected(ds)
+    assert parse_head(ts, data) == want
+    assert feed_chunks(ts, data, [1]) == want
+    assert feed_chunks(ts, data, [3, 5, 11]) == want
+
+
+CHARSET_CASES = [
+    ("ISO_IR 100", "Müller^Jürgen", "Études cérébrales"),
+    (["", "ISO 2022 IR 87"], "Yamada^Tarou=山田^太郎=やまだ^たろう", "頭部 MRI"),
+    ("ISO_IR 192", "Wang^XiaoDong=王^小東=", "Люксембург 脳"),
+    ("ISO_IR 144", "\u041b\u044e\u043a\u0441\u0435\u043c\u0431\u0443\u0440\u0433", "Обследование"),
+    (["", "ISO 2022 IR 149"], "Hong^Gildong=洪^吉洞=홍^길동", "뇌"),
+]
+
+
+@pytest.mark.parametrize("ts", ENCODINGS)
+@pytest.mark.parametrize(("charset", "name", "description"), CHARSET_CASES)
+def test_synthetic_charsets(ts: str, charset, name: str, description: str) -> None:
+    ds = base_dataset()
+    ds.SpecificCharacterSet = charset
+    ds.PatientName = name
+    ds.StudyDescription = description
+    ds.SeriesDescription = description + "\\second"  # multi-valued raw string kept
+    data = encode(ds, ts)
+    got = parse_head(ts, data)
+    back = pydicom.dcmread(io.BytesIO(b"\x00" * 128 + b"DICM" + meta_for(ts) + data))
+    want = expected(back)
+    assert got == want
+    assert got.patient_name == name.rstrip("=")
+    assert got.study_description == description
+    assert got.series_description == description + "\\second"
+    assert feed_chunks(ts, data, [1, 2]) == want
+
+
+def meta_for(ts: str) -> bytes:
+    from oxidicom.dicom.part10 import file_meta
+
+    return file_meta("1.2.840.10008.5.1.4.1.1.4", "1.2.3.4", ts, "TEST")[132:]
+
+
+def test_default_repertoire_non_ascii_bytes_match_pydicom() -> None:
+    """No SpecificCharacterSet: pydicom decodes as iso8859 (Latin-1); so do we."""
+    ds = base_dataset()
+    data = encode(ds, ExplicitVRLittleEndian)
+    data = data.replace(b"Doe^John", b"D\xf6e^J\xf6hn")  # same lengths
+    data = data.replace(b"PID-1 ", b"P\xff\x80-1 ")
+    got = parse_head(ExplicitVRLittleEndian, data)
+    back = pydicom.dcmread(
+        io.BytesIO(b"\x00" * 128 + b"DICM" + meta_for(ExplicitVRLittleEndian) + data)
+    )
+    assert got == expected(back)
+    assert got.patient_name == "Döe^Jöhn"
+    assert got.patient_id == "P\xff\x80-1"
+
+
+def test_empty_and_absent_values() -> None:
+    ds = Dataset()
+    ds.SpecificCharacterSet = ""
+    ds.SOPInstanceUID = "1.2"
+    ds.AccessionNumber = ""
+    ds.PatientName = "  padded  "
+    data = encode(ds, ImplicitVRLittleEndian)
+    got = parse_head(ImplicitVRLittleEndian, data)
+    assert got.specific_character_set == ("",)
+    assert got.accession_number == ""
+    assert got.study_date is None
+    assert got.patient_name == "padded"
+    assert got.sop_instance_uid == "1.2"
+
+
+def test_values_keep_backslashes_and_strip_nul() -> None:
+    ds = base_dataset()
+    data = encode(ds, ExplicitVRLittleEndian)
+    # "1.2.3.4" UI (odd length, NUL-padded to 8): the NUL is removed
+    assert parse_head(ExplicitVRLittleEndian, data).series_instance_uid == "1.2.3.4"
+    ds.SeriesNumber = ["1", "2"]
+    data = encode(ds, ExplicitVRLittleEndian)
+    assert parse_head(ExplicitVRLittleEndian, data).series_number == "1\\2"
+
+
+def nested_sequence(depth: int, undefined: bool) -> Sequence:
+    item = Dataset()
+    item.CodeValue = "C"
+    item.CodingSchemeDesignator = "DCM"
+    item.PatientName = "NOT^ME"  # a wanted tag inside an item must be ignored
+    if depth > 0:
+        item.ContentSequence = nested_sequence(depth - 1, undefined)
+        item["ContentSequence"].is_undefined_length = undefined
+    item.is_undefined_length_sequence_item = undefined
+    second = Dataset()
+    second.CodeValue = "D"
+    second.is_undefined_length_sequence_item = undefined
+    return Sequence([item, second])
+
+
+@pytest.mark.parametrize("ts", ENCODINGS)
+@pytest.mark.parametrize("undefined", [True, False])
+def test_nested_sequences_before_wanted_tags(ts: str, undefined: bool) -> None:
+    ds = base_dataset()
+    ds.LanguageCodeSequence = nested_sequence(5, undefined)  # (0008,0006)
+    ds["LanguageCodeSequence"].is_undefined_length = undefined
+    ds.ReferencedImageSequence = nested_sequence(2, undefined)  # (0008,1140)
+    ds["ReferencedImageSequence"].is_undefined_length = undefined
+    data = encode(ds, ts)
+    if undefined and ts != DeflatedExplicitVRLittleEndian:
+        delimiter = b"\xfe\xff\xdd\xe0" if ts != ExplicitVRBigEndian else b"\xff\xfe\xe0\xdd"
+        assert delimiter in data
+    want = expected(ds)
+    assert want.patient_name == "Doe^John"
+    assert parse_head(ts, data) == want
+    assert feed_chunks(ts, data, [1]) == want
+    assert feed_chunks(ts, data, [2, 9, 4]) == want
+
+
+def le_implicit(tag: int, value: bytes) -> bytes:
+    return struct.pack("<HHL", tag >> 16, tag & 0xFFFF, len(value)) + value
+
+
+def le_explicit(tag: int, vr: bytes, value: bytes) -> bytes:
+    return struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr, len(value)) + value
+
+
+ITEM = b"\xfe\xff\x00\xe0"
+ITEM_DELIM = b"\xfe\xff\x0d\xe0\x00\x00\x00\x00"
+SEQ_DELIM = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+UNDEF = b"\xff\xff\xff\xff"
+
+
+def un_undefined_element() -> bytes:
+    """(0009,1010) UN of undefined length: a sequence in implicit VR LE (PS3.5 6.2.2)."""
+    inner_seq = (
+        b"\x08\x00\x06\x00"
+        + UNDEF  # implicit SQ of undefined length
+        + ITEM
+        + UNDEF
+        + le_implicit(0x00080100, b"ABCD")
+        + ITEM_DELIM
+        + SEQ_DELIM
+    )
+    content = (
+        ITEM
+        + UNDEF
+        + le_implicit(0x00100010, b"\x10\x00" * 8)  # would misparse as explicit
+        + inner_seq
+        + ITEM_DELIM
+        + ITEM
+        + struct.pack("<L", 12)
+        + le_implicit(0x00080100, b"WXYZ")
+        + SEQ_DELIM
+    )
+    return b"\x09\x00\x10\x10UN\x00\x00" + UNDEF + content
+
+
+def split_dataset(ds: Dataset, before: int, ts: str) -> tuple[bytes, bytes]:
+    """Encode the elements of ``ds`` with tags < ``before`` and >= ``before`` separately."""
+    low, high = Dataset(), Dataset()
+    for elem in ds:
+        (low if elem.tag < before else high).add(elem)
+    if "SpecificCharacterSet" in ds:
+        high.SpecificCharacterSet = ds.SpecificCharacterSet
+    low_bytes = encode(low, ts)
+    high_bytes = encode(high, ts)
+    if "SpecificCharacterSet" in ds:  # drop the copy at the head of the high part
+        low_bytes_len = len(encode(Dataset({0x00080005: ds["SpecificCharacterSet"]}), ts))
+        high_bytes = high_bytes[low_bytes_len:]
+    return low_bytes, high_bytes
+
+
+def test_un_of_undefined_length_before_wanted_tags() -> None:
+    ds = base_dataset()
+    low, high = split_dataset(ds, 0x00100000, ExplicitVRLittleEndian)
+    data = low + un_undefined_element() + high
+    want = expected(ds)
+    assert parse_head(ExplicitVRLittleEndian, data) == want
+    assert feed_chunks(ExplicitVRLittleEndian, data, [1]) == want
+    assert feed_chunks(ExplicitVRLittleEndian, data, [5, 3]) == want
+
+
+def test_encapsulated_style_undefined_ob_is_skipped() -> None:
+    """Undefined-length OB with defined-length items then a sequence delimiter (A.4)."""
+    ds = base_dataset()
+    low, high = split_dataset(ds, 0x00100000, ExplicitVRLittleEndian)
+    ob = (
+        b"\x09\x00\x20\x10OB\x00\x00"
+        + UNDEF
+        + ITEM
+        + struct.pack("<L", 0)
+        + ITEM
+        + struct.pack("<L", 6)
+        + b"\xfe\xff\xdd\xe0\x00\x00"
+        + SEQ_DELIM
+    )
+    assert parse_head(ExplicitVRLittleEndian, low + ob + high) == expected(ds)
+
+
+class _Zeros:
+    """Feed ``n`` zero bytes in reused 64 KiB chunks without ever holding them all."""
+
+    chunk = bytes(65536)
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __iter__(self):
+        left = self.n
+        while left:
+            k = min(left, len(self.chunk))
+            yield memoryview(self.chunk)[:k]
+            left -= k
+
+
+HUGE = 50_000_000
+
+
+def huge_private_pieces(ts: str):
+    ds = base_dataset()
+    low, high = split_dataset(ds, 0x00100000, ts)
+    if ts == ImplicitVRLittleEndian:
+        creator = le_implicit(0x00090010, b"OXI ")
+        header = struct.pack("<HHL", 0x0009, 0x1001, HUGE)
+    else:
+        creator = le_explicit(0x00090010, b"LO", b"OXI ")
+        header = b"\x09\x00\x01\x10OB\x00\x00" + struct.pack("<L", HUGE)
+    return ds, [low, creator, header], _Zeros(HUGE), [high]
+
+
+@pytest.mark.parametrize("ts", [ImplicitVRLittleEndian, ExplicitVRLittleEndian])
+def test_huge_private_element_is_skipped_not_buffered(ts: str) -> None:
+    ds, before, zeros, after = huge_private_pieces(ts)
+    parser = HeadParser(ts)
+    max_buf = 0
+    tracemalloc.start()
+    try:
+        for piece in before:
+            parser.feed(piece)
+            max_buf = max(max_buf, len(parser._buf))
+        for piece in zeros:
+            assert not parser.feed(piece)
+            max_buf = max(max_buf, len(parser._buf))
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    for piece in after:
+        parser.feed(piece)
+    assert max_buf <= 12
+    assert peak < 256 * 1024
+    assert parser.finish() == expected(ds)
+
+
+def test_huge_private_element_deflated() -> None:
+    ts = DeflatedExplicitVRLittleEndian
+    ds, before, zeros, after = huge_private_pieces(ExplicitVRLittleEndian)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    parser = HeadParser(ts)
+    max_buf = 0
+    tracemalloc.start()
+    try:
+        for piece in [*before, *zeros]:
+            out = compressor.compress(piece)
+            if out:
+                parser.feed(out)
+                max_buf = max(max_buf, len(parser._buf))
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    tail = b"".join(compressor.compress(p) for p in after) + compressor.flush()
+    assert parser.feed(tail)
+    assert max_buf <= 12
+    assert peak < 1024 * 1024
+    assert parser.finish() == expected(ds)
+
+
+def test_deflate_bomb_of_tiny_elements_is_refused() -> None:
+    # 8 zero bytes = one (0000,0000) element of length 0, forever
+    bomb = zlib.compressobj(9, zlib.DEFLATED, -15)
+    data = bomb.compress(bytes(8 * 1_000_000)) + bomb.flush()
+    assert len(data) < 20_000
+    parser = HeadParser(DeflatedExplicitVRLittleEndian)
+    assert parser.feed(data)
+    with pytest.raises(DatasetError) as info:
+        parser.finish()
+    assert info.value.status == 0xC000
+    assert "elements" in info.value.comment
+
+
+# -- errors -----------------------------------------------------------------------------
+
+
+def test_truncated_inside_a_needed_element() -> None:
+    data = encode(base_dataset(), ExplicitVRLittleEndian)
+    cut = data.index(b"\x20\x00\x0e\x00") + 12  # inside SeriesInstanceUID's value
+    parser = HeadParser(ExplicitVRLittleEndian)
+    assert not parser.feed(data[:cut])
+    with pytest.raises(DatasetError) as info:
+        parser.finish()
+    assert info.value.status == 0xC000
+    assert "ends inside" in info.value.comment
+    with pytest.raises(DatasetError):  # and again
+        parser.finish()
+
+
+def test_truncated_inside_a_skipped_element() -> None:
+    ds = base_dataset()
+    data = encode(ds, ImplicitVRLittleEndian)
+    cut = data.index(b"\x20\x00\x10\x00") + 9  # inside StudyID (0020,0010)
+    with pytest.raises(DatasetError, match=r"\(0020,0010\)"):
+        parse_head(ImplicitVRLittleEndian, data[:cut])
+
+
+def test_data_set_ending_at_an_element_boundary_is_fine() -> None:
+    ds = Dataset()
+    ds.SOPInstanceUID = "1.2"
+    ds.StudyDate = "20200101"
+    for ts in ENCODINGS:
+        got = parse_head(ts, encode(ds, ts))
+        assert got.sop_instance_uid == "1.2"
+        assert got.study_date == "20200101"
+        assert got.patient_id is None
+    assert parse_head(ExplicitVRLittleEndian, b"") == HeadFields((), *[None] * 17)
+
+
+def test_data_set_ending_inside_undefined_sequence() -> None:
+    ds = base_dataset()
+    ds.LanguageCodeSequence = nested_sequence(1, True)
+    ds["LanguageCodeSequence"].is_undefined_length = True
+    data = encode(ds, ImplicitVRLittleEndian)
+    cut = data.index(b"\x08\x00\x16\x00")  # before SOPClassUID: still inside the sequence?
+    seq_end = data.index(SEQ_DELIM)
+    with pytest.raises(DatasetError, match="undefined length"):
+        parse_head(ImplicitVRLittleEndian, data[: min(cut, seq_end)])
+
+
+def test_kept_value_too_long() -> None:
+    data = le_implicit(0x00100010, b"A" * (MAX_VALUE_LENGTH + 2))
+    with pytest.raises(DatasetError, match="bytes long"):
+        parse_head(ImplicitVRLittleEndian, data)
+    parser = HeadParser(ImplicitVRLittleEndian)
+    assert parser.feed(data[:8])  # refused from the header alone: nothing buffered
+    with pytest.raises(DatasetError):
+        parser.finish()
+
+
+def test_kept_tag_of_undefined_length() -> None:
+    data = b"\x10\x00\x10\x00" + UNDEF + SEQ_DELIM
+    with pytest.raises(DatasetError, match=r"\(0010,0010\) has undefined length"):
+        parse_head(ImplicitVRLittleEndian, data)
+
+
+def test_nesting_too_deep() -> None:
+    depth = MAX_DEPTH + 1
+    data = (b"\x08\x00\x06\x00" + UNDEF + ITEM + UNDEF) * depth
+    data += (ITEM_DELIM + SEQ_DELIM) * depth
+    with pytest.raises(DatasetError, match="nested"):
+        parse_head(ImplicitVRLittleEndian, data)
+    ok = (b"\x08\x00\x06\x00" + UNDEF + ITEM + UNDEF) * (MAX_DEPTH // 2)
+    ok += (ITEM_DELIM + SEQ_DELIM) * (MAX_DEPTH // 2)
+    assert (
+        parse_head(ImplicitVRLittleEndian, ok + le_implicit(0x00100020, b"ID")).patient_id == "ID"
+    )
+
+
+def test_garbage_in_a_sequence() -> None:
+    data = b"\x08\x00\x06\x00" + UNDEF + le_implicit(0x00100010, b"AB")
+    with pytest.raises(DatasetError, match="where an item was expected"):
+        parse_head(ImplicitVRLittleEndian, data)
+
+
+def test_not_deflate() -> None:
+    with pytest.raises(DatasetError, match="inflate"):
+        parse_head(DeflatedExplicitVRLittleEndian, b"\xff" * 100)
+
+
+@pytest.mark.parametrize(
+    "charset",
+    [
+        b"utf_16",
+        b"undefined",
+        b"zlib_codec",
+        b"rot13",
+        b"NOPE",
+        b"ISO_IR 999",
+        b"hex",
+        b"ISO 2022 IR 87\\utf_32",
+        b"punycode",
+        b"idna",
+    ],
+)
+def test_hostile_charsets_never_raise(charset: bytes) -> None:
+    data = (
+        le_implicit(0x00080005, charset + (b" " if len(charset) % 2 else b""))
+        + le_implicit(0x00080050, b"\x1b$B\xff\x00=\x1b(B")
+        + le_implicit(0x00100010, b"\xff\xfe=\x1b$)C\xe4^a")
+        + le_implicit(0x00100020, b"\x80\x81\x82\xc3")
+    )
+    got = parse_head(ImplicitVRLittleEndian, data)
+    assert isinstance(got.patient_name, str)
+    assert isinstance(got.patient_id, str)
+
+
+# -- hypothesis -------------------------------------------------------------------------
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ts=st.sampled_from(ENCODINGS), data=st.binary(max_size=600))
+def test_arbitrary_bytes_give_fields_or_dataset_error(ts: str, data: bytes) -> None:
+    result = outcome(parse_head, ts, data)
+    assert isinstance(result, HeadFields) or result == ("error", 0xC000)
+
+
+def structured_bytes() -> st.SearchStrategy[bytes]:
+    """Bytes made of element-like pieces, to reach deeper states than pure noise."""
+    tags = st.sampled_from(
+        [
+            0x00080005,
+            0x00080020,
+            0x00080006,
+            0x00100010,
+            0x00090010,
+            0x00200013,
+            0x00200014,
+            0xFFFEE000,
+            0xFFFEE00D,
+            0xFFFEE0DD,
+            0x00000000,
+        ]
+    )
+    lengths = st.one_of(st.integers(0, 40), st.just(0xFFFFFFFF))
+    vrs = st.sampled_from([b"SQ", b"UN", b"OB", b"LO", b"PN", b"UI", b"\x00\x00"])
+
+    @st.composite
+    def piece(draw):
+        tag = draw(tags)
+        kind = draw(st.integers(0, 2))
+        length = draw(lengths)
+        head = struct.pack("<HH", tag >> 16, tag & 0xFFFF)
+        if kind == 0:
+            head += struct.pack("<L", length)
+        elif kind == 1:
+            head += draw(vrs) + struct.pack("<H", length & 0xFFFF)
+        else:
+            head += draw(vrs) + b"\x00\x00" + struct.pack("<L", length)
+        return head + draw(st.binary(max_size=min(length, 40)))
+
+    return st.lists(piece(), max_size=25).map(b"".join)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    ts=st.sampled_from([ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian]),
+    data=st.one_of(structured_bytes(), st.binary(max_size=300)),
+    cuts=st.lists(st.integers(1, 50), min_size=1, max_size=10),
+)
+def test_chunked_equals_whole(ts: str, data: bytes, cuts: list[int]) -> None:
+    whole = outcome(parse_head, ts, data)
+    assert isinstance(whole, HeadFields) or whole == ("error", 0xC000)
+    assert outcome(feed_chunks, ts, data, cuts) == whole
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.one_of(structured_bytes(), st.binary(max_size=300)),
+    cuts=st.lists(st.integers(1, 50), min_size=1, max_size=10),
+)
+def test_deflated_chunked_equals_whole(data: bytes, cuts: list[int]) -> None:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+    deflated = compressor.compress(data) + compressor.flush()
+    whole = outcome(parse_head, DeflatedExplicitVRLittleEndian, deflated)
+    assert whole == outcome(parse_head, ExplicitVRLittleEndian, data)
+    assert outcome(feed_chunks, DeflatedExplicitVRLittleEndian, deflated, cuts) == whole
+
+
+text = st.text(
+    alphabet=st.characters(blacklist_categories=["Cs", "Cc"], blacklist_characters="\\^="),
+    max_size=20,
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    ts=st.sampled_from(ENCODINGS),
+    description=text,
+    name=text,
+    cuts=st.lists(st.integers(1, 64), min_size=1, max_size=5),
+)
+def test_utf8_round_trip(ts: str, description: str, name: str, cuts: list[int]) -> None:
+    ds = base_dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.StudyDescription = description
+    ds.PatientName = name
+    data = encode(ds, ts)
+    got = feed_chunks(ts, data, cuts)
+    assert got.study_description == description.strip(" \x00")
+    assert got.patient_name == name.strip(" \x00")
+
+
+@pytest.mark.parametrize("ts", [ImplicitVRLittleEndian, ExplicitVRLittleEndian])
+def test_caller_may_reuse_its_buffer(ts: str) -> None:
+    """Kept values are copies: overwriting the fed buffer changes nothing."""
+    ds = base_dataset()
+    data = encode(ds, ts)
+    parser = HeadParser(ts)
+    buffer = bytearray(data)
+    assert parser.feed(memoryview(buffer))
+    buffer[:] = b"\x00" * len(buffer)
+    assert parser.finish() == expected(ds)
+    parser = HeadParser(ts)
+    pending = bytearray()
+    for i in range(0, len(data), 7):
+        pending[:] = data[i : i + 7]
+        if parser.feed(pending):
+            break
+    pending[:] = b"\xff" * 7
+    assert parser.finish() == expected(ds)
+
+
+def test_done_only_after_the_last_wanted_tag() -> None:
+    ds = base_dataset()
+    data = encode(ds, ExplicitVRLittleEndian)
+    end_of_instance_number = data.index(b"\x20\x00\x13\x00IS") + 8 + 2
+    parser = HeadParser(ExplicitVRLittleEndian)
+    assert not parser.feed(data[:end_of_instance_number])
+    assert not parser.done
+    assert not parser.feed(data[end_of_instance_number : end_of_instance_number + 4])
+    assert parser.feed(data[end_of_instance_number + 4 : end_of_instance_number + 8])
+    assert parser.done
+    assert parser.finish() == expected(ds)
