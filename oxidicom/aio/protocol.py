@@ -1,0 +1,229 @@
+"""The asyncio shell around one connection: socket in, core, socket out.
+
+Everything here is plumbing: bytes from ``data_received`` go into the sans-IO
+:class:`Connection`; its events go to the :class:`Association`; what the core
+queued for the peer leaves in one ``transport.write`` per batch. The shell also
+owns the three things a core cannot: the timer handle, flow control (pause
+reading while storage catches up) and closing the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import TYPE_CHECKING, cast
+
+from oxidicom.association import Association
+from oxidicom.ul.connection import Connection
+from oxidicom.ul.fsm import State
+
+if TYPE_CHECKING:
+    from oxidicom.aio.server import ServerContext
+
+log = logging.getLogger("oxidicom.protocol")
+
+_TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+
+
+class AssociationProtocol(asyncio.Protocol):
+    """One TCP connection from a DICOM peer."""
+
+    def __init__(self, server: ServerContext) -> None:
+        self.server = server
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.conn: Connection | None = None
+        self.association: Association | None = None
+        self._blocked = False
+        self._paused = False
+        self._eof_written = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._quickack: socket.socket | None = None
+        self._lost = False
+        self.closed: asyncio.Future[None] = self.loop.create_future()
+
+    # -- asyncio callbacks ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self.transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        peer = transport.get_extra_info("peername")
+        peer_text = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if _TCP_QUICKACK is not None:
+                # A sender that leaves Nagle on waits for our ACK before sending the tail
+                # of each message; acknowledging at once avoids a 40 ms delayed-ACK stall.
+                self._quickack = sock
+        settings = self.server.settings
+        self.conn = Connection(
+            max_pdu_length=settings.scp_max_pdu_length,
+            strict=settings.scp_strict,
+            pdu_hard_cap=settings.pdu_hard_cap,
+            artim_timeout=settings.artim_timeout,
+            idle_timeout=settings.idle_timeout,
+            now=self.loop.time(),
+        )
+        self.association = Association(self.server, self.conn, peer_text)
+        self.server.connection_opened(self)
+        self._arm_timer()
+
+    def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        assert conn is not None
+        if self._quickack is not None:
+            # Linux clears quick-ACK mode on its own; it has to be set again per read.
+            try:
+                self._quickack.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+            except OSError:
+                self._quickack = None
+        conn.receive_data(data, self.loop.time())
+        if not self._blocked:
+            self._pump()
+        elif not self._paused and conn.buffered > self.server.high_water:
+            self._pause()
+
+    def eof_received(self) -> bool:
+        # Keep the transport open: the core raises Evt17 only after the bytes before the
+        # EOF, and what they ask for is answered first. _flush closes it after that.
+        if self.conn is not None:
+            self.conn.receive_eof()
+            if not self._blocked:
+                self._pump()
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self._cancel_timer()
+        conn = self.conn
+        if conn is not None and conn.state is not State.STA1:
+            conn.receive_eof()
+        if not self._blocked:
+            self._pump()
+
+    def _finished(self) -> None:
+        """The transport is gone and the association has ended: nothing more to do."""
+        if not self.closed.done():
+            self.closed.set_result(None)
+            self.server.connection_closed(self)
+
+    def pause_writing(self) -> None:
+        # The peer is not reading our responses; it will not get more until it does.
+        self._pause()
+
+    def resume_writing(self) -> None:
+        if not self._blocked:
+            self._resume()
+
+    # -- the pump ------------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        conn = self.conn
+        association = self.association
+        assert conn is not None and association is not None
+        handle = association.handle
+        next_event = conn.next_event
+        while True:
+            event = next_event()
+            if event is None:
+                break
+            wait = handle(event)
+            if wait is not None and not wait.done():
+                self._blocked = True
+                wait.add_done_callback(self._unblock)
+                break
+        self._flush()
+
+    def _unblock(self, _: asyncio.Future[None]) -> None:
+        self._blocked = False
+        if self.conn is not None:
+            self.conn.local_activity(self.loop.time())
+        self._pump()
+
+    def _flush(self) -> None:
+        conn = self.conn
+        transport = self.transport
+        assert conn is not None and transport is not None
+        out = conn.data_to_send()
+        if out and not transport.is_closing():
+            transport.write(out)
+        state = conn.state
+        if conn.should_close or (state is State.STA1 and not transport.is_closing()):
+            transport.close()
+        elif state is State.STA13 and not self._eof_written:
+            self._eof_written = True
+            if transport.can_write_eof():
+                transport.write_eof()
+        if self._blocked:
+            if not self._paused and conn.buffered > self.server.high_water:
+                self._pause()
+        elif self._paused and conn.buffered <= self.server.low_water:
+            self._resume()
+        if self._lost:
+            if not self._blocked and conn.state is State.STA1:
+                self._finished()
+            return
+        self._arm_timer()
+
+    def _pause(self) -> None:
+        if not self._paused and self.transport is not None and not self.transport.is_closing():
+            self._paused = True
+            self.transport.pause_reading()
+
+    def _resume(self) -> None:
+        if self._paused and self.transport is not None and not self.transport.is_closing():
+            self._paused = False
+            self.transport.resume_reading()
+
+    # -- timers --------------------------------------------------------------------------
+
+    def _arm_timer(self) -> None:
+        conn = self.conn
+        if conn is None:
+            return
+        deadline = conn.get_timer()
+        if deadline is None:
+            self._cancel_timer()
+            return
+        # An earlier handle that fires finds the real deadline and re-arms; only an
+        # earlier deadline needs a new handle. This keeps call_at off the hot path.
+        if self._timer is not None and self._timer_at is not None and self._timer_at <= deadline:
+            return
+        self._cancel_timer()
+        self._timer_at = deadline
+        self._timer = self.loop.call_at(deadline, self._timer_fired)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._timer_at = None
+
+    def _timer_fired(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        conn = self.conn
+        if conn is None or conn.state is State.STA1:
+            return
+        if self._blocked:
+            # Storage is busy with this association; the peer is waiting for us.
+            conn.local_activity(self.loop.time())
+            self._arm_timer()
+            return
+        conn.handle_timer(self.loop.time())
+        self._pump()
+
+    # -- shutdown ------------------------------------------------------------------------
+
+    def abort(self) -> None:
+        """Send A-ABORT now (shutdown timeout reached)."""
+        if self.conn is not None and self.conn.state is not State.STA1:
+            self.conn.abort()
+            if not self._blocked:
+                self._pump()
+            elif self.transport is not None:
+                self.transport.write(self.conn.data_to_send())
+                self.transport.close()

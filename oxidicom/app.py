@@ -1,0 +1,88 @@
+"""Wires the rooms together: storage, notifications, the listener; start-up and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from oxidicom.aio.server import Receiver, ServerContext
+from oxidicom.notify.base import LogNotifier
+from oxidicom.settings import Settings
+from oxidicom.storage.writer import Store
+
+log = logging.getLogger("oxidicom")
+
+
+class StartError(Exception):
+    """The receiver cannot start (port in use, storage not writable): one line for the user."""
+
+
+def describe_start(settings: Settings, receiver: Receiver) -> str:
+    """The one start line: where we listen, who we are, where files and messages go."""
+    address = settings.listener_address
+    amqp = (
+        f"AMQP {_redact(settings.amqp_address)} queue {settings.queue_name}"
+        if settings.amqp_address
+        else "no AMQP broker (registrations stay in the outbox)"
+    )
+    nats = f"NATS {_redact(settings.nats_address)}" if settings.nats_address else "no NATS"
+    return (
+        f"oxidicom listening on {address}:{receiver.port} as AE title {settings.scp_aet!r};"
+        f" files under {Path(settings.files_root).resolve()};"
+        f" outbox {Path(settings.outbox_dir).resolve()}; {amqp}; {nats}"
+    )
+
+
+def _redact(url: str | None) -> str:
+    """Hide a password in a URL (amqp://user:secret@host -> amqp://user:***@host)."""
+    if not url or "@" not in url or "://" not in url:
+        return url or ""
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+async def serve(settings: Settings, *, started: Callable[[Receiver], None] | None = None) -> None:
+    """Run the receiver until SIGINT or SIGTERM, then stop gracefully."""
+    loop = asyncio.get_running_loop()
+    # Handlers first: a signal arriving once we have said we listen must stop us cleanly.
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        receiver = await _start(settings)
+        log.info(describe_start(settings, receiver))
+        if started is not None:
+            started(receiver)
+        await stop.wait()
+        log.info("stopping: no new associations")
+        await receiver.stop(settings.shutdown_timeout)
+        log.info("stopped")
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+async def _start(settings: Settings) -> Receiver:
+    store = Store(settings.files_root)
+    try:
+        store.prepare()
+    except OSError as error:
+        message = f"cannot use OXIDICOM_FILES_ROOT={settings.files_root!r}: {error}"
+        raise StartError(message) from error
+    stale = store.remove_stale_temporary_files()
+    if stale:
+        log.warning("removed %d temporary file(s) left by an earlier run", stale)
+    receiver = Receiver(ServerContext(settings, store, LogNotifier()))
+    try:
+        await receiver.start()
+    except OSError as error:
+        raise StartError(
+            f"cannot listen on {settings.listener_address}:{settings.listener_port}:"
+            f" {error.strerror or error}"
+        ) from error
+    return receiver

@@ -1,0 +1,315 @@
+"""One association as a service: Upper Layer events in, DIMSE answers and stored files out.
+
+The asyncio shell (``aio/protocol.py``) feeds it the events of its
+:class:`~oxidicom.ul.connection.Connection`; it answers through the same
+connection. :meth:`Association.handle` returns a future when the next event must
+wait (a batch being written, a file being placed): the shell stops pulling events
+until it completes, so responses go out in order and storage sets the pace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from oxidicom.acceptance import Accepted, AcceptedContext, negotiate, reject_busy
+from oxidicom.dicom.errors import DatasetError
+from oxidicom.dimse.assembler import CommandReceived, MessageAssembler
+from oxidicom.dimse.commands import Command, CommandError, CommandField, Status, encode_response
+from oxidicom.series import SeriesAccumulator
+from oxidicom.storage.writer import InstanceWriter, StorageError, StoredInstance
+from oxidicom.ul.connection import Connection
+from oxidicom.ul.events import (
+    AbortSent,
+    AssociationRequested,
+    ConnectionClosed,
+    DataFragment,
+    Event,
+    PeerAborted,
+    ReleaseRequested,
+    TimedOut,
+)
+from oxidicom.ul.fsm import State
+from oxidicom.ul.pdu import AssociateRQ
+
+if TYPE_CHECKING:
+    from oxidicom.aio.server import ServerContext
+
+log = logging.getLogger("oxidicom.association")
+
+_CAN_SEND = (State.STA6, State.STA8)
+
+
+class Association:
+    """The service side of one transport connection."""
+
+    def __init__(self, server: ServerContext, conn: Connection, peer: str) -> None:
+        self.server = server
+        self.conn = conn
+        self.peer = peer
+        self.id = server.next_association_id()
+        self.calling_ae_title = ""
+        self.contexts: dict[int, AcceptedContext] = {}
+        self.assembler = MessageAssembler()
+        self.series: SeriesAccumulator | None = None
+        self.ended = False
+        self.end_reason = ""
+        self.started = time.monotonic()
+        self.bytes_stored = 0
+        self._holds_slot = False
+        self._writer: InstanceWriter | None = None
+        #: The request whose data set is being received: (context, command, status to refuse).
+        self._current: tuple[int, Command, int, str] | None = None
+        self._log = logging.LoggerAdapter(log, {"association": self.id})
+
+    # -- events --------------------------------------------------------------------------
+
+    def handle(self, event: Event) -> asyncio.Future[None] | None:
+        """Act on one event; a returned future must complete before the next event."""
+        if type(event) is DataFragment:
+            return self._fragment(event)
+        match event:
+            case AssociationRequested(request=request):
+                self._requested(request)
+            case ReleaseRequested():
+                if self._writer is not None or not self.assembler.idle:
+                    self._log.warning("release requested inside a message: the instance is lost")
+                self._end("released")
+                self.conn.release()
+            case PeerAborted(source=source, reason=reason):
+                self._end(f"aborted by the peer (source {source}, reason {reason})")
+            case AbortSent(detail=detail):
+                self._end(f"aborted: {detail}")
+            case TimedOut(timer=timer):
+                self._log.info("%s timer expired", timer)
+            case ConnectionClosed():
+                self._end("connection closed")
+        return None
+
+    def _requested(self, request: AssociateRQ) -> None:
+        self.calling_ae_title = request.calling_ae_title
+        where = f"{request.calling_ae_title}@{self.peer} -> {request.called_ae_title}"
+        if not self.server.acquire_slot():
+            self._log.warning(
+                "association from %s rejected: %d associations already running (limit)",
+                where,
+                self.server.max_associations,
+            )
+            self.conn.reject(reject_busy())
+            return
+        self._holds_slot = True
+        answer = negotiate(request, self.server.policy)
+        if not isinstance(answer, Accepted):
+            self._log.warning("association from %s rejected: %r", where, answer)
+            self.conn.reject(answer)
+            return
+        self.contexts = answer.contexts
+        self.series = SeriesAccumulator(self.id, self.calling_ae_title)
+        self._log.info(
+            "association from %s accepted: %d of %d presentation contexts",
+            where,
+            len(answer.contexts),
+            len(request.presentation_contexts),
+        )
+        self.conn.accept(answer.response)
+
+    def _fragment(self, fragment: DataFragment) -> asyncio.Future[None] | None:
+        try:
+            item = self.assembler.feed(fragment)
+        except CommandError as error:
+            self._abort(f"bad DIMSE message: {error}")
+            return None
+        if item is fragment:
+            writer = self._writer
+            wait = writer.write(fragment.data) if writer is not None and fragment.data else None
+            if fragment.is_last:
+                return self._dataset_complete()
+            return wait
+        if item is None:
+            return None
+        return self._command(item)  # type: ignore[arg-type]
+
+    def _command(self, received: CommandReceived) -> asyncio.Future[None] | None:
+        command = received.command
+        context = self.contexts.get(received.context_id)
+        if context is None:
+            self._abort(f"command on presentation context {received.context_id}, not accepted")
+            return None
+        field = command.command_field
+        if field == CommandField.C_STORE_RQ:
+            self._store_requested(context, command)
+        elif field == CommandField.C_ECHO_RQ and not command.has_dataset:
+            self._respond(
+                context.context_id,
+                encode_response(
+                    CommandField.C_ECHO_RSP,
+                    command.message_id,
+                    Status.SUCCESS,
+                    affected_sop_class_uid=command.affected_sop_class_uid
+                    or context.abstract_syntax,
+                ),
+            )
+        elif field == CommandField.C_CANCEL_RQ:
+            pass  # nothing of ours can be cancelled; C-CANCEL has no response
+        elif command.has_dataset:
+            self._current = (context.context_id, command, Status.UNRECOGNIZED_OPERATION, "")
+        else:
+            self._refuse(context.context_id, command, Status.UNRECOGNIZED_OPERATION, "")
+        return None
+
+    def _store_requested(self, context: AcceptedContext, command: Command) -> None:
+        status, comment = Status.SUCCESS, ""
+        if not command.has_dataset:
+            self._refuse(
+                context.context_id, command, Status.CANNOT_UNDERSTAND, "C-STORE without data set"
+            )
+            return
+        if not command.affected_sop_instance_uid or not command.affected_sop_class_uid:
+            status, comment = Status.CANNOT_UNDERSTAND, "C-STORE-RQ lacks the affected SOP UIDs"
+        elif (
+            command.affected_sop_class_uid != context.abstract_syntax
+            and not self.server.policy.promiscuous
+        ):
+            status = Status.SOP_CLASS_NOT_SUPPORTED
+            comment = f"SOP class {command.affected_sop_class_uid} not negotiated on this context"
+        else:
+            self._writer = self.server.store.begin(
+                pacs_name=self.calling_ae_title,
+                sop_class_uid=command.affected_sop_class_uid,
+                sop_instance_uid=command.affected_sop_instance_uid,
+                transfer_syntax_uid=context.transfer_syntax,
+            )
+        self._current = (context.context_id, command, status, comment)
+
+    def _dataset_complete(self) -> asyncio.Future[None] | None:
+        current, self._current = self._current, None
+        writer, self._writer = self._writer, None
+        if current is None:
+            return None
+        context_id, command, status, comment = current
+        if writer is None:
+            self._refuse(context_id, command, status, comment)
+            return None
+        placed = writer.finish()
+        answered: asyncio.Future[None] = placed.get_loop().create_future()
+
+        def respond(outcome: asyncio.Future[StoredInstance]) -> None:
+            self._stored(context_id, command, outcome, writer.series_instance_uid)
+            answered.set_result(None)
+
+        placed.add_done_callback(respond)
+        return answered
+
+    def _stored(
+        self,
+        context_id: int,
+        command: Command,
+        outcome: asyncio.Future[StoredInstance],
+        series_instance_uid: str | None,
+    ) -> None:
+        error = outcome.exception()
+        series = self.series
+        if error is None:
+            instance = outcome.result()
+            self.bytes_stored += instance.size
+            for warning in instance.warnings:
+                self._log.warning("%s: %s", command.affected_sop_instance_uid, warning)
+            if series is not None:
+                self.server.notifier.instance_stored(series.stored(instance))
+            self._respond(
+                context_id,
+                encode_response(
+                    CommandField.C_STORE_RSP,
+                    command.message_id,
+                    Status.SUCCESS,
+                    affected_sop_class_uid=command.affected_sop_class_uid,
+                    affected_sop_instance_uid=command.affected_sop_instance_uid,
+                ),
+            )
+            return
+        if isinstance(error, DatasetError | StorageError):
+            status, comment = error.status, error.comment
+        else:  # a bug: answer honestly, keep the association, and say where
+            self._log.error("storing %s failed", command.affected_sop_instance_uid, exc_info=error)
+            status, comment = Status.OUT_OF_RESOURCES, f"internal error: {error}"
+        self._refuse(context_id, command, status, comment, series_instance_uid)
+
+    def _refuse(
+        self,
+        context_id: int,
+        command: Command,
+        status: int,
+        comment: str,
+        series_instance_uid: str | None = None,
+    ) -> None:
+        field = command.command_field
+        self._log.warning(
+            "%s of %s refused: status %04X %s",
+            _command_name(field),
+            command.affected_sop_instance_uid,
+            status,
+            comment,
+        )
+        if field == CommandField.C_STORE_RQ and self.series is not None:
+            self.series.failed(series_instance_uid, comment)
+            self.server.notifier.instance_failed(
+                self.id, self.calling_ae_title, series_instance_uid, comment
+            )
+        self._respond(
+            context_id,
+            encode_response(
+                field | 0x8000,
+                command.message_id,
+                status,
+                affected_sop_class_uid=command.affected_sop_class_uid
+                or command.requested_sop_class_uid,
+                affected_sop_instance_uid=command.affected_sop_instance_uid,
+                error_comment=comment or None,
+            ),
+        )
+
+    def _respond(self, context_id: int, command: bytes) -> None:
+        if self.conn.state in _CAN_SEND:
+            self.conn.send_message(context_id, command)
+
+    def _abort(self, detail: str) -> None:
+        self._log.warning("aborting the association: %s", detail)
+        self._end(f"aborted: {detail}")
+        self.conn.abort()
+
+    # -- the end -------------------------------------------------------------------------
+
+    def _end(self, reason: str) -> None:
+        """Once per association: let go of any unfinished instance and report the series."""
+        if self.ended:
+            return
+        self.ended = True
+        self.end_reason = reason
+        if self._writer is not None:
+            self._writer.abandon()
+            self._writer = None
+        if self._holds_slot:
+            self._holds_slot = False
+            self.server.release_slot()
+        series = self.series
+        if series is None:
+            self._log.info("connection from %s ended: %s", self.peer, reason)
+            return
+        self._log.info(
+            "association ended (%s): %d stored, %d failed, %d bytes in %.3f s",
+            reason,
+            series.stored_count,
+            series.failed_count,
+            self.bytes_stored,
+            time.monotonic() - self.started,
+        )
+        self.server.notifier.association_ended(self.id, series.finish())
+
+
+def _command_name(field: int) -> str:
+    try:
+        return CommandField(field).name.replace("_", "-")
+    except ValueError:
+        return f"command {field:#06x}"

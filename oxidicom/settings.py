@@ -1,0 +1,319 @@
+"""Settings from the environment, parsed and validated once at start.
+
+The variables and defaults of the reference receiver (CONTRACT section 1) come
+first; ours follow. :data:`SETTINGS` is the one list: the parser, ``--help`` and
+the README's table are all made from it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from oxidicom.durations import parse_duration
+
+#: Where the embedded default stores everything, relative to the current directory.
+EMBEDDED_DATA_DIR = "oxidicom-data"
+
+
+class SettingsError(ValueError):
+    """A bad value: one line naming the variable, the value and what would be valid."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Every setting, typed. Durations are in seconds."""
+
+    files_root: str
+    amqp_address: str | None
+    queue_name: str
+    nats_address: str | None
+    root_subject: str
+    progress_interval: float
+    scp_aet: str
+    scp_strict: bool
+    scp_uncompressed_only: bool
+    scp_promiscuous: bool
+    scp_max_pdu_length: int
+    max_associations: int
+    listener_port: int
+    dev_sleep: float | None
+    listener_address: str
+    outbox_dir: str
+    artim_timeout: float
+    idle_timeout: float
+    pdu_hard_cap: int
+    shutdown_timeout: float
+    log_level: str
+
+    @property
+    def embedded(self) -> bool:
+        """True when no broker is configured (registrations stay in the outbox)."""
+        return self.amqp_address is None
+
+
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _bool(text: str) -> bool:
+    try:
+        return _BOOLEANS[text.strip().lower()]
+    except KeyError:
+        raise ValueError("expected true/false/1/0/yes/no") from None
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise ValueError(f"expected a whole number from {low} to {high}") from None
+        if not low <= value <= high:
+            raise ValueError(f"expected a whole number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _ae_title(text: str) -> str:
+    title = text.strip()
+    if not 1 <= len(title) <= 16 or not title.isascii() or "\\" in title:
+        raise ValueError("expected 1 to 16 ASCII characters without a backslash")
+    if not title.isprintable():
+        raise ValueError("expected printable ASCII characters")
+    return title
+
+
+def _duration(text: str) -> float:
+    return parse_duration(text)
+
+
+def _text(text: str) -> str:
+    if not text.strip():
+        raise ValueError("expected a non-empty value")
+    return text.strip()
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in _LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(_LOG_LEVELS)}")
+    return level
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its field, parser, default (as text) and meaning."""
+
+    env: str
+    field: str
+    parse: Callable[[str], object]
+    default: str | None
+    help: str
+    aliases: tuple[str, ...] = ()
+    #: Shown instead of ``default`` in help when the default is computed.
+    default_help: str | None = None
+
+
+_KIB = 1024
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "OXIDICOM_FILES_ROOT",
+        "files_root",
+        _text,
+        None,
+        "directory where CUBE's storage is mounted; files go under SERVICES/PACS/",
+        default_help=f"./{EMBEDDED_DATA_DIR}/files",
+    ),
+    Setting(
+        "OXIDICOM_AMQP_ADDRESS",
+        "amqp_address",
+        _text,
+        None,
+        "AMQP URL of the RabbitMQ used by CUBE's Celery workers; unset: registrations"
+        " stay in the outbox",
+        aliases=("OXIDICOM_CELERY_BROKER",),
+        default_help="unset",
+    ),
+    Setting(
+        "OXIDICOM_QUEUE_NAME", "queue_name", _text, "main2", "Celery queue of the registration task"
+    ),
+    Setting(
+        "OXIDICOM_NATS_ADDRESS",
+        "nats_address",
+        _text,
+        None,
+        "NATS server for LONK progress messages; unset: none are sent",
+        default_help="unset",
+    ),
+    Setting(
+        "OXIDICOM_ROOT_SUBJECT",
+        "root_subject",
+        _text,
+        "oxidicom",
+        "first token of every NATS subject",
+    ),
+    Setting(
+        "OXIDICOM_PROGRESS_INTERVAL",
+        "progress_interval",
+        _duration,
+        "500ms",
+        "minimum gap between optional progress messages of one series (humantime)",
+    ),
+    Setting("OXIDICOM_SCP_AET", "scp_aet", _ae_title, "ChRIS", "our AE title"),
+    Setting(
+        "OXIDICOM_SCP_STRICT",
+        "scp_strict",
+        _bool,
+        "false",
+        "abort when a P-DATA-TF PDU exceeds the maximum length we advertised",
+    ),
+    Setting(
+        "OXIDICOM_SCP_UNCOMPRESSED_ONLY",
+        "scp_uncompressed_only",
+        _bool,
+        "false",
+        "accept only implicit and explicit VR little endian",
+    ),
+    Setting(
+        "OXIDICOM_SCP_PROMISCUOUS",
+        "scp_promiscuous",
+        _bool,
+        "false",
+        "accept abstract syntaxes that are not standard storage SOP classes",
+    ),
+    Setting(
+        "OXIDICOM_SCP_MAX_PDU_LENGTH",
+        "scp_max_pdu_length",
+        _int_between(4 * _KIB, 16 * _KIB * _KIB),
+        str(128 * _KIB),
+        "maximum PDU length we advertise (bytes)",
+    ),
+    Setting(
+        "OXIDICOM_LISTENER_THREADS",
+        "max_associations",
+        _int_between(1, 100_000),
+        "8",
+        "maximum number of concurrent associations; beyond it A-ASSOCIATE-RJ"
+        " (transient, local limit exceeded)",
+    ),
+    Setting(
+        "OXIDICOM_LISTENER_PORT",
+        "listener_port",
+        _int_between(0, 65535),
+        "11111",
+        "TCP port (0: any free port)",
+    ),
+    Setting(
+        "OXIDICOM_DEV_SLEEP",
+        "dev_sleep",
+        _duration,
+        None,
+        "delay after each NATS message, for UI development only",
+        default_help="unset",
+    ),
+    Setting(
+        "OXIDICOM_LISTENER_ADDRESS", "listener_address", _text, "0.0.0.0", "address to listen on"
+    ),
+    Setting(
+        "OXIDICOM_OUTBOX_DIR",
+        "outbox_dir",
+        _text,
+        None,
+        "directory of the registration outbox (must not be inside FILES_ROOT)",
+        default_help=f"./{EMBEDDED_DATA_DIR}/outbox",
+    ),
+    Setting(
+        "OXIDICOM_ARTIM_TIMEOUT",
+        "artim_timeout",
+        _duration,
+        "30s",
+        "ARTIM: time allowed for the association request after connect, and for the"
+        " peer to close after release or abort",
+    ),
+    Setting(
+        "OXIDICOM_IDLE_TIMEOUT",
+        "idle_timeout",
+        _duration,
+        "60s",
+        "an established association must complete a PDU at least this often",
+    ),
+    Setting(
+        "OXIDICOM_PDU_HARD_CAP",
+        "pdu_hard_cap",
+        _int_between(4 * _KIB, 0xFFFFFFFF),
+        str(16 * _KIB * _KIB),
+        "largest P-DATA-TF accepted when not strict (bytes)",
+    ),
+    Setting(
+        "OXIDICOM_SHUTDOWN_TIMEOUT",
+        "shutdown_timeout",
+        _duration,
+        "30s",
+        "on SIGTERM/SIGINT, how long running associations may take to finish",
+    ),
+    Setting("OXIDICOM_LOG_LEVEL", "log_level", _log_level, "INFO", "DEBUG, INFO, WARNING or ERROR"),
+)
+
+
+def _computed_defaults(values: dict[str, object], cwd: Path) -> None:
+    data = cwd / EMBEDDED_DATA_DIR
+    if values["files_root"] is None:
+        values["files_root"] = str(data / "files")
+    if values["outbox_dir"] is None:
+        values["outbox_dir"] = str(data / "outbox")
+
+
+def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
+    """Read every setting; raise :class:`SettingsError` on the first bad value."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for setting in SETTINGS:
+        name = setting.env
+        raw = env.get(name)
+        for alias in setting.aliases:
+            if raw is None and env.get(alias) is not None:
+                name, raw = alias, env[alias]
+        if raw is None or (raw == "" and setting.default is None):
+            raw = setting.default
+            name = f"{name} (default)"
+        if raw is None:
+            values[setting.field] = None
+            continue
+        try:
+            values[setting.field] = setting.parse(raw)
+        except ValueError as error:
+            raise SettingsError(f"{name}={raw!r} is not valid: {error}") from None
+    _computed_defaults(values, cwd or Path.cwd())
+    settings = Settings(**values)  # type: ignore[arg-type]
+    _check_together(settings)
+    return settings
+
+
+def _check_together(settings: Settings) -> None:
+    root = Path(settings.files_root).resolve()
+    outbox = Path(settings.outbox_dir).resolve()
+    if outbox == root or root in outbox.parents:
+        raise SettingsError(
+            f"OXIDICOM_OUTBOX_DIR={settings.outbox_dir!r} is not valid: it is inside"
+            f" OXIDICOM_FILES_ROOT={settings.files_root!r}, which is CUBE's storage"
+        )
+    if settings.pdu_hard_cap < settings.scp_max_pdu_length:
+        raise SettingsError(
+            f"OXIDICOM_PDU_HARD_CAP={settings.pdu_hard_cap} is not valid: it is smaller than"
+            f" OXIDICOM_SCP_MAX_PDU_LENGTH={settings.scp_max_pdu_length}"
+        )
+
+
+def describe_settings() -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) for every setting, for --help and the README."""
+    rows = []
+    for setting in SETTINGS:
+        default = setting.default_help or setting.default or ""
+        name = setting.env + "".join(f" (alias {alias})" for alias in setting.aliases)
+        rows.append((name, default, setting.help))
+    return rows

@@ -1,0 +1,349 @@
+"""Streaming a received data set into a Part-10 file at its CUBE path.
+
+Data set fragments are held as views (no copy) until ``flush_bytes`` have
+gathered, then written to a temporary file in the hidden folder
+``{FILES_ROOT}/.oxidicom-tmp`` (same filesystem), which is renamed into place
+once the data set is complete. At most two batches exist per instance (one being
+written, one gathering) and :meth:`InstanceWriter.write` hands back the pending
+write for the caller to wait on before feeding more: memory per association stays
+flat whatever the size of the instance.
+
+An instance small enough never to reach ``flush_bytes`` is written in one go,
+one trip to the executor doing open, write, rename. Larger ones stream through
+aiofiles. The head of the data set is parsed as it streams by; an instance whose
+required attributes are missing is refused without writing a byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+from pathlib import Path
+
+import aiofiles.os
+import msgspec
+
+from oxidicom.dicom.errors import DatasetError
+from oxidicom.dicom.head import HeadFields, HeadParser
+from oxidicom.dicom.part10 import file_meta
+from oxidicom.storage.layout import check_required, instance_file_name, series_dir
+
+#: The hidden folder of temporary files inside FILES_ROOT (CONTRACT section 2).
+TMP_DIR_NAME = ".oxidicom-tmp"
+#: Bytes gathered before a write; also the largest instance written in one go.
+DEFAULT_FLUSH_BYTES = 1024 * 1024
+_IOV_MAX = 512
+_OUT_OF_RESOURCES = 0xA700
+
+
+class StorageError(Exception):
+    """The file could not be written: C-STORE status A700 (out of resources)."""
+
+    status = _OUT_OF_RESOURCES
+
+    def __init__(self, comment: str) -> None:
+        super().__init__(comment)
+        self.comment = comment
+
+
+class StoredInstance(msgspec.Struct, frozen=True, gc=False):
+    """A file at its final path."""
+
+    fields: HeadFields
+    #: The series folder relative to FILES_ROOT, no trailing slash.
+    series_dir: str
+    file_name: str
+    size: int
+    warnings: tuple[str, ...] = ()
+
+
+class Store:
+    """FILES_ROOT: where instances are written, and the directories known to exist."""
+
+    def __init__(
+        self, files_root: str | Path, *, fsync: bool = False, flush_bytes: int = DEFAULT_FLUSH_BYTES
+    ) -> None:
+        self.root = Path(files_root)
+        self.tmp_dir = self.root / TMP_DIR_NAME
+        self.fsync = fsync
+        self.flush_bytes = flush_bytes
+        self._known_dirs: set[str] = set()
+        self._cleanups: set[asyncio.Future[None]] = set()
+        self._names = itertools.count()
+        self._prefix = f"{os.getpid()}-"
+
+    def prepare(self) -> None:
+        """Create FILES_ROOT and the temporary folder (at start, before any association)."""
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self._known_dirs.add(str(self.root))
+
+    def remove_stale_temporary_files(self) -> int:
+        """Delete temporary files a previous run left behind; return how many."""
+        removed = 0
+        for entry in os.scandir(self.tmp_dir):
+            if entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                removed += 1
+        return removed
+
+    def track(self, cleanup: asyncio.Future[None]) -> None:
+        """Keep a background cleanup alive until it is done (see :meth:`drain`)."""
+        self._cleanups.add(cleanup)
+        cleanup.add_done_callback(self._cleanups.discard)
+
+    async def drain(self) -> None:
+        """Wait for background cleanups of abandoned instances (at shutdown)."""
+        while self._cleanups:
+            await asyncio.gather(*self._cleanups, return_exceptions=True)
+
+    def begin(
+        self, *, pacs_name: str, sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: str
+    ) -> InstanceWriter:
+        """Start receiving one instance."""
+        meta = file_meta(sop_class_uid, sop_instance_uid, transfer_syntax_uid, pacs_name)
+        temp = str(self.tmp_dir / f"{self._prefix}{next(self._names)}.part")
+        return InstanceWriter(self, pacs_name, meta, transfer_syntax_uid, temp)
+
+    # Runs in the executor: every blocking call of a small instance in one trip.
+    def write_whole(
+        self, temp: str, directory: str, final: str, parts: list[bytes | memoryview]
+    ) -> int:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            size = _write_all(fd, parts)
+            if self.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.place(temp, directory, final)
+        return size
+
+    def place(self, temp: str, directory: str, final: str) -> None:
+        """Rename the finished temporary file to its final path (blocking)."""
+        if directory not in self._known_dirs:
+            os.makedirs(directory, exist_ok=True)
+            self._known_dirs.add(directory)
+        try:
+            os.replace(temp, final)
+        except FileNotFoundError:
+            # Someone removed the series folder since we cached it: make it again.
+            os.makedirs(directory, exist_ok=True)
+            os.replace(temp, final)
+
+
+def _write_all(fd: int, parts: list[bytes | memoryview]) -> int:
+    """writev every part, however the kernel splits the writes; return the byte count."""
+    total = 0
+    pending = [memoryview(p) for p in parts if len(p)]
+    while pending:
+        batch = pending[:_IOV_MAX]
+        written = os.writev(fd, batch)
+        total += written
+        # Drop what was written, keeping the unwritten tail of a part.
+        while written and pending:
+            head = pending[0]
+            if len(head) <= written:
+                written -= len(head)
+                pending.pop(0)
+            else:
+                pending[0] = head[written:]
+                written = 0
+    return total
+
+
+_write_all_async = aiofiles.os.wrap(_write_all)  # type: ignore[no-untyped-call]
+_open_async = aiofiles.os.wrap(os.open)  # type: ignore[no-untyped-call]
+_close_async = aiofiles.os.wrap(os.close)  # type: ignore[no-untyped-call]
+_fsync_async = aiofiles.os.wrap(os.fsync)  # type: ignore[no-untyped-call]
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+class InstanceWriter:
+    """One instance, from its first data set fragment to a file at its final path."""
+
+    def __init__(
+        self, store: Store, pacs_name: str, meta: bytes, transfer_syntax_uid: str, temp: str
+    ) -> None:
+        self._store = store
+        self._pacs_name = pacs_name
+        self._temp = temp
+        self._head = HeadParser(transfer_syntax_uid)
+        self._head_done = False
+        self._fields: HeadFields | None = None
+        self._warnings: tuple[str, ...] = ()
+        self._target: tuple[str, str, str] | None = None  # series dir, directory, final path
+        self._error: DatasetError | StorageError | None = None
+        self._parts: list[bytes | memoryview] = [meta]
+        self._gathered = len(meta)
+        self._size = 0
+        self._fd: int | None = None
+        self._flushing: asyncio.Future[None] | None = None
+
+    @property
+    def series_instance_uid(self) -> str | None:
+        """The series of this instance, once the head has been read (for error reports)."""
+        if self._fields is not None:
+            return self._fields.series_instance_uid
+        return self._head.series_instance_uid
+
+    @property
+    def refused(self) -> bool:
+        """True once the instance is known to be unstorable: the rest is drained."""
+        return self._error is not None
+
+    def write(self, data: memoryview) -> asyncio.Future[None] | None:
+        """Take one fragment; a returned future must complete before the next call."""
+        if self._error is not None:
+            return None
+        if not self._head_done:
+            try:
+                if self._head.feed(data):
+                    self._head_done = True
+                    self._resolve_target()
+            except DatasetError as error:
+                self._refuse(error)
+                return None
+        self._parts.append(data)
+        self._gathered += len(data)
+        if self._gathered < self._store.flush_bytes:
+            return None
+        if self._flushing is not None and not self._flushing.done():
+            return self._flushing
+        self._start_flush()
+        return None
+
+    def finish(self) -> asyncio.Future[StoredInstance]:
+        """The data set is complete: place the file.
+
+        The future fails with :class:`DatasetError` or :class:`StorageError` when the
+        instance cannot be stored; no file is then left anywhere.
+        """
+        loop = asyncio.get_running_loop()
+        if self._error is None and not self._head_done:
+            self._head_done = True
+            try:
+                self._resolve_target()
+            except DatasetError as error:
+                self._refuse(error)
+        if self._error is not None:
+            failed: asyncio.Future[StoredInstance] = loop.create_future()
+            failed.set_exception(self._error)
+            self.abandon()
+            return failed
+        if self._fd is None and self._flushing is None:
+            return self._finish_whole(loop)
+        return asyncio.ensure_future(self._finish_streamed())
+
+    def abandon(self) -> None:
+        """Forget the instance (association ended, or refused): no file is left behind."""
+        self._parts = []
+        if self._error is None:
+            self._error = DatasetError(0xC000, "the association ended inside the data set")
+        if self._fd is not None or self._flushing is not None:
+            self._store.track(asyncio.ensure_future(self._cleanup()))
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _resolve_target(self) -> None:
+        fields = self._head.finish()
+        self._fields = fields
+        self._warnings = tuple(check_required(fields))
+        relative = series_dir(self._pacs_name, fields)
+        directory = str(self._store.root / relative)
+        self._target = (relative, directory, f"{directory}/{instance_file_name(fields)}")
+
+    def _refuse(self, error: DatasetError | StorageError) -> None:
+        self._error = error
+        self._parts = []
+        self._gathered = 0
+
+    def _result(self) -> StoredInstance:
+        fields, target = self._fields, self._target
+        if fields is None or target is None:
+            raise RuntimeError("instance finished before its head was parsed")
+        relative, _, final = target
+        return StoredInstance(fields, relative, final.rsplit("/", 1)[1], self._size, self._warnings)
+
+    def _finish_whole(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[StoredInstance]:
+        # The hot path for ordinary instances: one executor trip and no Task.
+        _, directory, final = self._target  # type: ignore[misc]
+        parts, self._parts = self._parts, []
+        done: asyncio.Future[StoredInstance] = loop.create_future()
+
+        def placed(written: asyncio.Future[int]) -> None:
+            error = written.exception()
+            if error is None:
+                self._size = written.result()
+                done.set_result(self._result())
+                return
+            loop.run_in_executor(None, _unlink, self._temp)
+            done.set_exception(_storage_error(error))
+
+        loop.run_in_executor(
+            None, self._store.write_whole, self._temp, directory, final, parts
+        ).add_done_callback(placed)
+        return done
+
+    def _start_flush(self) -> None:
+        parts, self._parts = self._parts, []
+        self._gathered = 0
+        self._flushing = asyncio.ensure_future(self._flush(parts))
+
+    async def _flush(self, parts: list[bytes | memoryview]) -> None:
+        try:
+            if self._fd is None:
+                self._fd = await _open_async(
+                    self._temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644
+                )
+            self._size += await _write_all_async(self._fd, parts)
+        except OSError as error:
+            # Drain the rest of the data set; finish() reports the failure.
+            self._refuse(_storage_error(error))
+
+    async def _finish_streamed(self) -> StoredInstance:
+        _, directory, final = self._target  # type: ignore[misc]
+        loop = asyncio.get_running_loop()
+        if self._flushing is not None:
+            await self._flushing
+        if self._error is None:
+            await self._flush(self._parts)
+            self._parts = []
+        fd, self._fd = self._fd, None
+        placed = False
+        try:
+            try:
+                if self._error is None and self._store.fsync and fd is not None:
+                    await _fsync_async(fd)
+            finally:
+                if fd is not None:
+                    await _close_async(fd)
+            if self._error is not None:
+                raise self._error
+            await loop.run_in_executor(None, self._store.place, self._temp, directory, final)
+            placed = True
+        except OSError as error:
+            raise _storage_error(error) from error
+        finally:
+            if not placed:
+                await loop.run_in_executor(None, _unlink, self._temp)
+        return self._result()
+
+    async def _cleanup(self) -> None:
+        if self._flushing is not None:
+            await self._flushing  # never raises: _flush keeps its errors
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            await _close_async(fd)
+        await asyncio.get_running_loop().run_in_executor(None, _unlink, self._temp)
+
+
+def _storage_error(error: BaseException) -> StorageError:
+    if isinstance(error, OSError):
+        return StorageError(f"cannot store the file: {error.strerror or error}")
+    return StorageError(f"cannot store the file: {error}")

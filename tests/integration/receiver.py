@@ -1,0 +1,119 @@
+"""Start the real receiver as a separate process, the way an operator does."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_LISTENING = re.compile(r"listening on (?P<host>\S+):(?P<port>\d+)")
+
+
+@dataclass
+class RunningReceiver:
+    process: subprocess.Popen[str]
+    port: int
+    files_root: Path
+    outbox_dir: Path
+    lines: list[str] = field(default_factory=list)
+    _reader: threading.Thread | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _changed: threading.Condition | None = None
+
+    @property
+    def pacs_root(self) -> Path:
+        return self.files_root / "SERVICES" / "PACS"
+
+    def stored_files(self) -> list[Path]:
+        if not self.pacs_root.exists():
+            return []
+        return sorted(p for p in self.pacs_root.rglob("*") if p.is_file())
+
+    def log(self) -> str:
+        with self._lock:
+            return "\n".join(self.lines)
+
+    def wait_for_log(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
+        """Block until a log line matches ``pattern`` (the receiver says so, no sleeping)."""
+        regex = re.compile(pattern)
+        assert self._changed is not None
+        with self._changed:
+            while True:
+                for line in self.lines:
+                    match = regex.search(line)
+                    if match:
+                        return match
+                if self.process.poll() is not None and not self._reader_alive():
+                    raise AssertionError(f"receiver exited; log:\n{self.log_unlocked()}")
+                if not self._changed.wait(timeout):
+                    raise AssertionError(
+                        f"no log line matching {pattern!r}; log:\n{self.log_unlocked()}"
+                    )
+
+    def log_unlocked(self) -> str:
+        return "\n".join(self.lines)
+
+    def _reader_alive(self) -> bool:
+        return self._reader is not None and self._reader.is_alive()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        code = self.process.wait(timeout)
+        if self._reader is not None:
+            self._reader.join(10)
+        return code
+
+
+def start_receiver(
+    tmp: Path, env: dict[str, str] | None = None, *, timeout: float = 30.0
+) -> RunningReceiver:
+    tmp.mkdir(parents=True, exist_ok=True)
+    files_root = tmp / "files"
+    outbox_dir = tmp / "outbox"
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OXIDICOM_", "OTEL_"))}
+    full_env.update(
+        {
+            "OXIDICOM_FILES_ROOT": str(files_root),
+            "OXIDICOM_OUTBOX_DIR": str(outbox_dir),
+            "OXIDICOM_LISTENER_PORT": "0",
+            "OXIDICOM_LISTENER_ADDRESS": "127.0.0.1",
+            "OXIDICOM_LOG_LEVEL": "DEBUG",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    full_env.update(env or {})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "oxidicom"],
+        env=full_env,
+        cwd=tmp,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    receiver = RunningReceiver(process, 0, files_root, outbox_dir)
+    receiver._changed = threading.Condition(receiver._lock)
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            with receiver._changed:  # type: ignore[union-attr]
+                receiver.lines.append(line.rstrip("\n"))
+                receiver._changed.notify_all()  # type: ignore[union-attr]
+        with receiver._changed:  # type: ignore[union-attr]
+            receiver._changed.notify_all()  # type: ignore[union-attr]
+
+    receiver._reader = threading.Thread(target=read, daemon=True)
+    receiver._reader.start()
+    try:
+        match = receiver.wait_for_log(_LISTENING.pattern, timeout)
+    except AssertionError:
+        process.kill()
+        raise
+    receiver.port = int(match.group("port"))
+    return receiver
