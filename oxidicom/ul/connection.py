@@ -313,11 +313,8 @@ class Connection:
                 AbortReason.INVALID_PDU_PARAMETER_VALUE,
                 f"PDV item length {length} does not fit the {self._pdu_remaining} bytes left",
             )
-        if control & 0xFC:
-            raise ULProtocolError(
-                AbortReason.INVALID_PDU_PARAMETER_VALUE,
-                f"PDV message control header {control:#04x} has reserved bits set",
-            )
+        # Bits 2-7 of the message control header are reserved: sent as 0, not tested
+        # on receipt (PS3.8 Annex E.2, and 9.3.1 for reserved fields in general).
         self._pdv_context = context_id
         self._pdv_command = bool(control & 1)
         self._pdv_last = bool(control & 2)
@@ -453,7 +450,9 @@ class Connection:
 
     def _encode_pdata(self, context_id: int, command: bytes, dataset: bytes | None) -> bytes:
         # PS3.8 D.1: the peer's maximum bounds the PDU length field; a PDV item adds 6.
-        limit = self.peer_max_pdu_length - PDV_HEADER_LENGTH if self.peer_max_pdu_length else 0
+        # A peer maximum too small to carry one byte is nonsense; send 1-byte PDVs then.
+        peer_max = self.peer_max_pdu_length
+        limit = max(peer_max - PDV_HEADER_LENGTH, 1) if peer_max else 0
         parts: list[bytes] = []
         for is_command, data in ((True, command), (False, dataset)):
             if data is None:

@@ -216,12 +216,20 @@ def _ae_title(title: str) -> bytes:
     return raw.ljust(_AE_TITLE_LENGTH, b" ")
 
 
+#: The order we write User Information sub-items in. PS3.7 D.3.3 sets none; dcmtk and
+#: pynetdicom both put the implementation version name right after the class UID.
+USER_INFORMATION_ORDER = (0x51, 0x52, 0x55, 0x53, 0x54, 0x56, 0x57, 0x58, 0x59)
+
+
 def _encode_user_information(info: UserInformation) -> bytes:
     parts: list[bytes] = []
     if info.maximum_length is not None:
         parts.append(_item(ItemType.MAXIMUM_LENGTH, _U32.pack(info.maximum_length)))
     if info.implementation_class_uid is not None:
         parts.append(_item(ItemType.IMPLEMENTATION_CLASS_UID, _uid(info.implementation_class_uid)))
+    if info.implementation_version_name is not None:
+        name = info.implementation_version_name.encode("ascii")
+        parts.append(_item(ItemType.IMPLEMENTATION_VERSION_NAME, name))
     window = info.asynchronous_operations_window
     if window is not None:
         body = _U16.pack(window.max_operations_invoked) + _U16.pack(window.max_operations_performed)
@@ -229,9 +237,6 @@ def _encode_user_information(info: UserInformation) -> bytes:
     for role in info.role_selections:
         body = _with_u16_length(_uid(role.sop_class_uid)) + bytes((role.scu_role, role.scp_role))
         parts.append(_item(ItemType.SCP_SCU_ROLE_SELECTION, body))
-    if info.implementation_version_name is not None:
-        name = info.implementation_version_name.encode("ascii")
-        parts.append(_item(ItemType.IMPLEMENTATION_VERSION_NAME, name))
     for ext in info.extended_negotiations:
         body = _with_u16_length(_uid(ext.sop_class_uid)) + ext.application_information
         parts.append(_item(ItemType.SOP_CLASS_EXTENDED_NEGOTIATION, body))
@@ -553,6 +558,7 @@ def parse_pdu_header(header: bytes | memoryview) -> tuple[int, int]:
 
 __all__ = [
     "PDU",
+    "USER_INFORMATION_ORDER",
     "Abort",
     "AssociateAC",
     "AssociateRJ",
