@@ -22,12 +22,12 @@ run: $(VENV)/.runtime-installed
 	$(BIN)/oxidicom
 
 test: $(VENV)/.test-installed
-	$(BIN)/ruff check oxidicom tests benches
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.test-installed
-	$(BIN)/ruff check oxidicom tests benches
-	$(BIN)/ruff format --check oxidicom tests benches
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
