@@ -29,8 +29,9 @@ from oxidicom.dicom.head import (
     HeadParser,
     parse_head,
 )
+from tests.sample_data import require_sample_data
 
-DATA = Path("/work/shared/data")
+DATA = require_sample_data()
 SAG = sorted((DATA / "SAG-anon").glob("*.dcm"))
 STRUCTURAL = sorted((DATA / "example-dicom-structural" / "dicoms").glob("*.dcm"))
 ALL_FILES = SAG + STRUCTURAL

@@ -11,8 +11,9 @@ from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian
 from oxidicom.dicom.errors import DatasetError
 from oxidicom.dicom.part10 import file_meta
 from oxidicom.dicom.uids import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from tests.sample_data import require_sample_data
 
-DATA = Path("/work/shared/data")
+DATA = require_sample_data()
 SAMPLES = [
     sorted((DATA / "SAG-anon").glob("*.dcm"))[0],
     sorted((DATA / "example-dicom-structural" / "dicoms").glob("*.dcm"))[0],

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.integration.receiver import RunningReceiver, start_receiver
+from tests.sample_data import require_sample_data
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -32,9 +32,4 @@ def receiver(tmp_path: Path) -> Iterator[RunningReceiver]:
 
 @pytest.fixture
 def sample_data() -> Path:
-    if not DATA.exists():
-        message = f"sample data not found at {DATA}"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return DATA
+    return require_sample_data()

@@ -39,8 +39,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from tests.sample_data import sample_data_dir
+
 HERE = Path(__file__).resolve().parent
-SAG = Path("/work/shared/data/SAG-anon")
+SAG = (sample_data_dir() or Path("/work/shared/data")) / "SAG-anon"
 SAG_FILE = SAG / "0001-1.3.12.2.1107.5.2.19.45152.2013030808110258929186035.dcm"
 HOST = "127.0.0.1"
 
