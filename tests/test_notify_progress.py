@@ -148,3 +148,20 @@ def test_subject_uses_the_calling_ae_title() -> None:
     rec = record(pacs="MY PACS")
     store(policy, rec, [1.0])
     assert sink.messages[0][0] == "root.MY_PACS.1_2_3_4"
+
+
+# -- the bounded queue in front of NATS ----------------------------------------------------
+
+
+async def test_lonk_queue_refuses_optional_first_then_everything_and_counts() -> None:
+    from oxidicom.notify.nats import LonkPublisher
+
+    publisher = LonkPublisher("nats://127.0.0.1:1", optional_limit=2, required_limit=3)
+    assert publisher.offer("s", b"\x01", required=False)
+    assert publisher.offer("s", b"\x01", required=False)
+    assert not publisher.room_for_optional()
+    assert not publisher.offer("s", b"\x01", required=False)  # optional: over 2
+    assert publisher.offer("s", b"\x00", required=True)  # required: up to 3
+    assert not publisher.offer("s", b"\x00", required=True)
+    assert publisher.dropped == 2
+    await publisher.stop(0)  # never started: nothing to do, and no error

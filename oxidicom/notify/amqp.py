@@ -96,63 +96,69 @@ class AmqpPublisher:
         delay = FIRST_RETRY_DELAY
         failures = 0
         while True:
+            connection: AbstractConnection | None = None
+            lost, reason = False, "closed"
             try:
                 connection = await aio_pika.connect(self.url, timeout=CONNECT_TIMEOUT)
+                await self._publish_while_connected(connection, failures)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                failures += 1
-                level = logging.WARNING if failures == 1 else logging.DEBUG
-                log.log(
-                    level,
-                    "AMQP broker at %s unreachable (%s); registrations wait in the outbox"
-                    " %s; retrying in %.1f s",
-                    redact(self.url),
-                    _describe(error),
-                    self.outbox.directory,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_RETRY_DELAY)
-                continue
-            log.info(
-                "AMQP connected to %s%s",
-                redact(self.url),
-                f" after {failures} failed attempt(s)" if failures else "",
-            )
-            delay, failures = FIRST_RETRY_DELAY, 0
-            try:
-                await self._publish_while_connected(connection)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                log.warning(
-                    "AMQP connection lost (%s); %d registration(s) wait in the outbox",
-                    _describe(error),
-                    len(self._pending),
-                )
+                lost = self._connected
+                reason = _describe(error)
             finally:
                 self._connected = False
                 self._channel = None
                 self._exchanges.clear()
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(connection.close())
+                if connection is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(connection.close())
+            if lost:  # it worked until now: try again at once
+                log.warning(
+                    "AMQP connection lost (%s); %d registration(s) wait in the outbox",
+                    reason,
+                    len(self._pending),
+                )
+                delay, failures = FIRST_RETRY_DELAY, 0
+                continue
+            failures += 1
+            log.log(
+                logging.WARNING if failures == 1 else logging.DEBUG,
+                "AMQP broker at %s unreachable (%s); registrations wait in the outbox %s;"
+                " retrying in %.1f s",
+                redact(self.url),
+                reason,
+                self.outbox.directory,
+                delay,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RETRY_DELAY)
 
-    async def _publish_while_connected(self, connection: AbstractConnection) -> None:
+    async def _publish_while_connected(self, connection: AbstractConnection, failures: int) -> None:
+        """Publish until something fails (it never returns normally)."""
         loop = asyncio.get_running_loop()
         self._channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         # Entries of earlier runs, and of sibling processes that died, join the queue.
         for name in await loop.run_in_executor(None, self.outbox.names):
             self._pending.setdefault(name, None)
         self._connected = True
+        log.info(
+            "AMQP connected to %s%s; %d registration(s) to publish",
+            redact(self.url),
+            f" after {failures} failed attempt(s)" if failures else "",
+            len(self._pending),
+        )
         while True:
             if not self._pending:
                 self._idle.set()
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            if connection.is_closed:
-                raise ConnectionError("the connection closed")
+            channel = self._channel
+            # A connection that died while we were idle shows as a closed channel (aio-pika
+            # keeps the connection "open"): reconnect without counting a failed attempt.
+            if connection.is_closed or channel is None or channel.is_closed:
+                raise ConnectionError("the connection closed while idle")
             name = next(iter(self._pending))
             claim = await loop.run_in_executor(None, self.outbox.claim, name)
             if claim is None:  # published by someone else, or set aside as invalid

@@ -85,19 +85,15 @@ class LonkPublisher:
         self._task = asyncio.create_task(self._run(), name="lonk-publisher")
 
     async def _run(self) -> None:
-        # max_reconnect_attempts=-1: nats-py retries the first connection too, forever,
-        # calling _on_error after each failure.
-        client = await nats.connect(
-            self.address,
-            name="oxidicom",
-            allow_reconnect=True,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=_RECONNECT_WAIT,
-            connect_timeout=5,
-            error_cb=self._on_error,
-            disconnected_cb=self._on_disconnected,
-            reconnected_cb=self._on_reconnected,
-        )
+        try:
+            client = await self._connect()
+        except Exception as error:  # not a connection failure (those are retried): a bad URL
+            log.error(
+                "cannot use OXIDICOM_NATS_ADDRESS=%r (%s): no progress messages will be sent",
+                self.address,
+                error,
+            )
+            return
         self._client = client
         log.info("NATS connected to %s", _server_of(client) or self.address)
         queue = self._queue
@@ -117,6 +113,21 @@ class LonkPublisher:
                 self.sent += 1
             if self.dev_sleep:
                 await asyncio.sleep(self.dev_sleep)
+
+    async def _connect(self) -> Client:
+        # max_reconnect_attempts=-1: nats-py retries the first connection too, forever,
+        # calling _on_error after each failure.
+        return await nats.connect(
+            self.address,
+            name="oxidicom",
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=_RECONNECT_WAIT,
+            connect_timeout=5,
+            error_cb=self._on_error,
+            disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected,
+        )
 
     async def stop(self, timeout: float) -> None:
         """Send what is queued (at most ``timeout`` s), flush NATS, close."""

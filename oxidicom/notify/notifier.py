@@ -95,6 +95,8 @@ def build_notifier(settings: Settings) -> ChrisNotifier:
     )
     registrations = Registrations(outbox, settings.queue_name, publisher)
     lonk = progress = None
+    if settings.dev_sleep and not settings.nats_address:
+        log.warning("OXIDICOM_DEV_SLEEP has no effect without OXIDICOM_NATS_ADDRESS")
     if settings.nats_address:
         lonk = LonkPublisher(settings.nats_address, dev_sleep=settings.dev_sleep)
         progress = ProgressPolicy(

@@ -35,7 +35,6 @@ from tests.integration.services import (
     require_service,
     unique,
 )
-from tests.integration.test_dcmtk_peers import SAG_SERIES, STRUCTURAL_SERIES, expected_path
 
 pytestmark = pytest.mark.integration
 
@@ -43,6 +42,15 @@ STORESCU = "/usr/bin/storescu"
 PACS = "OXITESTORTHANC"
 SAG_UID = "1.3.12.2.1107.5.2.19.45152.2013030808061520200285270.0.0.0"
 STRUCTURAL_UID = "1.2.826.0.1.3680043.2.1143.515404396022363061013111326823367652"
+# The series folders of CONTRACT section 2 (the reference's tests/expected_files.txt).
+SAG_SERIES = (
+    "SERVICES/PACS/OXITESTORTHANC/1449c1d-anonymized-20090701/"
+    "MR-Brain_w_o_Contrast-98edede8b2-20130308/00005-SAG_MPRAGE_220_FOV-a27cf06"
+)
+STRUCTURAL_SERIES = (
+    "SERVICES/PACS/OXITESTORTHANC/02-Jane_Doe-19660101/"
+    "Hanke_Stadler_0024_transrep-AccessionNumber-20130717/00401-anat-T1w-661b8fc"
+)
 EXPECTED_TASKS = {
     SAG_UID: {
         "PatientID": "1449c1d",
@@ -134,6 +142,11 @@ async def wait_log(receiver: RunningReceiver, pattern: str, timeout: float = 60)
 
 async def stop(receiver: RunningReceiver) -> int:
     return await asyncio.to_thread(receiver.stop)
+
+
+def expected_path(source: Path, series_dir: str) -> str:
+    ds = pydicom.dcmread(source, stop_before_pixels=True)
+    return f"{series_dir}/{int(ds.InstanceNumber):04d}-{ds.SOPInstanceUID}.dcm"
 
 
 def outbox_entries(receiver: RunningReceiver) -> list[dict[str, Any]]:
@@ -235,6 +248,8 @@ async def test_orthanc_pushes_both_series_registered_once_with_lonk_progress(
         {uid: len(lonk.decoded(s)) for uid, s in subjects.items()},
         "tasks:",
         len(tasks),
+        "associations:",
+        [line.split("): ", 1)[-1] for line in lines if "association ended" in line],
     )
 
 
@@ -247,7 +262,9 @@ async def test_long_interval_sends_first_final_done_and_registration_stays_in_ou
     """No broker configured (the embedded default): the registration waits in the outbox,
     readable; with a 1 h interval the series gets exactly progress 1, progress 192, done."""
     require_tool(STORESCU)
-    receiver = await start(tmp_path, receiver_env(lonk=lonk) | {"OXIDICOM_PROGRESS_INTERVAL": "1h"})
+    env = receiver_env(lonk=lonk)
+    env |= {"OXIDICOM_PROGRESS_INTERVAL": "1h", "OXIDICOM_DEV_SLEEP": "1ms"}
+    receiver = await start(tmp_path, env)
     try:
         result = await asyncio.to_thread(
             subprocess.run,
@@ -265,6 +282,7 @@ async def test_long_interval_sends_first_final_done_and_registration_stays_in_ou
         assert await stop(receiver) == 0, receiver.log()
     await lonk.settle()
     assert lonk.decoded(lonk.subject(PACS, SAG_UID)) == ["1", "192", "done"]
+    assert "OXIDICOM_DEV_SLEEP=0.001s" in receiver.log()  # the warning at start
     assert "1 registration(s) left in the outbox" in receiver.log()
     [entry] = outbox_entries(receiver)
     assert entry["task"] == "pacsfiles.tasks.register_pacs_series"
@@ -361,3 +379,83 @@ async def test_receiver_restarted_while_broker_down_task_arrives_once(
         await proxy.stop()
     [task] = await assert_exactly_once(worker, second, {uid: 2})
     assert task == entry["kwargs"]
+
+
+# -- shutdown, NATS outage, a queue declared differently -------------------------------------
+
+
+async def test_sigterm_right_after_a_series_publishes_and_flushes_before_exit(
+    tmp_path: Path, worker: CeleryWorker, lonk: LonkCollector
+) -> None:
+    uid = "1.2.826.0.1.3680043.8.498.101"
+    receiver = await start(tmp_path, receiver_env(queue=worker.queue, amqp=amqp_url(), lonk=lonk))
+    try:
+        statuses = await asyncio.to_thread(
+            send_synthetic, receiver.port, synthetic_series(uid, 2), PACS
+        )
+        assert statuses == [0, 0]
+    finally:
+        assert await stop(receiver) == 0, receiver.log()  # at once: nothing waited for
+    await assert_exactly_once(worker, receiver, {uid: 2})
+    await lonk.settle()
+    assert lonk.decoded(lonk.subject(PACS, uid)) == ["1", "2", "done"]
+
+
+async def test_nats_unreachable_never_stops_reception_or_registration(
+    tmp_path: Path, worker: CeleryWorker
+) -> None:
+    closed = TcpProxy(NATS)
+    await closed.start()
+    await closed.stop()  # a port where nothing listens
+    uid = "1.2.826.0.1.3680043.8.498.111"
+    env = receiver_env(queue=worker.queue, amqp=amqp_url()) | {
+        "OXIDICOM_NATS_ADDRESS": f"nats://127.0.0.1:{closed.port}",
+        "OXIDICOM_PROGRESS_INTERVAL": "0s",
+    }
+    receiver = await start(tmp_path, env)
+    try:
+        await wait_log(receiver, r"NATS at .* unreachable")
+        statuses = await asyncio.to_thread(
+            send_synthetic, receiver.port, synthetic_series(uid, 4), PACS
+        )
+        assert statuses == [0, 0, 0, 0]
+        await asyncio.to_thread(worker.wait_for_registrations, 1)
+    finally:
+        assert await stop(receiver) == 0, receiver.log()
+    await assert_exactly_once(worker, receiver, {uid: 4})
+    assert len(receiver.stored_files()) == 4
+    # progress 1..4 and done, waiting for NATS, are given up at exit, and said so
+    assert "LONK: 0 message(s) sent, 0 dropped, 5 not sent at shutdown" in receiver.log()
+
+
+async def test_queue_declared_otherwise_by_cube_is_used_as_it_is(tmp_path: Path) -> None:
+    """A quorum queue (Celery 5.5's task_default_queue_type="quorum"): our declaration
+    is refused, so the task goes to the queue as it is."""
+    require_service("RabbitMQ", RABBITMQ)
+    import aio_pika
+
+    queue_name = unique("oxidicom-test-quorum-")
+    connection = await aio_pika.connect(amqp_url())
+    try:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(
+            queue_name, durable=True, arguments={"x-queue-type": "quorum"}
+        )
+        uid = "1.2.826.0.1.3680043.8.498.121"
+        receiver = await start(tmp_path, receiver_env(queue=queue_name, amqp=amqp_url()))
+        try:
+            statuses = await asyncio.to_thread(
+                send_synthetic, receiver.port, synthetic_series(uid, 1), PACS
+            )
+            assert statuses == [0]
+            await wait_log(receiver, r"registration sent")
+        finally:
+            assert await stop(receiver) == 0, receiver.log()
+        assert "exists with other settings" in receiver.log()
+        message = await queue.get(no_ack=True, fail=True)
+        assert message.headers["task"] == "pacsfiles.tasks.register_pacs_series"
+        assert json.loads(message.body)[1]["SeriesInstanceUID"] == uid
+        assert await queue.get(no_ack=True, fail=False) is None
+        await queue.delete(if_unused=False, if_empty=False)
+    finally:
+        await connection.close()
