@@ -10,16 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from oxidicom.notify.amqp import AmqpPublisher
 from oxidicom.notify.celery import default_origin
-from oxidicom.notify.nats import LonkPublisher
 from oxidicom.notify.outbox import Outbox
 from oxidicom.notify.progress import ProgressPolicy
 from oxidicom.notify.registrations import Registrations
 from oxidicom.series import SeriesRecord
 from oxidicom.settings import Settings
+
+if TYPE_CHECKING:
+    from oxidicom.notify.nats import LonkPublisher
 
 log = logging.getLogger("oxidicom.series")
 
@@ -86,18 +87,24 @@ class ChrisNotifier:
 
 
 def build_notifier(settings: Settings) -> ChrisNotifier:
-    """The notifier the settings ask for (call inside the running loop)."""
+    """The notifier the settings ask for (call inside the running loop).
+
+    aio-pika and nats-py are imported only when configured: they are a quarter of a
+    second of start-up that the embedded default does not need.
+    """
     outbox = Outbox(Path(settings.outbox_dir))
-    publisher = (
-        AmqpPublisher(settings.amqp_address, outbox, origin=default_origin())
-        if settings.amqp_address
-        else None
-    )
+    publisher = None
+    if settings.amqp_address:
+        from oxidicom.notify.amqp import AmqpPublisher
+
+        publisher = AmqpPublisher(settings.amqp_address, outbox, origin=default_origin())
     registrations = Registrations(outbox, settings.queue_name, publisher)
     lonk = progress = None
     if settings.dev_sleep and not settings.nats_address:
         log.warning("OXIDICOM_DEV_SLEEP has no effect without OXIDICOM_NATS_ADDRESS")
     if settings.nats_address:
+        from oxidicom.notify.nats import LonkPublisher
+
         lonk = LonkPublisher(settings.nats_address, dev_sleep=settings.dev_sleep)
         progress = ProgressPolicy(
             settings.root_subject, settings.progress_interval, lonk.offer, lonk.room_for_optional

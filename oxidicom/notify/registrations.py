@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
-from oxidicom.notify.amqp import AmqpPublisher
 from oxidicom.notify.celery import TASK_NAME, registration_kwargs
 from oxidicom.notify.outbox import Outbox, Registration
 from oxidicom.series import SeriesRecord
+
+if TYPE_CHECKING:
+    from oxidicom.notify.amqp import AmqpPublisher
 
 log = logging.getLogger("oxidicom.registrations")
 
