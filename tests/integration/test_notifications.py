@@ -225,6 +225,8 @@ async def test_orthanc_pushes_both_series_registered_once_with_lonk_progress(
 
     tasks = await assert_exactly_once(worker, receiver, {SAG_UID: 192, STRUCTURAL_UID: 384})
     assert {t["SeriesInstanceUID"]: t for t in tasks} == EXPECTED_TASKS
+    # The worker declared the queue first; ours was the same declaration (not refused).
+    assert "exists with other settings" not in receiver.log()
     # At the same time: the second association began before the first one ended.
     lines = receiver.log().splitlines()
     accepted = [i for i, line in enumerate(lines) if f"from {PACS}@" in line and "accepted" in line]
@@ -459,3 +461,27 @@ async def test_queue_declared_otherwise_by_cube_is_used_as_it_is(tmp_path: Path)
         await queue.delete(if_unused=False, if_empty=False)
     finally:
         await connection.close()
+
+
+async def test_celery_worker_accepts_the_queue_we_declared_first(tmp_path: Path) -> None:
+    """The other order: we declare the queue, then a Celery worker declares it (a
+    different declaration would make the broker refuse the worker's)."""
+    require_service("RabbitMQ", RABBITMQ)
+    require_celery()
+    queue = unique("oxidicom-test-")
+    uid = "1.2.826.0.1.3680043.8.498.131"
+    receiver = await start(tmp_path, receiver_env(queue=queue, amqp=amqp_url()))
+    try:
+        statuses = await asyncio.to_thread(
+            send_synthetic, receiver.port, synthetic_series(uid, 1), PACS
+        )
+        assert statuses == [0]
+        await wait_log(receiver, r"registration sent")
+    finally:
+        assert await stop(receiver) == 0, receiver.log()
+    worker = await asyncio.to_thread(CeleryWorker, queue)
+    try:
+        await assert_exactly_once(worker, receiver, {uid: 1})
+        assert "PRECONDITION_FAILED" not in worker.output()
+    finally:
+        worker.stop()
