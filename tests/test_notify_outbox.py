@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import stat
@@ -103,8 +104,6 @@ def test_an_unreadable_entry_is_set_aside_and_kept(tmp_path: Path) -> None:
 
 def test_lock_won_after_removal_sees_no_link(tmp_path: Path) -> None:
     """The premise of claim()'s link-count check: a late locker of a removed file."""
-    import fcntl
-
     outbox = new_outbox(tmp_path)
     name, _ = add(outbox)
     late = os.open(outbox.directory / name, os.O_RDONLY)
@@ -117,8 +116,6 @@ def test_lock_won_after_removal_sees_no_link(tmp_path: Path) -> None:
 
 
 def test_prepare_removes_abandoned_temporary_files_only(tmp_path: Path) -> None:
-    import fcntl
-
     outbox = new_outbox(tmp_path)
     abandoned = outbox.directory / ".x.json.1.abcd.tmp"
     abandoned.write_text("half")
