@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from oxidicom.aio.server import Receiver, ServerContext
-from oxidicom.notify.base import LogNotifier
+from oxidicom.notify.notifier import ChrisNotifier, build_notifier
 from oxidicom.settings import Settings
 from oxidicom.storage.writer import Store
 
@@ -54,20 +54,21 @@ async def serve(settings: Settings, *, started: Callable[[Receiver], None] | Non
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
-        receiver = await _start(settings)
+        receiver, notifier = await _start(settings)
         log.info(describe_start(settings, receiver))
         if started is not None:
             started(receiver)
         await stop.wait()
         log.info("stopping: no new associations")
         await receiver.stop(settings.shutdown_timeout)
+        await notifier.stop()
         log.info("stopped")
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
 
 
-async def _start(settings: Settings) -> Receiver:
+async def _start(settings: Settings) -> tuple[Receiver, ChrisNotifier]:
     store = Store(settings.files_root)
     try:
         store.prepare()
@@ -77,12 +78,19 @@ async def _start(settings: Settings) -> Receiver:
     stale = store.remove_stale_temporary_files()
     if stale:
         log.warning("removed %d temporary file(s) left by an earlier run", stale)
-    receiver = Receiver(ServerContext(settings, store, LogNotifier()))
+    notifier = build_notifier(settings)
+    try:
+        await notifier.start()
+    except OSError as error:
+        message = f"cannot use OXIDICOM_OUTBOX_DIR={settings.outbox_dir!r}: {error}"
+        raise StartError(message) from error
+    receiver = Receiver(ServerContext(settings, store, notifier))
     try:
         await receiver.start()
     except OSError as error:
+        await notifier.stop()
         raise StartError(
             f"cannot listen on {settings.listener_address}:{settings.listener_port}:"
             f" {error.strerror or error}"
         ) from error
-    return receiver
+    return receiver, notifier
