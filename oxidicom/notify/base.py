@@ -1,13 +1,10 @@
-"""What the receiver tells the outside world, and the simplest listener: the log."""
+"""What the receiver tells the outside world about storage outcomes."""
 
 from __future__ import annotations
 
-import logging
 from typing import Protocol
 
 from oxidicom.series import SeriesRecord
-
-log = logging.getLogger("oxidicom.series")
 
 
 class Notifier(Protocol):
@@ -23,26 +20,3 @@ class Notifier(Protocol):
 
     def association_ended(self, association_id: str, series: list[SeriesRecord]) -> None:
         """The association is over and every listed series' files are final."""
-
-
-class LogNotifier:
-    """Logs each finished series (the embedded default before brokers are configured)."""
-
-    def instance_stored(self, series: SeriesRecord) -> None:
-        pass
-
-    def instance_failed(
-        self, association_id: str, pacs_name: str, series_instance_uid: str | None, message: str
-    ) -> None:
-        pass
-
-    def association_ended(self, association_id: str, series: list[SeriesRecord]) -> None:
-        for record in series:
-            log.info(
-                "series finished: %d file(s) of %s from %s in %s",
-                record.count,
-                record.series_instance_uid,
-                record.pacs_name,
-                record.series_dir,
-                extra={"association": association_id},
-            )
