@@ -38,11 +38,12 @@ class LogNotifier:
 
     def association_ended(self, association_id: str, series: list[SeriesRecord]) -> None:
         for record in series:
+            # The folder names the patient: DEBUG only (no patient data above it).
             log.info(
-                "series finished: %d file(s) of %s from %s in %s",
+                "series finished: %d file(s) of %s from %s",
                 record.count,
                 record.series_instance_uid,
                 record.pacs_name,
-                record.series_dir,
                 extra={"association": association_id},
             )
+            log.debug("series %s is in %s", record.series_instance_uid, record.series_dir)

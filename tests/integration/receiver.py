@@ -84,6 +84,9 @@ def start_receiver(
             "OXIDICOM_LISTENER_PORT": "0",
             "OXIDICOM_LISTENER_ADDRESS": "127.0.0.1",
             "OXIDICOM_LOG_LEVEL": "DEBUG",
+            # Readable lines for the tests' regular expressions; tests/test_logs.py runs
+            # the default (auto: JSON when stderr is not a terminal).
+            "OXIDICOM_LOG_FORMAT": "text",
             "PYTHONUNBUFFERED": "1",
         }
     )
