@@ -22,9 +22,8 @@ import logging
 import os
 import shutil
 import time
+import uuid
 from pathlib import Path
-
-from oxidicom.process import instance_id
 
 log = logging.getLogger("oxidicom.storage")
 
@@ -37,7 +36,8 @@ class WorkDir:
     """This process's own folder of temporary files, locked while we live."""
 
     def __init__(self, tmp_root: Path) -> None:
-        self.path = tmp_root / instance_id()
+        # Random per store (pids repeat across containers; one process may have two).
+        self.path = tmp_root / uuid.uuid4().hex
         self._lock_fd: int | None = None
 
     def claim(self) -> None:

@@ -104,8 +104,11 @@ def setup(
     return _exporting is not None
 
 
-def shutdown(timeout_millis: int = 10_000) -> None:
-    """Export what is pending and stop exporting (blocking; run it in an executor)."""
+def shutdown(timeout_millis: int = 5_000) -> None:
+    """Export what is pending and stop exporting (blocking; run it in an executor).
+
+    Bounded: a collector that does not answer delays a stop by a few seconds, no more.
+    """
     global _exporting
     exporting, _exporting = _exporting, None
     if exporting is not None:
