@@ -41,6 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _default_host() -> str:
+    """The receiver's own address, as configured; loopback when it listens everywhere."""
+    address = os.environ.get("OXIDICOM_LISTENER_ADDRESS", "").strip()
+    if address in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    return "::1" if address == "::" else address
+
+
 def _default_port() -> int:
     port = os.environ.get("OXIDICOM_LISTENER_PORT", "").strip()
     return int(port) if port.isdigit() and 0 < int(port) < 65536 else 11111
@@ -57,7 +65,12 @@ def _add_echo(commands: argparse._SubParsersAction) -> None:  # type: ignore[typ
             " makes it the container's health check."
         ),
     )
-    echo_parser.add_argument("host", nargs="?", default="127.0.0.1", help="default: 127.0.0.1")
+    echo_parser.add_argument(
+        "host",
+        nargs="?",
+        default=_default_host(),
+        help="default: $OXIDICOM_LISTENER_ADDRESS, or 127.0.0.1 when that is 0.0.0.0 or unset",
+    )
     echo_parser.add_argument(
         "port",
         nargs="?",

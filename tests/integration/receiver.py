@@ -71,7 +71,11 @@ class RunningReceiver:
 
 
 def start_receiver(
-    tmp: Path, env: dict[str, str] | None = None, *, timeout: float = 30.0
+    tmp: Path,
+    env: dict[str, str] | None = None,
+    *,
+    timeout: float = 30.0,
+    command: list[str] | None = None,
 ) -> RunningReceiver:
     tmp.mkdir(parents=True, exist_ok=True)
     files_root = tmp / "files"
@@ -92,7 +96,7 @@ def start_receiver(
     )
     full_env.update(env or {})
     process = subprocess.Popen(
-        [sys.executable, "-m", "oxidicom"],
+        command or [sys.executable, "-m", "oxidicom"],
         env=full_env,
         cwd=tmp,
         stdout=subprocess.PIPE,
