@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -216,3 +217,21 @@ def test_a_forked_worker_gets_its_own_instance_id() -> None:
     os.waitpid(pid, 0)
     assert child and child != parent
     assert process.instance_id() == parent
+
+
+def test_readme_lists_exactly_the_metrics_exported(exported) -> None:
+    from pathlib import Path
+
+    _, metrics = exported
+    association = telemetry.association("doc-1", "127.0.0.1:5")
+    association.requested("A", "B")
+    association.accepted()
+    association.instance_failed(0xC001)
+    association.ended("released")
+    telemetry.lonk_sent("done")
+    telemetry.lonk_dropped("unavailable")
+    telemetry.observe_outbox_depth(lambda: 0)
+    exported_names = set(metric_points(metrics))
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    listed = set(re.findall(r"^\| `(oxidicom\.[a-z._]+)` \|", readme, re.M))
+    assert listed == exported_names
