@@ -4,8 +4,8 @@ Macro: a real receiver process (files on tmpfs) takes a flood of small instances
 dcmtk's storescu over one association; its CPU time (all threads, from
 /proc/PID/task/*/schedstat, nanoseconds) is divided by the instance count. Three
 receivers: ``baseline`` (the commit before telemetry, from ``git archive``),
-``off`` (no OTLP endpoint) and ``on`` (exporting to a local OTLP/HTTP sink with a
-1 s metric interval and batch spans). Runs alternate to spread drift.
+``off`` (no OTLP endpoint) and ``on`` (exporting to a local OTLP/HTTP sink, default
+intervals). Runs alternate to spread drift.
 
 Micro: timeit of the per-instance and per-read hooks themselves.
 
@@ -59,9 +59,17 @@ def cpu_ns(pid: int) -> int:
 
 
 def run_receiver(
-    source: Path, work: Path, files: Path, count: int, extra_env: dict[str, str]
+    source: Path,
+    work: Path,
+    files: Path,
+    count: int,
+    extra_env: dict[str, str],
+    associations: int = 1,
 ) -> float:
-    """CPU nanoseconds per instance spent by one receiver process storing ``files``."""
+    """CPU nanoseconds per instance spent by one receiver process storing ``files``.
+
+    With ``associations`` > 1, that many storescu runs send one file each instead.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OXIDICOM_", "OTEL_"))}
     env.update(
         OXIDICOM_FILES_ROOT=str(work / "files"),
@@ -89,16 +97,22 @@ def run_receiver(
     assert port is not None
     threading.Thread(target=process.stderr.read, daemon=True).start()
     before = cpu_ns(process.pid)
-    sent = subprocess.run(
-        [STORESCU, "-aec", "ChRIS", "+sd", "127.0.0.1", port, str(files)],
-        env={**os.environ, "TCP_NODELAY": "1"},
-        capture_output=True,
-        timeout=600,
-    )
+    if associations == 1:
+        batches = [[str(files)]]
+    else:
+        count = associations
+        batches = [[str(p)] for p in sorted(files.iterdir())[:associations]]
+    for batch in batches:
+        sent = subprocess.run(
+            [STORESCU, "-aec", "ChRIS", "+sd", "127.0.0.1", port, *batch],
+            env={**os.environ, "TCP_NODELAY": "1"},
+            capture_output=True,
+            timeout=600,
+        )
+        assert sent.returncode == 0, sent.stderr
     after = cpu_ns(process.pid)
     process.terminate()
     process.wait(60)
-    assert sent.returncode == 0, sent.stderr
     stored = sum(1 for p in (work / "files").rglob("*.dcm"))
     assert stored == count, (stored, count)
     shutil.rmtree(work / "files")
@@ -172,6 +186,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--instances", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--associations",
+        type=int,
+        default=1,
+        help="send one instance per association, this many times (default: one association)",
+    )
     args = parser.parse_args()
 
     for name, seconds in micro().items():
@@ -196,10 +216,8 @@ def main() -> None:
         size = sum(p.stat().st_size for p in files.iterdir()) // args.instances
         sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
         threading.Thread(target=sink.serve_forever, daemon=True).start()
-        exporting = {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink.server_address[1]}",
-            "OTEL_METRIC_EXPORT_INTERVAL": "1000",
-        }
+        # Default intervals (metrics every 60 s, spans batched every 5 s), as in production.
+        exporting = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink.server_address[1]}"}
         variants = {
             "baseline": (baseline, {}),
             "off": (ROOT, {}),
@@ -210,12 +228,16 @@ def main() -> None:
             for name, (source, env) in variants.items():
                 work = tmp / f"work-{name}"
                 work.mkdir(exist_ok=True)
-                samples[name].append(run_receiver(source, work, files, args.instances, env))
+                samples[name].append(
+                    run_receiver(source, work, files, args.instances, env, args.associations)
+                )
         sink.shutdown()
-        print(
-            f"macro  receiver CPU per instance, {args.instances} instances of {size} B,"
-            f" one storescu association, {args.rounds} rounds (median, min-max):"
+        how = (
+            f"{args.instances} instances of {size} B in one storescu association"
+            if args.associations == 1
+            else f"{args.associations} associations of one {size} B instance each"
         )
+        print(f"macro  receiver CPU per instance, {how}, {args.rounds} rounds (median, min-max):")
         for name, values in samples.items():
             print(
                 f"macro  {name:9s} {statistics.median(values) / 1000:7.1f} µs"

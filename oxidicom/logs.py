@@ -9,6 +9,8 @@ it: the asyncio shell runs each connection's callbacks inside a context where
 :data:`CURRENT_ASSOCIATION` is set (see :mod:`oxidicom.aio.context`), and futures,
 tasks and timers created from there inherit it. :class:`AssociationFilter` copies it
 onto the record, unless the call passed ``extra={"association": ...}`` itself.
+``loop.run_in_executor`` does not carry the context into the thread: code that logs
+there should run ``contextvars.copy_context().run`` (or use ``asyncio.to_thread``).
 """
 
 from __future__ import annotations
