@@ -144,6 +144,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"oxidicom: {error}", file=sys.stderr)
         return 2
+    from oxidicom import telemetry
+
+    problem = telemetry.environment_problem()
+    if problem is not None:
+        print(f"oxidicom: {problem}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level, settings.log_format)
     from oxidicom.app import StartError, serve  # not needed by the echo subcommand
 

@@ -23,6 +23,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from oxidicom.logs import CURRENT_ASSOCIATION
 from oxidicom.telemetry.association import RELEASED, AssociationTelemetry
@@ -44,6 +45,7 @@ __all__ = [
     "association",
     "current_traceparent",
     "enabled",
+    "environment_problem",
     "lonk_dropped",
     "lonk_sent",
     "observe_outbox_depth",
@@ -60,14 +62,30 @@ _exporting: Exporting | None = None
 def _wanted(environ: Mapping[str, str]) -> bool:
     if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return False
-    return any(
-        environ.get(name, "").strip()
-        for name in (
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-        )
-    )
+    return any(environ.get(name, "").strip() for name in _ENDPOINTS)
+
+
+_ENDPOINTS = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+)
+
+
+def environment_problem(environ: Mapping[str, str] | None = None) -> str | None:
+    """One line naming a malformed OTLP endpoint, or None (checked at start, exit 2)."""
+    env = os.environ if environ is None else environ
+    for name in _ENDPOINTS:
+        value = env.get(name, "").strip()
+        if not value:
+            continue
+        parsed = urlsplit(value)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            return (
+                f"{name}={value!r} is not valid: expected an http:// or https:// URL"
+                " such as http://otel-collector:4318"
+            )
+    return None
 
 
 def setup(

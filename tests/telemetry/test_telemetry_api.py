@@ -235,3 +235,22 @@ def test_readme_lists_exactly_the_metrics_exported(exported) -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     listed = set(re.findall(r"^\| `(oxidicom\.[a-z._]+)` \|", readme, re.M))
     assert listed == exported_names
+
+
+def test_a_malformed_endpoint_stops_the_start_with_one_line(tmp_path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OXIDICOM_", "OTEL_"))}
+    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = "otel-collector:4318"
+    result = subprocess.run(
+        [sys.executable, "-m", "oxidicom"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "oxidicom: OTEL_EXPORTER_OTLP_ENDPOINT='otel-collector:4318' is not valid: expected an"
+        " http:// or https:// URL such as http://otel-collector:4318\n"
+    )
+    assert telemetry.environment_problem({"OTEL_EXPORTER_OTLP_ENDPOINT": "https://c:4318"}) is None
