@@ -8,6 +8,7 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+from oxidicom import telemetry
 from oxidicom.aio.server import Receiver, ServerContext
 from oxidicom.notify.notifier import ChrisNotifier, build_notifier
 from oxidicom.settings import Settings
@@ -53,6 +54,7 @@ async def serve(settings: Settings, *, started: Callable[[Receiver], None] | Non
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    telemetry.setup()  # here, in the serving process: each worker exports its own
     try:
         receiver, notifier = await _start(settings)
         log.info(describe_start(settings, receiver))
@@ -66,6 +68,7 @@ async def serve(settings: Settings, *, started: Callable[[Receiver], None] | Non
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+        await loop.run_in_executor(None, telemetry.shutdown)  # flush spans and metrics
 
 
 async def _start(settings: Settings) -> tuple[Receiver, ChrisNotifier]:

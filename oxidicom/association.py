@@ -14,10 +14,12 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from oxidicom import telemetry
 from oxidicom.acceptance import Accepted, AcceptedContext, negotiate, reject_busy
 from oxidicom.dicom.errors import DatasetError
 from oxidicom.dimse.assembler import CommandReceived, MessageAssembler
 from oxidicom.dimse.commands import Command, CommandError, CommandField, Status, encode_response
+from oxidicom.logs import CURRENT_ASSOCIATION
 from oxidicom.series import SeriesAccumulator
 from oxidicom.storage.writer import InstanceWriter, StorageError, StoredInstance
 from oxidicom.ul.connection import Connection
@@ -63,6 +65,7 @@ class Association:
         #: The request whose data set is being received: (context, command, status to refuse).
         self._current: tuple[int, Command, int, str] | None = None
         self._log = logging.LoggerAdapter(log, {"association": self.id})
+        self.telemetry = telemetry.association(self.id, peer)
 
     # -- events --------------------------------------------------------------------------
 
@@ -90,6 +93,7 @@ class Association:
 
     def _requested(self, request: AssociateRQ) -> None:
         self.calling_ae_title = request.calling_ae_title
+        self.telemetry.requested(request.calling_ae_title, request.called_ae_title)
         where = f"{request.calling_ae_title}@{self.peer} -> {request.called_ae_title}"
         if not self.server.acquire_slot():
             self._log.warning(
@@ -97,16 +101,19 @@ class Association:
                 where,
                 self.server.max_associations,
             )
+            self.telemetry.rejected("too many associations")
             self.conn.reject(reject_busy())
             return
         self._holds_slot = True
         answer = negotiate(request, self.server.policy)
         if not isinstance(answer, Accepted):
             self._log.warning("association from %s rejected: %r", where, answer)
+            self.telemetry.rejected(repr(answer))
             self.conn.reject(answer)
             return
         self.contexts = answer.contexts
         self.series = SeriesAccumulator(self.id, self.calling_ae_title)
+        self.telemetry.accepted()
         self._log.info(
             "association from %s accepted: %d of %d presentation contexts",
             where,
@@ -214,6 +221,7 @@ class Association:
         if error is None:
             instance = outcome.result()
             self.bytes_stored += instance.size
+            self.telemetry.instance_stored()
             for warning in instance.warnings:
                 self._log.warning("%s: %s", command.affected_sop_instance_uid, warning)
             if series is not None:
@@ -254,6 +262,7 @@ class Association:
         )
         if field == CommandField.C_STORE_RQ and self.series is not None:
             self.series.failed(series_instance_uid, comment)
+            self.telemetry.instance_failed(status)
             self.server.notifier.instance_failed(
                 self.id, self.calling_ae_title, series_instance_uid, comment
             )
@@ -287,6 +296,7 @@ class Association:
             return
         self.ended = True
         self.end_reason = reason
+        self.telemetry.ended(reason)
         if self._writer is not None:
             self._writer.abandon()
             self._writer = None
@@ -305,7 +315,12 @@ class Association:
             self.bytes_stored,
             time.monotonic() - self.started,
         )
-        self.server.notifier.association_ended(self.id, series.finish())
+        # Notifiers log and link their spans to this association, whoever called _end.
+        scope = CURRENT_ASSOCIATION.set(self.telemetry)
+        try:
+            self.server.notifier.association_ended(self.id, series.finish())
+        finally:
+            CURRENT_ASSOCIATION.reset(scope)
 
 
 def _command_name(field: int) -> str:

@@ -48,6 +48,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     pdu_hard_cap: int
     shutdown_timeout: float
     log_level: str
+    log_format: str = "auto"
 
     @property
     def embedded(self) -> bool:
@@ -96,6 +97,13 @@ def _text(text: str) -> str:
     if not text.strip():
         raise ValueError("expected a non-empty value")
     return text.strip()
+
+
+def _log_format(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("auto", "json", "text"):
+        raise ValueError("expected auto, json or text")
+    return value
 
 
 def _log_level(text: str) -> str:
@@ -257,6 +265,13 @@ SETTINGS: tuple[Setting, ...] = (
         "on SIGTERM/SIGINT, how long running associations may take to finish",
     ),
     Setting("OXIDICOM_LOG_LEVEL", "log_level", _log_level, "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    Setting(
+        "OXIDICOM_LOG_FORMAT",
+        "log_format",
+        _log_format,
+        "auto",
+        "json (one JSON object a line), text, or auto: text on a terminal, json otherwise",
+    ),
 )
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 import socket
 
 from oxidicom.acceptance import AcceptancePolicy
+from oxidicom.aio.context import ConnectionContext
 from oxidicom.aio.protocol import AssociationProtocol
 from oxidicom.notify.base import Notifier
+from oxidicom.process import short_id
 from oxidicom.settings import Settings
 from oxidicom.storage.writer import Store
 
@@ -39,7 +40,8 @@ class ServerContext:
         self.accepting = True
         self.connections: set[AssociationProtocol] = set()
         self._ids = itertools.count(1)
-        self._id_prefix = f"{os.getpid():x}"
+        # Random, not the pid: pids repeat across containers sharing storage and logs.
+        self._id_prefix = short_id()
 
     def next_association_id(self) -> str:
         return f"{self._id_prefix}-{next(self._ids)}"
@@ -81,8 +83,8 @@ class Receiver:
         loop = asyncio.get_running_loop()
         settings = self.context.settings
 
-        def factory() -> AssociationProtocol:
-            return AssociationProtocol(self.context)
+        def factory() -> ConnectionContext:
+            return ConnectionContext(AssociationProtocol(self.context))
 
         if sock is not None:
             self._server = await loop.create_server(factory, sock=sock, backlog=512)
@@ -111,3 +113,4 @@ class Receiver:
                     protocol.abort()
                 await asyncio.wait([p.closed for p in context.connections], timeout=5)
         await context.store.drain()
+        context.store.close()

@@ -66,7 +66,13 @@ class ChrisNotifier:
                 record.pacs_name,
                 extra={"association": association_id},
             )
-            log.debug("series folder: %s", record.series_dir, extra={"association": association_id})
+            # The folder names the patient: DEBUG only (no patient data above it).
+            log.debug(
+                "series %s is in %s",
+                record.series_instance_uid,
+                record.series_dir,
+                extra={"association": association_id},
+            )
             self.registrations.register(record)
         if self.progress is not None:
             self.progress.ended(association_id, series)

@@ -29,6 +29,7 @@ from oxidicom.dicom.errors import DatasetError
 from oxidicom.dicom.head import HeadFields, HeadParser
 from oxidicom.dicom.part10 import file_meta
 from oxidicom.storage.layout import check_required, instance_file_name, series_dir
+from oxidicom.storage.tmpdir import WorkDir, remove_stale
 
 #: The hidden folder of temporary files inside FILES_ROOT (CONTRACT section 2).
 TMP_DIR_NAME = ".oxidicom-tmp"
@@ -72,21 +73,23 @@ class Store:
         self._known_dirs: set[str] = set()
         self._cleanups: set[asyncio.Future[None]] = set()
         self._names = itertools.count()
-        self._prefix = f"{os.getpid()}-"
+        #: This process's own locked folder: replicas sharing FILES_ROOT never collide.
+        self.work_dir = WorkDir(self.tmp_dir)
+        self._prefix = f"{self.work_dir.path}/"
 
     def prepare(self) -> None:
-        """Create FILES_ROOT and the temporary folder (at start, before any association)."""
+        """Create FILES_ROOT and our temporary folder (at start, before any association)."""
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.work_dir.claim()
         self._known_dirs.add(str(self.root))
 
     def remove_stale_temporary_files(self) -> int:
-        """Delete temporary files a previous run left behind; return how many."""
-        removed = 0
-        for entry in os.scandir(self.tmp_dir):
-            if entry.is_file(follow_symlinks=False):
-                os.unlink(entry.path)
-                removed += 1
-        return removed
+        """Delete temporary files that dead receivers left behind; return how many."""
+        return remove_stale(self.tmp_dir, self.work_dir.path)
+
+    def close(self) -> None:
+        """At a clean stop, after :meth:`drain`: remove our temporary folder."""
+        self.work_dir.release()
 
     def track(self, cleanup: asyncio.Future[None]) -> None:
         """Keep a background cleanup alive until it is done (see :meth:`drain`)."""

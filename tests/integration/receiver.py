@@ -71,7 +71,11 @@ class RunningReceiver:
 
 
 def start_receiver(
-    tmp: Path, env: dict[str, str] | None = None, *, timeout: float = 30.0
+    tmp: Path,
+    env: dict[str, str] | None = None,
+    *,
+    timeout: float = 30.0,
+    command: list[str] | None = None,
 ) -> RunningReceiver:
     tmp.mkdir(parents=True, exist_ok=True)
     files_root = tmp / "files"
@@ -84,12 +88,15 @@ def start_receiver(
             "OXIDICOM_LISTENER_PORT": "0",
             "OXIDICOM_LISTENER_ADDRESS": "127.0.0.1",
             "OXIDICOM_LOG_LEVEL": "DEBUG",
+            # Readable lines for the tests' regular expressions; tests/test_logs.py runs
+            # the default (auto: JSON when stderr is not a terminal).
+            "OXIDICOM_LOG_FORMAT": "text",
             "PYTHONUNBUFFERED": "1",
         }
     )
     full_env.update(env or {})
     process = subprocess.Popen(
-        [sys.executable, "-m", "oxidicom"],
+        command or [sys.executable, "-m", "oxidicom"],
         env=full_env,
         cwd=tmp,
         stdout=subprocess.PIPE,

@@ -150,7 +150,7 @@ def test_missing_study_date_is_refused_and_the_next_stored(receiver: RunningRece
     assert good_status.Status == 0x0000
     stored = receiver.stored_files()
     assert [p.name for p in stored] == [f"0002-{good.SOPInstanceUID}.dcm"]
-    assert not list((receiver.files_root / ".oxidicom-tmp").iterdir())
+    assert not list((receiver.files_root / ".oxidicom-tmp").rglob("*.part"))
 
 
 @pytest.mark.parametrize("tuned_receiver", [{"OXIDICOM_SCP_PROMISCUOUS": "true"}], indirect=True)

@@ -1,0 +1,72 @@
+"""Each connection's callbacks run in a context of their own, which names its association.
+
+:class:`ConnectionContext` wraps an :class:`AssociationProtocol`: every asyncio
+callback (connect, data, EOF, connection lost) runs inside one
+:class:`contextvars.Context` per connection, in which
+:data:`oxidicom.logs.CURRENT_ASSOCIATION` holds the association's telemetry. Futures
+callbacks, tasks and timers created from those callbacks copy that context, so a line
+logged by storage or notification code working for the association carries its id,
+with nothing passed down. It costs one ``Context.run`` per socket read, nothing per
+PDU or fragment. It also counts the bytes read, for telemetry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from oxidicom.logs import CURRENT_ASSOCIATION
+
+if TYPE_CHECKING:
+    from oxidicom.aio.protocol import AssociationProtocol
+    from oxidicom.telemetry import AssociationTelemetry
+
+_T = TypeVar("_T")
+
+
+class ConnectionContext(asyncio.Protocol):
+    """The protocol asyncio sees; the work is done by the wrapped one, in its context."""
+
+    __slots__ = ("_context", "_scope", "protocol")
+
+    def __init__(self, protocol: AssociationProtocol) -> None:
+        self.protocol = protocol
+        self._context = contextvars.copy_context()
+        self._scope: AssociationTelemetry | None = None
+
+    def _run(self, callback: Callable[..., _T], *args: object) -> _T:
+        scope = self._scope
+        if scope is not None and CURRENT_ASSOCIATION.get() is scope:
+            return callback(*args)  # already inside (a nested callback)
+        return self._context.run(callback, *args)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._context.run(self._made, transport)
+
+    def _made(self, transport: asyncio.BaseTransport) -> None:
+        self.protocol.connection_made(transport)
+        association = self.protocol.association
+        if association is not None:
+            self._scope = association.telemetry
+            CURRENT_ASSOCIATION.set(association.telemetry)
+
+    def data_received(self, data: bytes) -> None:
+        scope = self._scope
+        if scope is not None:
+            scope.received(len(data))
+        self._run(self.protocol.data_received, data)
+
+    def eof_received(self) -> bool | None:
+        return self._run(self.protocol.eof_received)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._run(self.protocol.connection_lost, exc)
+
+    def pause_writing(self) -> None:
+        # Called synchronously from transport.write, often inside our context already.
+        self.protocol.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._run(self.protocol.resume_writing)

@@ -1,0 +1,108 @@
+"""Temporary folders of live receivers, safe when several share one FILES_ROOT.
+
+Replicas (and worker processes) that share CUBE's storage all write temporary files
+under ``{FILES_ROOT}/.oxidicom-tmp``. Each process works in a folder of its own,
+named at random (pids repeat across containers), and holds an exclusive ``flock`` on
+the ``.lock`` file inside it for as long as it lives; the kernel (or the NFS lock
+manager) drops the lock when the process dies, however it dies.
+
+At start a receiver removes what dead processes left: a folder whose lock it can take,
+or an old folder without a lock file. A folder younger than :data:`GRACE_SECONDS`
+is never touched (its owner may be between ``mkdir`` and ``flock``), nor is one whose
+lock cannot be queried (a filesystem without locks): when in doubt, keep. Loose files
+directly in ``.oxidicom-tmp`` (the layout of earlier versions) go once they are older
+than the grace period too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+log = logging.getLogger("oxidicom.storage")
+
+LOCK_NAME = ".lock"
+#: A folder this young may belong to a process that has not locked it yet.
+GRACE_SECONDS = 60.0
+
+
+class WorkDir:
+    """This process's own folder of temporary files, locked while we live."""
+
+    def __init__(self, tmp_root: Path) -> None:
+        # Random per store (pids repeat across containers; one process may have two).
+        self.path = tmp_root / uuid.uuid4().hex
+        self._lock_fd: int | None = None
+
+    def claim(self) -> None:
+        """Create the folder and lock it (at start, before any temporary file)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise
+        except OSError as error:
+            # No locks on this filesystem: others cannot tell we are alive, but they
+            # cannot tell we are dead either, so they keep our folder.
+            log.warning("cannot lock %s (%s): stale temporary files will stay", self.path, error)
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        """Remove the folder if empty and let go of the lock (at a clean stop)."""
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is None:
+            return
+        with contextlib.suppress(OSError):
+            if [p.name for p in self.path.iterdir()] == [LOCK_NAME]:
+                os.unlink(self.path / LOCK_NAME)
+                os.rmdir(self.path)
+        os.close(fd)
+
+
+def remove_stale(tmp_root: Path, own: Path | None, now: float | None = None) -> int:
+    """Remove the temporary files of dead processes; return how many files went."""
+    removed = 0
+    cutoff = (time.time() if now is None else now) - GRACE_SECONDS
+    for entry in os.scandir(tmp_root):
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                if own is not None and entry.path == str(own):
+                    continue
+                if entry.stat(follow_symlinks=False).st_mtime <= cutoff:
+                    removed += _remove_if_dead(Path(entry.path))
+            elif entry.stat(follow_symlinks=False).st_mtime <= cutoff:
+                os.unlink(entry.path)
+                removed += 1
+        except FileNotFoundError:
+            continue  # another receiver cleaned it up at the same moment
+    return removed
+
+
+def _remove_if_dead(folder: Path) -> int:
+    try:
+        fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return _remove_folder(folder)  # never locked, and old: its owner died at birth
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return 0  # locked by a live process, or locks unsupported: keep it
+    try:
+        return _remove_folder(folder)
+    finally:
+        os.close(fd)
+
+
+def _remove_folder(folder: Path) -> int:
+    files = sum(1 for p in folder.iterdir() if p.name != LOCK_NAME)
+    shutil.rmtree(folder, ignore_errors=True)
+    return files

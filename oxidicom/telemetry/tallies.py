@@ -1,0 +1,46 @@
+"""Process-wide counts that the metric instruments report when they are collected.
+
+The hot path only adds to plain integers here (tens of nanoseconds); the
+OpenTelemetry SDK reads them through observable instruments at export time, in its
+own thread. Every process keeps its own counts and exports them under its own
+``service.instance.id``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+
+
+class Tallies:
+    """Counts since the process started (cumulative, as OTLP counters expect)."""
+
+    __slots__ = (
+        "active_associations",
+        "bytes_received",
+        "instances_failed",
+        "instances_stored",
+        "lonk_dropped",
+        "lonk_sent",
+        "outbox_depth",
+        "registrations_failed",
+        "registrations_published",
+    )
+
+    def __init__(self) -> None:
+        self.instances_stored = 0
+        #: By C-STORE status, as 4 hex digits (``"C001"``).
+        self.instances_failed: Counter[str] = Counter()
+        self.bytes_received = 0
+        self.active_associations = 0
+        self.registrations_published = 0
+        self.registrations_failed = 0
+        #: By message kind (``progress``, ``done``, ``error``).
+        self.lonk_sent: Counter[str] = Counter()
+        #: By reason (``rate_limited``, ``unavailable``, ...).
+        self.lonk_dropped: Counter[str] = Counter()
+        #: Reads the registration outbox's current depth; set by the outbox's owner.
+        self.outbox_depth: Callable[[], int] | None = None
+
+
+TALLIES = Tallies()

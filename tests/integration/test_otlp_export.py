@@ -1,0 +1,198 @@
+"""A real receiver process exports over OTLP/HTTP to an endpoint served by this test.
+
+The endpoint is a small HTTP server decoding the protobuf requests with the
+``opentelemetry-proto`` package, as a collector would. The receiver is configured
+only through the standard ``OTEL_*`` variables; spans and metrics are flushed when it
+stops on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import Status
+
+from tests.dicom_factory import mr_instance, write_part10
+from tests.integration.conftest import require_tool
+from tests.integration.receiver import start_receiver
+from tests.telemetry.helpers import echo_request
+
+pytestmark = pytest.mark.integration
+
+STORESCU = "/usr/bin/storescu"
+ECHOSCU = "/usr/bin/echoscu"
+
+
+class Collector(ThreadingHTTPServer):
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.requests: list[tuple[str, bytes, str]] = []
+        self.lock = threading.Lock()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def traces(self) -> list[ExportTraceServiceRequest]:
+        return [
+            ExportTraceServiceRequest.FromString(body)
+            for path, body, _ in self.requests
+            if path == "/v1/traces"
+        ]
+
+    def metrics(self) -> list[ExportMetricsServiceRequest]:
+        return [
+            ExportMetricsServiceRequest.FromString(body)
+            for path, body, _ in self.requests
+            if path == "/v1/metrics"
+        ]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: Collector
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        encoding = self.headers.get("Content-Encoding", "")
+        if encoding == "gzip":
+            body = gzip.decompress(body)
+        with self.server.lock:
+            self.server.requests.append((self.path, body, encoding))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def collector() -> Iterator[Collector]:
+    server = Collector()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _attributes(items: object) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for kv in items:  # type: ignore[attr-defined]
+        v = kv.value
+        out[kv.key] = getattr(v, v.WhichOneof("value"))
+    return out
+
+
+def _abort_after_associating(port: int) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(echo_request())
+        header = sock.recv(6, socket.MSG_WAITALL)
+        assert header[0] == 0x02
+        sock.recv(int.from_bytes(header[2:6], "big"), socket.MSG_WAITALL)
+        sock.sendall(bytes([0x07, 0, 0, 0, 0, 4, 0, 0, 0, 0]))  # A-ABORT, service user
+        assert sock.recv(1) == b""  # the receiver closed
+
+
+def test_spans_and_metrics_reach_an_otlp_http_endpoint(
+    tmp_path: Path, collector: Collector
+) -> None:
+    require_tool(STORESCU)
+    require_tool(ECHOSCU)
+    files = [write_part10(mr_instance(instance_number=n), tmp_path / f"{n}.dcm") for n in (1, 2, 3)]
+    receiver = start_receiver(
+        tmp_path / "rx",
+        {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
+            "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip",
+            "OTEL_SERVICE_NAME": "oxidicom-under-test",
+            "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=ci,k8s.pod.name=rx-0",
+        },
+    )
+    try:
+        receiver.wait_for_log(
+            rf"OpenTelemetry: exporting traces and metrics to {collector.endpoint}"
+        )
+        stored = subprocess.run(
+            [STORESCU, "-aet", "OTLPPACS", "-aec", "ChRIS", "127.0.0.1", str(receiver.port)]
+            + [str(f) for f in files],
+            capture_output=True,
+            timeout=60,
+            env={**os.environ, "TCP_NODELAY": "1"},
+        )
+        assert stored.returncode == 0, stored.stderr
+        echoed = subprocess.run(
+            [ECHOSCU, "-aet", "OTLPECHO", "-aec", "ChRIS", "127.0.0.1", str(receiver.port)],
+            capture_output=True,
+            timeout=60,
+        )
+        assert echoed.returncode == 0, echoed.stderr
+        _abort_after_associating(receiver.port)
+    finally:
+        assert receiver.stop() == 0
+
+    assert {encoding for _, _, encoding in collector.requests} == {"gzip"}
+    traces = collector.traces()
+    assert traces, f"no trace export; requests: {[p for p, _, _ in collector.requests]}"
+    spans = {}
+    for request in traces:
+        for resource_spans in request.resource_spans:
+            resource = _attributes(resource_spans.resource.attributes)
+            assert resource["service.name"] == "oxidicom-under-test"
+            assert resource["deployment.environment"] == "ci"
+            assert resource["k8s.pod.name"] == "rx-0"
+            assert resource["process.pid"] == receiver.process.pid
+            assert len(str(resource["service.instance.id"])) == 36
+            for scope in resource_spans.scope_spans:
+                for span in scope.spans:
+                    attributes = _attributes(span.attributes)
+                    spans[attributes["dicom.calling_ae_title"]] = (span, attributes)
+    assert set(spans) == {"OTLPPACS", "OTLPECHO", "ABORTER"}
+    span, attributes = spans["OTLPPACS"]
+    assert span.name == "dicom.association"
+    assert attributes["oxidicom.instances.stored"] == 3
+    assert attributes["oxidicom.instances.failed"] == 0
+    assert attributes["oxidicom.bytes.received"] > sum(f.stat().st_size for f in files) - 3 * 132
+    assert attributes["network.peer.address"] == "127.0.0.1"
+    assert span.status.code == Status.STATUS_CODE_UNSET
+    span, attributes = spans["ABORTER"]
+    assert span.status.code == Status.STATUS_CODE_ERROR
+    assert "aborted by the peer" in span.status.message
+    # Association ids in the spans are the ones the log lines carry.
+    for _, attributes in spans.values():
+        assert f"[{attributes['oxidicom.association.id']}]" in receiver.log()
+
+    metrics: dict[str, list[object]] = {}
+    for request in collector.metrics():
+        for resource_metrics in request.resource_metrics:
+            resource = _attributes(resource_metrics.resource.attributes)
+            assert resource["service.name"] == "oxidicom-under-test"
+            for scope in resource_metrics.scope_metrics:
+                for metric in scope.metrics:
+                    metrics.setdefault(metric.name, []).append(metric)
+    last = {name: found[-1] for name, found in metrics.items()}
+    assert last["oxidicom.instances.stored"].sum.data_points[0].as_int == 3
+    assert last["oxidicom.instances.stored"].sum.is_monotonic
+    assert last["oxidicom.associations.active"].sum.data_points[0].as_int == 0
+    assert (
+        last["oxidicom.bytes.received"].sum.data_points[0].as_int
+        >= (spans["OTLPPACS"][1]["oxidicom.bytes.received"])
+    )
+    durations = {
+        _attributes(p.attributes)["oxidicom.association.outcome"]: p.count
+        for p in last["oxidicom.association.duration"].histogram.data_points
+    }
+    assert durations == {"released": 2, "aborted": 1}
