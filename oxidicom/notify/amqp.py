@@ -27,6 +27,7 @@ import aiormq.exceptions
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 from yarl import URL
 
+from oxidicom import telemetry
 from oxidicom.notify.celery import task_message
 from oxidicom.notify.outbox import Claim, Outbox
 
@@ -164,14 +165,26 @@ class AmqpPublisher:
             if claim is None:  # published by someone else, or set aside as invalid
                 self._pending.pop(name, None)
                 continue
+            registration = claim.registration
+            attempt = telemetry.registration_publish(
+                queue=registration.queue,
+                series_instance_uid=str(registration.kwargs.get("SeriesInstanceUID")),
+                pacs_name=str(registration.kwargs.get("pacs_name")),
+                traceparent=registration.traceparent,
+                association_id=registration.association_id,
+                ndicom=registration.kwargs.get("ndicom"),
+            )
             try:
                 await self._publish(connection, claim)
             except asyncio.CancelledError:
+                attempt.failed("cancelled: the receiver is stopping")
                 claim.close()
                 raise
             except Exception as error:
+                attempt.failed(_describe(error))
                 await loop.run_in_executor(None, claim.failed, _describe(error))
                 raise
+            attempt.succeeded()
             await loop.run_in_executor(None, claim.done)
             self._pending.pop(name, None)
             self.published += 1

@@ -55,3 +55,11 @@ def error(message: str) -> bytes:
 def done() -> bytes:
     """The last message of a series in an association."""
     return DONE
+
+
+_KINDS: Final = {0x00: "done", PROGRESS: "progress", ERROR: "error"}
+
+
+def kind_of(payload: bytes) -> str:
+    """``done``, ``progress`` or ``error``: what a payload is (for metrics)."""
+    return _KINDS.get(payload[0], "unknown") if payload else "unknown"

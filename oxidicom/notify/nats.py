@@ -19,6 +19,9 @@ from typing import Final
 import nats
 from nats.aio.client import Client
 
+from oxidicom import telemetry
+from oxidicom.notify import lonk
+
 log = logging.getLogger("oxidicom.nats")
 
 #: Queued messages above which optional progress is dropped.
@@ -66,6 +69,7 @@ class LonkPublisher:
             if required and not self.dropped:
                 log.warning("NATS is not keeping up: dropping LONK messages (%d queued)", queued)
             self.dropped += 1
+            telemetry.lonk_dropped("unavailable")
             return False
         self._queue.append((subject, payload))
         if not self._wake.is_set():
@@ -108,9 +112,11 @@ class LonkPublisher:
                 await client.publish(subject, payload)
             except Exception as error:  # buffer full while reconnecting, closed, bad subject
                 self.dropped += 1
+                telemetry.lonk_dropped("unavailable")
                 log.debug("LONK message on %s dropped: %r", subject, error)
             else:
                 self.sent += 1
+                telemetry.lonk_sent(lonk.kind_of(payload))
             if self.dev_sleep:
                 await asyncio.sleep(self.dev_sleep)
 

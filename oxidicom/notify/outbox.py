@@ -58,13 +58,34 @@ class Registration:
     created: str
     attempts: int = 0
     last_error: str | None = None
+    #: The association that stored the series, and its W3C trace context when traced, so
+    #: that a publish (even after a restart) is linked to it.
+    association_id: str | None = None
+    traceparent: str | None = None
     created_ns: int = field(default=0, compare=False)
 
     @classmethod
-    def new(cls, task: str, queue: str, kwargs: dict[str, Any]) -> Registration:
+    def new(
+        cls,
+        task: str,
+        queue: str,
+        kwargs: dict[str, Any],
+        *,
+        association_id: str | None = None,
+        traceparent: str | None = None,
+    ) -> Registration:
         now = time.time_ns()
         stamp = datetime.fromtimestamp(now / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        return cls(task, str(uuid.uuid4()), queue, kwargs, stamp, created_ns=now)
+        return cls(
+            task,
+            str(uuid.uuid4()),
+            queue,
+            kwargs,
+            stamp,
+            association_id=association_id,
+            traceparent=traceparent,
+            created_ns=now,
+        )
 
     @property
     def file_name(self) -> str:
@@ -79,6 +100,8 @@ class Registration:
             "created": self.created,
             "attempts": self.attempts,
             "last_error": self.last_error,
+            "association_id": self.association_id,
+            "traceparent": self.traceparent,
             "kwargs": self.kwargs,
         }
         return (json.dumps(document, indent=2) + "\n").encode()
@@ -98,6 +121,8 @@ class Registration:
                 created=document["created"],
                 attempts=document.get("attempts", 0),
                 last_error=document.get("last_error"),
+                association_id=document.get("association_id"),
+                traceparent=document.get("traceparent"),
             )
         except KeyError as error:
             raise ValueError(f"missing {error}") from None
@@ -107,6 +132,8 @@ class Registration:
             and isinstance(registration.queue, str)
             and isinstance(registration.kwargs, dict)
             and isinstance(registration.attempts, int)
+            and isinstance(registration.association_id, str | None)
+            and isinstance(registration.traceparent, str | None)
         ):
             raise ValueError("a field has the wrong type")
         return registration

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from oxidicom import telemetry
 from oxidicom.notify import lonk
 from oxidicom.series import SeriesRecord
 
@@ -61,11 +62,10 @@ class ProgressPolicy:
             )
             progress = series[record.series_instance_uid] = _SeriesProgress(subject)
             required = True
-        elif (
-            now - progress.sent_at < self.interval
-            or record.count <= progress.sent
-            or not self._room()
-        ):
+        elif record.count <= progress.sent:
+            return
+        elif now - progress.sent_at < self.interval or not self._room():
+            telemetry.lonk_dropped("rate_limited")
             return
         else:
             required = False

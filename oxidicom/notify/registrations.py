@@ -11,6 +11,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from oxidicom import telemetry
 from oxidicom.notify.celery import TASK_NAME, registration_kwargs
 from oxidicom.notify.outbox import Outbox, Registration
 from oxidicom.series import SeriesRecord
@@ -45,6 +46,10 @@ class Registrations:
             )
         if self.publisher is not None:
             self.publisher.start()
+        # Read at each metric export, in the SDK's own thread: a listing of the outbox is
+        # the truth (entries of sibling processes included) and costs nothing to the loop.
+        outbox = self.outbox
+        telemetry.observe_outbox_depth(lambda: len(outbox.names()))
 
     def register(self, record: SeriesRecord) -> None:
         """Record the series' registration task (and publish it when possible)."""
@@ -55,7 +60,13 @@ class Registrations:
             return
         for warning in warnings:
             log.warning("%s", warning)
-        registration = Registration.new(TASK_NAME, self.queue_name, kwargs)
+        registration = Registration.new(
+            TASK_NAME,
+            self.queue_name,
+            kwargs,
+            association_id=record.association_id,
+            traceparent=telemetry.current_traceparent(),
+        )
         write = asyncio.ensure_future(self._write(registration))
         self._writes.add(write)
         write.add_done_callback(self._writes.discard)
@@ -95,6 +106,7 @@ class Registrations:
         if self.publisher is not None:
             await self.publisher.stop(timeout)
         loop = asyncio.get_running_loop()
+        # The depth stays observed: the last metric export, after this, reports it.
         left = len(await loop.run_in_executor(None, self.outbox.names))
         if left:
             log.log(

@@ -27,6 +27,15 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status
 from tests.dicom_factory import mr_instance, write_part10
 from tests.integration.conftest import require_tool
 from tests.integration.receiver import start_receiver
+from tests.integration.services import (
+    AMQP_URL,
+    NATS,
+    NATS_URL,
+    RABBITMQ,
+    delete_queue,
+    require_service,
+    unique,
+)
 from tests.telemetry.helpers import echo_request
 
 pytestmark = pytest.mark.integration
@@ -196,3 +205,82 @@ def test_spans_and_metrics_reach_an_otlp_http_endpoint(
         for p in last["oxidicom.association.duration"].histogram.data_points
     }
     assert durations == {"released": 2, "aborted": 1}
+
+
+def _metric_values(collector: Collector) -> dict[str, dict[tuple[tuple[str, object], ...], int]]:
+    """Last exported value of every sum/gauge data point, by metric and attributes."""
+    values: dict[str, dict[tuple[tuple[str, object], ...], int]] = {}
+    for request in collector.metrics():
+        for resource_metrics in request.resource_metrics:
+            for scope in resource_metrics.scope_metrics:
+                for metric in scope.metrics:
+                    kind = metric.WhichOneof("data")
+                    if kind not in ("sum", "gauge"):
+                        continue
+                    for point in getattr(metric, kind).data_points:
+                        key = tuple(sorted(_attributes(point.attributes).items()))
+                        values.setdefault(metric.name, {})[key] = point.as_int
+    return values
+
+
+def test_registrations_and_lonk_are_traced_and_counted(
+    tmp_path: Path, collector: Collector
+) -> None:
+    """The notification side feeds the same endpoint: a publish span linked to its
+    association, published registrations, LONK messages by kind, the outbox depth."""
+    require_tool(STORESCU)
+    require_service("RabbitMQ", RABBITMQ)
+    require_service("NATS", NATS)
+    queue = unique("oxidicom-otlp-")
+    files = [write_part10(mr_instance(instance_number=n), tmp_path / f"{n}.dcm") for n in (1, 2)]
+    receiver = start_receiver(
+        tmp_path / "rx",
+        {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
+            "OXIDICOM_AMQP_ADDRESS": AMQP_URL,
+            "OXIDICOM_QUEUE_NAME": queue,
+            "OXIDICOM_NATS_ADDRESS": NATS_URL,
+            "OXIDICOM_ROOT_SUBJECT": unique("oxiotlp"),
+            "OXIDICOM_PROGRESS_INTERVAL": "1h",
+        },
+    )
+    try:
+        stored = subprocess.run(
+            [STORESCU, "-aet", "NOTIFYPACS", "-aec", "ChRIS", "127.0.0.1", str(receiver.port)]
+            + [str(f) for f in files],
+            capture_output=True,
+            timeout=60,
+            env={**os.environ, "TCP_NODELAY": "1"},
+        )
+        assert stored.returncode == 0, stored.stderr
+        receiver.wait_for_log(r"registration sent: task")
+    finally:
+        assert receiver.stop() == 0
+        delete_queue(queue)
+
+    spans = {}
+    for request in collector.traces():
+        for resource_spans in request.resource_spans:
+            for scope in resource_spans.scope_spans:
+                for span in scope.spans:
+                    spans.setdefault(span.name, []).append(span)
+    (association,) = [
+        s
+        for s in spans["dicom.association"]
+        if _attributes(s.attributes)["dicom.calling_ae_title"] == "NOTIFYPACS"
+    ]
+    publishes = [s for name, found in spans.items() if name != "dicom.association" for s in found]
+    assert len(publishes) == 1, sorted(spans)
+    (publish,) = publishes
+    assert [(link.trace_id, link.span_id) for link in publish.links] == [
+        (association.trace_id, association.span_id)
+    ]
+    assert publish.status.code != Status.STATUS_CODE_ERROR
+
+    values = _metric_values(collector)
+    assert sum(values["oxidicom.registrations.published"].values()) == 1
+    assert sum(values.get("oxidicom.registrations.failed", {}).values()) == 0
+    sent = {dict(key).get("lonk.kind"): n for key, n in values["oxidicom.lonk.sent"].items()}
+    # A one-hour interval: progress 1, the final progress 2, done.
+    assert sent == {"progress": 2, "done": 1}
+    assert list(values["oxidicom.outbox.depth"].values())[-1] == 0
