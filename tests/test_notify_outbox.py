@@ -42,11 +42,27 @@ def test_an_entry_is_readable_json_for_an_operator(tmp_path: Path) -> None:
         "created": registration.created,
         "attempts": 0,
         "last_error": None,
+        "association_id": None,
+        "traceparent": None,
         "kwargs": KWARGS,
     }
     assert document["created"].endswith("Z")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600  # patient data
     assert os.listdir(outbox.directory) == [name]  # no temporary file left
+
+
+def test_an_entry_without_trace_fields_still_reads(tmp_path: Path) -> None:
+    outbox = new_outbox(tmp_path)
+    name, registration = add(outbox)
+    path = outbox.directory / name
+    document = json.loads(path.read_text())
+    del document["association_id"], document["traceparent"]
+    path.write_text(json.dumps(document))
+    claim = outbox.claim(name)
+    assert claim is not None
+    assert claim.registration.task_id == registration.task_id
+    assert claim.registration.traceparent is None
+    claim.close()
 
 
 def test_names_are_oldest_first(tmp_path: Path) -> None:
