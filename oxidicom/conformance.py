@@ -18,6 +18,7 @@ from oxidicom.dicom.errors import STATUS_CANNOT_UNDERSTAND, STATUS_MISSING_OR_IN
 from oxidicom.dicom.uids import (
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION_NAME,
+    NEWER_TRANSFER_SYNTAXES,
     SIEMENS_PRIVATE_STORAGE_SOP_CLASSES,
     STORAGE_SOP_CLASSES,
     TRANSFER_SYNTAXES,
@@ -98,6 +99,8 @@ def uid_name(uid: str) -> str:
     """The PS3.6 name of a UID (pydicom's table), marked when retired."""
     if uid in _PRIVATE_NAMES:
         return _PRIVATE_NAMES[uid]
+    if uid in NEWER_TRANSFER_SYNTAXES:
+        return NEWER_TRANSFER_SYNTAXES[uid]
     name, _kind, _info, retired, *_ = UID_dictionary[uid]
     return f"{name} (retired)" if retired and "Retired" not in name else name
 

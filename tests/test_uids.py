@@ -118,3 +118,21 @@ def test_implementation_identity() -> None:
     assert UID_RE.fullmatch(IMPLEMENTATION_CLASS_UID)
     assert len(IMPLEMENTATION_VERSION_NAME) <= 16
     assert IMPLEMENTATION_VERSION_NAME.isascii()
+
+
+def test_what_we_accept_does_not_depend_on_pynetdicom_being_imported_first() -> None:
+    import subprocess
+    import sys
+
+    script = "from oxidicom.dicom.uids import TRANSFER_SYNTAXES as T; print(sorted(T))"
+    plain = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    after = subprocess.run(
+        [sys.executable, "-c", "import pynetdicom; " + script],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert plain == after
+    assert "1.2.840.10008.1.2.4.112" in plain

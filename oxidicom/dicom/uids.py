@@ -67,12 +67,24 @@ def _storage_sop_classes() -> frozenset[str]:
     return frozenset(standard | SIEMENS_PRIVATE_STORAGE_SOP_CLASSES)
 
 
+#: Transfer syntaxes standardised after the pydicom release we depend on (PS3.5 2024-2025).
+#: Listed here so that what we accept does not depend on which library registered them
+#: first: pynetdicom adds these same four to pydicom's table when it is imported.
+NEWER_TRANSFER_SYNTAXES: Final = {
+    "1.2.840.10008.1.2.4.110": "JPEG XL Lossless",
+    "1.2.840.10008.1.2.4.111": "JPEG XL JPEG Recompression",
+    "1.2.840.10008.1.2.4.112": "JPEG XL",
+    "1.2.840.10008.1.2.8.1": "Deflated Image Frame Compression",
+}
+
+
 def _transfer_syntaxes() -> frozenset[str]:
-    return frozenset(
+    from_pydicom = {
         uid
         for uid, (_name, kind, *_rest) in UID_dictionary.items()
         if kind == "Transfer Syntax" and uid not in _NOT_DATASET_ENCODINGS
-    )
+    }
+    return frozenset(from_pydicom | NEWER_TRANSFER_SYNTAXES.keys())
 
 
 #: Standard Storage SOP classes (PS3.4 Table B.5-1, retired ones too) + private Siemens.
