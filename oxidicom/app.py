@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from oxidicom.aio.server import Receiver, ServerContext
+from oxidicom.aio.tls import TLSSetupError
 from oxidicom.notify.base import LogNotifier
 from oxidicom.settings import Settings
 from oxidicom.storage.writer import Store
@@ -29,8 +30,9 @@ def describe_start(settings: Settings, receiver: Receiver) -> str:
         else "no AMQP broker (registrations stay in the outbox)"
     )
     nats = f"NATS {_redact(settings.nats_address)}" if settings.nats_address else "no NATS"
+    tls = " (DICOM TLS)" if settings.tls_certificate else ""
     return (
-        f"oxidicom listening on {address}:{receiver.port} as AE title {settings.scp_aet!r};"
+        f"oxidicom listening on {address}:{receiver.port}{tls} as AE title {settings.scp_aet!r};"
         f" files under {Path(settings.files_root).resolve()};"
         f" outbox {Path(settings.outbox_dir).resolve()}; {amqp}; {nats}"
     )
@@ -68,7 +70,7 @@ async def serve(settings: Settings, *, started: Callable[[Receiver], None] | Non
 
 
 async def _start(settings: Settings) -> Receiver:
-    store = Store(settings.files_root)
+    store = Store(settings.files_root, fsync=settings.fsync)
     try:
         store.prepare()
     except OSError as error:
@@ -80,6 +82,8 @@ async def _start(settings: Settings) -> Receiver:
     receiver = Receiver(ServerContext(settings, store, LogNotifier()))
     try:
         await receiver.start()
+    except TLSSetupError as error:
+        raise StartError(str(error)) from error
     except OSError as error:
         raise StartError(
             f"cannot listen on {settings.listener_address}:{settings.listener_port}:"
