@@ -93,7 +93,8 @@ class AssociationProtocol(asyncio.Protocol):
             self.conn.receive_eof()
             if not self._blocked:
                 self._pump()
-        return True
+        # A TLS transport cannot stay half-open (asyncio warns and closes it anyway).
+        return self.transport is None or self.transport.get_extra_info("sslcontext") is None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True

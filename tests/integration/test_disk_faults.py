@@ -4,6 +4,7 @@ goes on (CONTRACT section 5). The disk is a real 4 MiB tmpfs that really returns
 
 from __future__ import annotations
 
+import contextlib
 import io
 import subprocess
 from collections.abc import Iterator
@@ -63,11 +64,8 @@ def instance(pixels: int, number: int) -> tuple[str, bytes]:
 def fill(disk: Path, leave: int) -> Path:
     """Fill the disk until only about ``leave`` bytes are free."""
     filler = disk / "filler"
-    with open(filler, "wb") as out:
-        try:
-            out.write(b"\x00" * DISK_SIZE)
-        except OSError:
-            pass
+    with open(filler, "wb") as out, contextlib.suppress(OSError):  # ENOSPC: the disk is full
+        out.write(b"\x00" * DISK_SIZE)
     size = filler.stat().st_size
     with open(filler, "r+b") as out:
         out.truncate(max(size - leave, 0))
