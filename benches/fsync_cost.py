@@ -5,7 +5,7 @@
 ``--dir`` must be on the disk to measure (this machine: ext4 on /dev/vda); files go under
 it and are removed. Senders are dcmtk storescu processes (TCP_NODELAY=1), ``--senders``
 at once, each with its share of the files in one association. Each configuration runs
-``--repeat`` times; the median is printed.
+``--repeat`` times, interleaved; the median is printed, then every run.
 """
 
 from __future__ import annotations
@@ -90,17 +90,24 @@ def main() -> None:
             f" {args.large} x {large[0].stat().st_size / 2**20:.1f} MiB large;"
             f" {args.senders} senders; median of {args.repeat})"
         )
+        # Interleaved, so that the disk's state (recent deletes are slow to undo on
+        # ext4 with online discard) weighs on both settings alike.
+        times: dict[tuple[bool, str], list[float]] = {}
+        for _ in range(args.repeat):
+            for kind, files in (("small", small), ("large", large)):
+                for fsync in (False, True):
+                    seconds = run(args.dir, fsync, files, args.senders)
+                    times.setdefault((fsync, kind), []).append(seconds)
         for fsync in (False, True):
-            small_s = statistics.median(
-                run(args.dir, fsync, small, args.senders) for _ in range(args.repeat)
-            )
-            large_s = statistics.median(
-                run(args.dir, fsync, large, args.senders) for _ in range(args.repeat)
-            )
+            small_s = statistics.median(times[fsync, "small"])
+            large_s = statistics.median(times[fsync, "large"])
             setting = f"OXIDICOM_FSYNC={str(fsync).lower():5}"
+            small_runs = ", ".join(f"{args.small / t:.0f}" for t in times[fsync, "small"])
+            large_runs = ", ".join(f"{large_mib / t:.0f}" for t in times[fsync, "large"])
             print(
                 f"{setting}  small: {args.small / small_s:7.0f} inst/s"
                 f"   large: {large_mib / large_s:6.0f} MiB/s"
+                f"   (runs: small {small_runs}; large {large_runs})"
             )
     finally:
         shutil.rmtree(source)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import logging
 import os
 import random
 import shutil
@@ -109,8 +110,17 @@ class Soak:
                     mr_instance(instance_number=n + 1, rows=32, columns=32), ExplicitVRLittleEndian
                 )
                 status = assoc.send_c_store(ds)
+                if "Status" not in status:
+                    # pynetdicom gives an empty data set when it got no response.
+                    self.errors.append(
+                        f"pynetdicom: no C-STORE-RSP for {ds.SOPInstanceUID}"
+                        f" (aborted {assoc.is_aborted}, established {assoc.is_established})"
+                    )
+                    break
                 if status.Status != 0:
                     self.errors.append(f"pynetdicom store status {status.Status:04X}")
+            if not assoc.is_established:
+                continue
             if rng.random() < 0.2:
                 assoc.abort()
                 self.count("pynetdicom aborts")
@@ -162,7 +172,14 @@ def main() -> None:
     parser.add_argument("--storescu", type=int, default=2, help="storescu loops at once")
     parser.add_argument("--files", type=int, default=50, help="instances per storescu run")
     parser.add_argument("--dir", type=Path, default=Path("/var/tmp/oxidicom-soak"))
+    parser.add_argument("--log", type=Path, help="write the receiver's and pynetdicom's logs here")
     args = parser.parse_args()
+    if args.log:
+        logging.basicConfig(
+            filename=args.log.with_suffix(".pynetdicom.log"),
+            level=logging.WARNING,
+            format="%(asctime)s %(threadName)s %(name)s %(levelname)s %(message)s",
+        )
     args.dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="soak-", dir=args.dir))
     files = [
@@ -223,6 +240,21 @@ def main() -> None:
             if " ERROR " in line or "Traceback" in line or "storing" in line
         )
         print(f"receiver errors: {sum(problems.values())} {problems.most_common(3)}")
+        if soak.errors:
+            # What the receiver said about the pynetdicom associations that went wrong.
+            ids = {
+                line.split("[", 1)[1].split("]", 1)[0]
+                for line in receiver.lines
+                if "association from SOAKPYNET@" in line
+            }
+            said = [
+                line
+                for line in receiver.lines
+                if "abort" in line
+                and any(f"[{i}]" in line for i in ids)
+                and "aborted by the peer (source 0, reason 0)" not in line
+            ]
+            print("receiver on failed pynetdicom associations:", *said[:6], sep="\n  ")
         rss_ok = after_rss <= base_rss * 1.10 + 4096
         fds_ok = after_fds <= base_fds
         print(
@@ -231,6 +263,8 @@ def main() -> None:
     finally:
         code = receiver.stop()
         print(f"receiver exit status: {code}")
+        if args.log:
+            args.log.write_text(receiver.log())
         shutil.rmtree(work)
 
 

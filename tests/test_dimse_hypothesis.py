@@ -25,7 +25,8 @@ from oxidicom.dimse.commands import (
     encode_request,
     encode_response,
 )
-from oxidicom.ul.events import DataFragment
+from oxidicom.ul.events import AbortSent, DataFragment
+from tests.ul._helpers import abort_pdus, new_sta6
 
 #: Group 0000 elements a request may carry (PS3.7 Annex E), and a few it may not.
 KNOWN_ELEMENTS = [0x0000, 0x0002, 0x0003, 0x0100, 0x0110, 0x0120, 0x0700, 0x0800, 0x0900,
@@ -178,3 +179,40 @@ def test_responses_encode_for_any_received_uid(
     if sop_instance is not None:
         # Echoed byte for byte (Latin-1), padded to even length with NUL.
         assert elements[0x1000].rstrip(b"\x00") == sop_instance.encode("latin-1").rstrip(b"\x00")
+
+
+@st.composite
+def pdata_pdus(draw: st.DrawFn) -> bytes:
+    """P-DATA-TF PDUs from PDV headers of any control byte, context and length."""
+    pdvs = b""
+    for _ in range(draw(st.integers(1, 4))):
+        data = draw(st.binary(max_size=40) | command_sets() | requests().map(lambda r: r[1]))
+        length = len(data) + 2 if draw(st.integers(0, 5)) else draw(st.integers(0, 0xFFFFFFFF))
+        context = draw(st.sampled_from([1, 1, 3, 0, 255]))
+        control = draw(st.sampled_from([0, 1, 2, 3]) | st.integers(0, 255))  # reserved bits too
+        pdvs += struct.pack(">IBB", length, context, control) + data
+    length = len(pdvs) if draw(st.integers(0, 5)) else draw(st.integers(0, len(pdvs) + 10))
+    return struct.pack(">BxI", 4, length) + pdvs
+
+
+@given(st.lists(pdata_pdus(), min_size=1, max_size=4), st.lists(st.integers(1, 300), max_size=5))
+def test_pdv_headers_through_the_connection_and_assembler(
+    pdus: list[bytes], cuts: list[int]
+) -> None:
+    """Events, DIMSE results or CommandError only; at most one A-ABORT goes out."""
+    conn = new_sta6()
+    assembler = MessageAssembler(max_command_length=256)
+    aborts = 0
+    for piece in split(b"".join(pdus), cuts):
+        conn.receive_data(piece, 1.0)
+        while (event := conn.next_event()) is not None:
+            if isinstance(event, DataFragment):
+                try:
+                    assembler.feed(event)
+                except CommandError:
+                    conn.abort()
+            elif isinstance(event, AbortSent):
+                aborts += 1
+    assert aborts <= 1
+    sent = conn.data_to_send()
+    assert sent == b"" or len(abort_pdus(sent)) == 1
