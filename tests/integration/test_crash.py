@@ -44,7 +44,8 @@ def test_sigkill_mid_instance_leaves_no_partial_file_and_restart_cleans_up(
     with RawPeer.connect(receiver.port) as peer:
         peer.associate(associate_rq(contexts=((MR_STORAGE, EXPLICIT_LE),)))
         peer.send(stream[:half])
-        wait_until(lambda: any(tmp_dir.iterdir()))
+        # The kill lands inside the instance: its temp file exists and holds part of it.
+        wait_until(lambda: any(f.stat().st_size > 0 for f in tmp_dir.iterdir()))
         receiver.process.send_signal(signal.SIGKILL)
         assert receiver.process.wait(30) == -signal.SIGKILL
         assert peer.read_until_closed() == []
