@@ -59,9 +59,13 @@ def push(port: int, files: list[Path], senders: int) -> float:
 
 def run(base: Path, fsync: bool, files: list[Path], senders: int) -> float:
     work = Path(tempfile.mkdtemp(prefix=f"fsync-{fsync}-", dir=base))
-    receiver = start_receiver(
-        work, {"OXIDICOM_FSYNC": str(fsync).lower(), "OXIDICOM_LOG_LEVEL": "INFO"}
-    )
+    try:
+        receiver = start_receiver(
+            work, {"OXIDICOM_FSYNC": str(fsync).lower(), "OXIDICOM_LOG_LEVEL": "INFO"}
+        )
+    except BaseException:
+        shutil.rmtree(work)
+        raise
     try:
         seconds = push(receiver.port, files, senders)
         assert len(receiver.stored_files()) == len(files)

@@ -188,9 +188,13 @@ def main() -> None:
         )
         for n in range(args.files)
     ]
-    receiver = start_receiver(
-        work / "run", {"OXIDICOM_LOG_LEVEL": "INFO", "OXIDICOM_LISTENER_THREADS": "16"}
-    )
+    try:
+        receiver = start_receiver(
+            work / "run", {"OXIDICOM_LOG_LEVEL": "INFO", "OXIDICOM_LISTENER_THREADS": "16"}
+        )
+    except BaseException:
+        shutil.rmtree(work)
+        raise
     pid = receiver.process.pid
     try:
         # Warm-up: imports, caches and the executor's threads exist after the first use.
