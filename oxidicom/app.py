@@ -10,6 +10,7 @@ from pathlib import Path
 
 from oxidicom import telemetry
 from oxidicom.aio.server import Receiver, ServerContext
+from oxidicom.aio.tls import TLSSetupError
 from oxidicom.notify.notifier import ChrisNotifier, build_notifier
 from oxidicom.settings import Settings
 from oxidicom.storage.writer import Store
@@ -30,8 +31,9 @@ def describe_start(settings: Settings, receiver: Receiver) -> str:
         else "no AMQP broker (registrations stay in the outbox)"
     )
     nats = f"NATS {_redact(settings.nats_address)}" if settings.nats_address else "no NATS"
+    tls = " (DICOM TLS)" if settings.tls_certificate else ""
     return (
-        f"oxidicom listening on {address}:{receiver.port} as AE title {settings.scp_aet!r};"
+        f"oxidicom listening on {address}:{receiver.port}{tls} as AE title {settings.scp_aet!r};"
         f" files under {Path(settings.files_root).resolve()};"
         f" outbox {Path(settings.outbox_dir).resolve()}; {amqp}; {nats}"
     )
@@ -72,7 +74,7 @@ async def serve(settings: Settings, *, started: Callable[[Receiver], None] | Non
 
 
 async def _start(settings: Settings) -> tuple[Receiver, ChrisNotifier]:
-    store = Store(settings.files_root)
+    store = Store(settings.files_root, fsync=settings.fsync)
     try:
         store.prepare()
     except OSError as error:
@@ -90,6 +92,9 @@ async def _start(settings: Settings) -> tuple[Receiver, ChrisNotifier]:
     receiver = Receiver(ServerContext(settings, store, notifier))
     try:
         await receiver.start()
+    except TLSSetupError as error:
+        await notifier.stop()
+        raise StartError(str(error)) from error
     except OSError as error:
         await notifier.stop()
         raise StartError(

@@ -54,7 +54,7 @@ class Association:
         self.id = server.next_association_id()
         self.calling_ae_title = ""
         self.contexts: dict[int, AcceptedContext] = {}
-        self.assembler = MessageAssembler()
+        self.assembler = MessageAssembler(server.settings.max_command_set_length)
         self.series: SeriesAccumulator | None = None
         self.ended = False
         self.end_reason = ""
@@ -95,7 +95,7 @@ class Association:
         self.calling_ae_title = request.calling_ae_title
         self.telemetry.requested(request.calling_ae_title, request.called_ae_title)
         where = f"{request.calling_ae_title}@{self.peer} -> {request.called_ae_title}"
-        if not self.server.acquire_slot():
+        if not self.server.acquire_slot(self):
             self._log.warning(
                 "association from %s rejected: %d associations already running (limit)",
                 where,
@@ -302,7 +302,7 @@ class Association:
             self._writer = None
         if self._holds_slot:
             self._holds_slot = False
-            self.server.release_slot()
+            self.server.release_slot(self)
         series = self.series
         if series is None:
             self._log.info("connection from %s ended: %s", self.peer, reason)

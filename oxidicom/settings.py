@@ -46,6 +46,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     artim_timeout: float
     idle_timeout: float
     pdu_hard_cap: int
+    max_command_set_length: int
+    max_pending_connections: int
+    fsync: bool
+    tls_certificate: str | None
+    tls_key: str | None
+    tls_client_ca: str | None
     shutdown_timeout: float
     log_level: str
     log_format: str = "auto"
@@ -258,6 +264,52 @@ SETTINGS: tuple[Setting, ...] = (
         "largest P-DATA-TF accepted when not strict (bytes)",
     ),
     Setting(
+        "OXIDICOM_MAX_COMMAND_SET_LENGTH",
+        "max_command_set_length",
+        _int_between(_KIB, 16 * _KIB * _KIB),
+        str(64 * _KIB),
+        "largest DIMSE command set accepted (bytes); beyond it A-ABORT",
+    ),
+    Setting(
+        "OXIDICOM_MAX_PENDING_CONNECTIONS",
+        "max_pending_connections",
+        _int_between(1, 100_000),
+        "64",
+        "connections without an association (not yet requested, rejected, ended) kept"
+        " open at once; beyond it the oldest is closed",
+    ),
+    Setting(
+        "OXIDICOM_FSYNC",
+        "fsync",
+        _bool,
+        "true",
+        "fsync each file before answering success (survives a power cut)",
+    ),
+    Setting(
+        "OXIDICOM_TLS_CERTIFICATE",
+        "tls_certificate",
+        _text,
+        None,
+        "PEM certificate (chain) of a DICOM TLS listener; unset: plain TCP",
+        default_help="unset",
+    ),
+    Setting(
+        "OXIDICOM_TLS_KEY",
+        "tls_key",
+        _text,
+        None,
+        "PEM private key of the certificate; unset: read from the certificate file",
+        default_help="unset",
+    ),
+    Setting(
+        "OXIDICOM_TLS_CLIENT_CA",
+        "tls_client_ca",
+        _text,
+        None,
+        "PEM CA certificate(s); when set, clients must present a certificate it signed",
+        default_help="unset",
+    ),
+    Setting(
         "OXIDICOM_SHUTDOWN_TIMEOUT",
         "shutdown_timeout",
         _duration,
@@ -317,6 +369,9 @@ def _check_together(settings: Settings) -> None:
             f"OXIDICOM_OUTBOX_DIR={settings.outbox_dir!r} is not valid: it is inside"
             f" OXIDICOM_FILES_ROOT={settings.files_root!r}, which is CUBE's storage"
         )
+    if settings.tls_certificate is None and (settings.tls_key or settings.tls_client_ca):
+        variable = "OXIDICOM_TLS_KEY" if settings.tls_key else "OXIDICOM_TLS_CLIENT_CA"
+        raise SettingsError(f"{variable} is set but OXIDICOM_TLS_CERTIFICATE is not")
     if settings.pdu_hard_cap < settings.scp_max_pdu_length:
         raise SettingsError(
             f"OXIDICOM_PDU_HARD_CAP={settings.pdu_hard_cap} is not valid: it is smaller than"

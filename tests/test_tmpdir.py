@@ -71,10 +71,13 @@ def test_stale_cleanup_spares_live_and_young_folders(tmp_path: Path) -> None:
     (own.path / "1.part").write_bytes(b"ours")
     _age(own.path)
     live, holder = _folder_of_another_process(tmp_root, "live")
-    young = tmp_root / "young"
+    young = tmp_root / "young"  # no lock file yet: its owner may be being born
     young.mkdir()
-    (young / LOCK_NAME).touch()
     (young / "3.part").touch()
+    dead_young = tmp_root / "dead-young"  # a lock file nobody holds: its owner died
+    dead_young.mkdir()
+    (dead_young / LOCK_NAME).touch()
+    (dead_young / "6.part").touch()
     unlocked_old = tmp_root / "born-dead"
     unlocked_old.mkdir()
     (unlocked_old / "4.part").touch()
@@ -85,7 +88,8 @@ def test_stale_cleanup_spares_live_and_young_folders(tmp_path: Path) -> None:
     young_loose = tmp_root / "123-5.part"
     young_loose.touch()
     try:
-        assert remove_stale(tmp_root, own.path) == 2  # born-dead/4.part and the old loose file
+        # born-dead/4.part, dead-young/6.part and the old loose file
+        assert remove_stale(tmp_root, own.path) == 3
         assert sorted(p.name for p in tmp_root.iterdir()) == sorted(
             [own.path.name, "live", "young", "123-5.part"]
         )

@@ -93,7 +93,8 @@ class AssociationProtocol(asyncio.Protocol):
             self.conn.receive_eof()
             if not self._blocked:
                 self._pump()
-        return True
+        # A TLS transport cannot stay half-open (asyncio warns and closes it anyway).
+        return self.transport is None or self.transport.get_extra_info("sslcontext") is None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
@@ -216,7 +217,22 @@ class AssociationProtocol(asyncio.Protocol):
         conn.handle_timer(self.loop.time())
         self._pump()
 
-    # -- shutdown ------------------------------------------------------------------------
+    # -- limits and shutdown -------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        """True until the transport is closing or gone."""
+        return not self._lost and self.transport is not None and not self.transport.is_closing()
+
+    def evict(self, limit: int) -> None:
+        """Close a connection that holds no association (too many of them are open)."""
+        log.warning(
+            "closing connection from %s: more than %d connections without an association",
+            self.association.peer if self.association is not None else "?",
+            limit,
+        )
+        if self.transport is not None:
+            self.transport.close()
 
     def abort(self) -> None:
         """Send A-ABORT now (shutdown timeout reached)."""

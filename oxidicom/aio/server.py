@@ -10,6 +10,8 @@ import socket
 from oxidicom.acceptance import AcceptancePolicy
 from oxidicom.aio.context import ConnectionContext
 from oxidicom.aio.protocol import AssociationProtocol
+from oxidicom.aio.tls import server_tls_context
+from oxidicom.association import Association
 from oxidicom.notify.base import Notifier
 from oxidicom.process import short_id
 from oxidicom.settings import Settings
@@ -39,6 +41,10 @@ class ServerContext:
         self.active_associations = 0
         self.accepting = True
         self.connections: set[AssociationProtocol] = set()
+        #: Open connections holding no association slot, oldest first (see connection_opened).
+        self.max_pending = settings.max_pending_connections
+        self._pending: dict[AssociationProtocol, None] = {}
+        self._protocols: dict[Association, AssociationProtocol] = {}
         self._ids = itertools.count(1)
         # Random, not the pid: pids repeat across containers sharing storage and logs.
         self._id_prefix = short_id()
@@ -46,21 +52,52 @@ class ServerContext:
     def next_association_id(self) -> str:
         return f"{self._id_prefix}-{next(self._ids)}"
 
-    def acquire_slot(self) -> bool:
+    def acquire_slot(self, association: Association | None = None) -> bool:
         """Count one more association, unless the limit is reached or we are stopping."""
         if not self.accepting or self.active_associations >= self.max_associations:
             return False
         self.active_associations += 1
+        if association is not None and association in self._protocols:
+            self._pending.pop(self._protocols[association], None)
         return True
 
-    def release_slot(self) -> None:
+    def release_slot(self, association: Association | None = None) -> None:
         self.active_associations -= 1
+        if association is not None and association in self._protocols:
+            self._add_pending(self._protocols[association])
 
     def connection_opened(self, protocol: AssociationProtocol) -> None:
         self.connections.add(protocol)
+        if protocol.association is not None:
+            self._protocols[protocol.association] = protocol
+        self._add_pending(protocol)
 
     def connection_closed(self, protocol: AssociationProtocol) -> None:
         self.connections.discard(protocol)
+        self._pending.pop(protocol, None)
+        if protocol.association is not None:
+            self._protocols.pop(protocol.association, None)
+
+    @property
+    def pending_connections(self) -> int:
+        return len(self._pending)
+
+    def _add_pending(self, protocol: AssociationProtocol) -> None:
+        """Track a connection without an association; close the oldest beyond the cap.
+
+        Connections that hold no slot (waiting for the A-ASSOCIATE-RQ, or for the peer
+        to close after a reject, release or abort) cost a file descriptor each and do no
+        work: a flood of them must not exhaust descriptors. Closing the *oldest* keeps
+        the door open: a real peer sends its request within milliseconds of connecting,
+        so only connections that linger are ever closed.
+        """
+        if not protocol.is_open:
+            return
+        self._pending[protocol] = None
+        while len(self._pending) > self.max_pending:
+            oldest = next(iter(self._pending))
+            del self._pending[oldest]
+            oldest.evict(self.max_pending)
 
 
 class Receiver:
@@ -86,8 +123,14 @@ class Receiver:
         def factory() -> ConnectionContext:
             return ConnectionContext(AssociationProtocol(self.context))
 
+        tls = server_tls_context(settings)
+        # A TLS handshake happens before the protocol sees the connection: bound it by
+        # ARTIM too, or idle TLS connections would escape the pending-connection cap.
+        handshake = {"ssl_handshake_timeout": settings.artim_timeout} if tls else {}
         if sock is not None:
-            self._server = await loop.create_server(factory, sock=sock, backlog=512)
+            self._server = await loop.create_server(
+                factory, sock=sock, backlog=512, ssl=tls, **handshake
+            )
         else:
             self._server = await loop.create_server(
                 factory,
@@ -95,6 +138,8 @@ class Receiver:
                 port=settings.listener_port,
                 reuse_address=True,
                 backlog=512,
+                ssl=tls,
+                **handshake,
             )
 
     async def stop(self, timeout: float) -> None:

@@ -92,7 +92,9 @@ class Command(msgspec.Struct, frozen=True, gc=False):
 
 
 def _text(value: bytes | memoryview) -> str:
-    return bytes(value).decode("ascii", "replace").strip("\x00 ")
+    # Latin-1 both ways (see _ui): a UID with a stray non-ASCII byte is echoed unchanged
+    # in the response instead of making its encoding fail.
+    return bytes(value).decode("latin-1").strip("\x00 ")
 
 
 def decode_command(data: bytes | memoryview) -> Command:
@@ -172,7 +174,7 @@ def _element(element: int, value: bytes) -> bytes:
 
 
 def _ui(uid: str) -> bytes:
-    raw = uid.encode("ascii")
+    raw = uid.encode("latin-1", "replace")
     return raw + b"\x00" if len(raw) % 2 else raw
 
 

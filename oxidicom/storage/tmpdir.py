@@ -6,12 +6,14 @@ named at random (pids repeat across containers), and holds an exclusive ``flock`
 the ``.lock`` file inside it for as long as it lives; the kernel (or the NFS lock
 manager) drops the lock when the process dies, however it dies.
 
-At start a receiver removes what dead processes left: a folder whose lock it can take,
-or an old folder without a lock file. A folder younger than :data:`GRACE_SECONDS`
-is never touched (its owner may be between ``mkdir`` and ``flock``), nor is one whose
-lock cannot be queried (a filesystem without locks): when in doubt, keep. Loose files
-directly in ``.oxidicom-tmp`` (the layout of earlier versions) go once they are older
-than the grace period too.
+At start a receiver removes what dead processes left: a folder whose lock it can take
+(its owner died, however recently: a receiver restarted after a crash cleans up at
+once), or a folder without a lock file older than :data:`GRACE_SECONDS` (its owner may
+be between ``mkdir`` and creating the lock). A folder whose lock cannot be queried (a
+filesystem without locks) is kept: when in doubt, keep. An owner that finds its lock
+file unlinked right after locking it (a remover won that race) starts over in a new
+folder. Loose files directly in ``.oxidicom-tmp`` (the layout of earlier versions) go
+once they are older than the grace period.
 """
 
 from __future__ import annotations
@@ -42,18 +44,31 @@ class WorkDir:
 
     def claim(self) -> None:
         """Create the folder and lock it (at start, before any temporary file)."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise
-        except OSError as error:
-            # No locks on this filesystem: others cannot tell we are alive, but they
-            # cannot tell we are dead either, so they keep our folder.
-            log.warning("cannot lock %s (%s): stale temporary files will stay", self.path, error)
-        self._lock_fd = fd
+        while True:
+            self.path.mkdir(parents=True, exist_ok=True)
+            # Read-only: flock needs no write access, and a writable descriptor held for
+            # our whole life would keep the filesystem from being remounted read-only.
+            fd = os.open(self.path / LOCK_NAME, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise
+            except OSError as error:
+                # No locks on this filesystem: others cannot tell we are alive, but they
+                # cannot tell we are dead either, so they keep our folder.
+                log.warning(
+                    "cannot lock %s (%s): stale temporary files will stay", self.path, error
+                )
+            else:
+                if os.fstat(fd).st_nlink == 0:
+                    # A starting receiver took our lock between open and flock and removed
+                    # the folder as a dead one: start over elsewhere.
+                    os.close(fd)
+                    self.path = self.path.parent / uuid.uuid4().hex
+                    continue
+            self._lock_fd = fd
+            return
 
     def release(self) -> None:
         """Remove the folder if empty and let go of the lock (at a clean stop)."""
@@ -76,8 +91,8 @@ def remove_stale(tmp_root: Path, own: Path | None, now: float | None = None) -> 
             if entry.is_dir(follow_symlinks=False):
                 if own is not None and entry.path == str(own):
                     continue
-                if entry.stat(follow_symlinks=False).st_mtime <= cutoff:
-                    removed += _remove_if_dead(Path(entry.path))
+                old = entry.stat(follow_symlinks=False).st_mtime <= cutoff
+                removed += _remove_if_dead(Path(entry.path), old)
             elif entry.stat(follow_symlinks=False).st_mtime <= cutoff:
                 os.unlink(entry.path)
                 removed += 1
@@ -86,11 +101,12 @@ def remove_stale(tmp_root: Path, own: Path | None, now: float | None = None) -> 
     return removed
 
 
-def _remove_if_dead(folder: Path) -> int:
+def _remove_if_dead(folder: Path, old: bool) -> int:
     try:
-        fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CLOEXEC)
+        fd = os.open(folder / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        return _remove_folder(folder)  # never locked, and old: its owner died at birth
+        # Never locked: if old, its owner died at birth; if young, it may be being born.
+        return _remove_folder(folder) if old else 0
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

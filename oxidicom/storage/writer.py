@@ -17,8 +17,8 @@ required attributes are missing is refused without writing a byte.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
+import logging
 import os
 from pathlib import Path
 
@@ -30,6 +30,8 @@ from oxidicom.dicom.head import HeadFields, HeadParser
 from oxidicom.dicom.part10 import file_meta
 from oxidicom.storage.layout import check_required, instance_file_name, series_dir
 from oxidicom.storage.tmpdir import WorkDir, remove_stale
+
+log = logging.getLogger("oxidicom.storage")
 
 #: The hidden folder of temporary files inside FILES_ROOT (CONTRACT section 2).
 TMP_DIR_NAME = ".oxidicom-tmp"
@@ -113,14 +115,19 @@ class Store:
     def write_whole(
         self, temp: str, directory: str, final: str, parts: list[bytes | memoryview]
     ) -> int:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
-            size = _write_all(fd, parts)
-            if self.fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        self.place(temp, directory, final)
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            try:
+                size = _write_all(fd, parts)
+                if self.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            self.place(temp, directory, final)
+        except BaseException:
+            # In the same trip: once the failure is answered, nothing of it is left.
+            _unlink(temp)
+            raise
         return size
 
     def place(self, temp: str, directory: str, final: str) -> None:
@@ -163,8 +170,16 @@ _fsync_async = aiofiles.os.wrap(os.fsync)  # type: ignore[no-untyped-call]
 
 
 def _unlink(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
+    """Remove a temporary file; never raises (it often runs unobserved in the executor).
+
+    What cannot be removed now (a disk gone read-only) is removed at the next start.
+    """
+    try:
         os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as error:
+        log.warning("cannot remove temporary file %s: %s", path, error.strerror or error)
 
 
 class InstanceWriter:
@@ -285,7 +300,6 @@ class InstanceWriter:
                 self._size = written.result()
                 done.set_result(self._result())
                 return
-            loop.run_in_executor(None, _unlink, self._temp)
             done.set_exception(_storage_error(error))
 
         loop.run_in_executor(

@@ -392,6 +392,11 @@ class Connection:
             self._discard = True
             self._chunks.clear()
             self._buffered = 0
+        elif next_state is State.STA13 and self._pdu_remaining:
+            # Aborted (locally, or by a timer) inside a P-DATA-TF: in Sta13 P-DATA is
+            # ignored (AA-6), so the rest of this PDU is dropped, not reported.
+            self._skip += self._pdu_remaining
+            self._pdu_remaining = self._pdv_remaining = 0
 
     def _protocol_error(self, error: ULProtocolError) -> None:
         """Evt19: the peer sent an unrecognized or invalid PDU."""

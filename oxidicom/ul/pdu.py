@@ -202,7 +202,9 @@ def _item(item_type: int, body: bytes) -> bytes:
 
 
 def _uid(value: str) -> bytes:
-    return value.encode("ascii")
+    # Latin-1, as the parser decodes: a value echoed from a request (a refused context's
+    # transfer syntax, a role selection's SOP class) goes back byte for byte.
+    return value.encode("latin-1")
 
 
 def _with_u16_length(value: bytes) -> bytes:
@@ -210,7 +212,9 @@ def _with_u16_length(value: bytes) -> bytes:
 
 
 def _ae_title(title: str) -> bytes:
-    raw = title.encode("ascii")
+    # PS3.8 9.3.3.1: the AC returns the calling AE title as received; the parser decoded
+    # it as Latin-1, so a peer's stray non-ASCII byte must not make our answer fail.
+    raw = title.encode("latin-1")
     if len(raw) > _AE_TITLE_LENGTH:
         raise ValueError(f"AE title {title!r} is longer than 16 characters")
     return raw.ljust(_AE_TITLE_LENGTH, b" ")
@@ -228,7 +232,7 @@ def _encode_user_information(info: UserInformation) -> bytes:
     if info.implementation_class_uid is not None:
         parts.append(_item(ItemType.IMPLEMENTATION_CLASS_UID, _uid(info.implementation_class_uid)))
     if info.implementation_version_name is not None:
-        name = info.implementation_version_name.encode("ascii")
+        name = info.implementation_version_name.encode("latin-1")
         parts.append(_item(ItemType.IMPLEMENTATION_VERSION_NAME, name))
     window = info.asynchronous_operations_window
     if window is not None:

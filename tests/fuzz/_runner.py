@@ -1,0 +1,31 @@
+"""Run one target of ``targets.py`` under atheris (libFuzzer), seeding its corpus first."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import atheris
+
+with atheris.instrument_imports(include=["oxidicom"]):
+    from tests.fuzz import targets
+
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def run(target: Callable[[bytes], None], seeds: Callable[[], list[bytes]]) -> None:
+    """``argv``: libFuzzer's flags and corpus directories; the first directory is seeded."""
+    corpora = [Path(a) for a in sys.argv[1:] if not a.startswith("-")]
+    if corpora and not any(corpora[0].glob("*")):
+        targets.write_seeds(corpora[0], seeds())
+    atheris.Setup(sys.argv, target)
+    atheris.Fuzz()
+
+
+def pdu() -> None:
+    run(targets.pdu_input, targets.pdu_seeds)
+
+
+def head() -> None:
+    run(targets.head_input, lambda: targets.head_seeds(SHARED_DATA))

@@ -1,0 +1,296 @@
+"""Fuzz targets for the protocol core, importable without atheris.
+
+Each target takes one byte string and either returns or raises ``AssertionError``
+(an invariant broke) or any other exception (a bug: the parsers may only raise their
+own error types, which the callers turn into an A-ABORT or a C-STORE failure).
+``fuzz_pdu.py`` and ``fuzz_head.py`` hand them to atheris; ``test_fuzz_seeds.py``
+replays the seeds and every saved crash as a regression test.
+
+The first bytes of an input choose how the rest is used (mode, transfer syntax, chunk
+size), so that the fuzzer can reach every path from one flat byte string.
+"""
+
+from __future__ import annotations
+
+import itertools
+import struct
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from oxidicom.acceptance import AcceptancePolicy, Accepted, negotiate
+from oxidicom.dicom.errors import DatasetError
+from oxidicom.dicom.head import HeadFields, HeadParser, parse_head
+from oxidicom.dicom.uids import TRANSFER_SYNTAXES
+from oxidicom.dimse.assembler import CommandReceived, MessageAssembler
+from oxidicom.dimse.commands import CommandError, decode_response_status, encode_response
+from oxidicom.storage.layout import MAX_COMPONENT, check_required, instance_file_name, series_dir
+from oxidicom.ul import pdu as ul
+from oxidicom.ul.connection import Connection
+from oxidicom.ul.errors import ULProtocolError
+from oxidicom.ul.events import (
+    AbortSent,
+    AssociationRequested,
+    ConnectionClosed,
+    DataFragment,
+    ReleaseRequested,
+)
+from oxidicom.ul.fsm import State
+
+#: Transfer syntaxes in a fixed order: the head target's first byte picks one.
+HEAD_TRANSFER_SYNTAXES = sorted(TRANSFER_SYNTAXES)
+_POLICY = AcceptancePolicy(ae_title="FUZZ", max_pdu_length=16384, promiscuous=True)
+_PDU_MODES = 4
+
+
+def _chunks(payload: bytes, selector: int) -> Iterator[bytes]:
+    """``payload`` whole (selector 0) or in pieces of ``selector`` bytes."""
+    if selector == 0 or not payload:
+        yield payload
+        return
+    for start in range(0, len(payload), selector):
+        yield payload[start : start + selector]
+
+
+# -- the PDU reader -----------------------------------------------------------------------
+
+
+def _established(strict: bool) -> Connection:
+    """Sta6 after a real A-ASSOCIATE-RQ/AC exchange, as the receiver runs it."""
+    conn = Connection(max_pdu_length=4096, strict=strict, pdu_hard_cap=65536)
+    conn.receive_data(_ASSOCIATE_RQ, 0.0)
+    event = conn.next_event()
+    assert isinstance(event, AssociationRequested)
+    answer = negotiate(event.request, _POLICY)
+    assert isinstance(answer, Accepted)
+    conn.accept(answer.response)
+    conn.data_to_send()
+    assert conn.state is State.STA6
+    return conn
+
+
+def _drive(conn: Connection, pieces: Iterator[bytes], eof: bool) -> None:
+    """The receiver's service loop in miniature: accept, assemble DIMSE, abort on error."""
+    assembler = MessageAssembler()
+    aborts = closes = 0
+    sent = bytearray()
+    clock = 1.0
+    for piece in itertools.chain(pieces, [None]):
+        if piece is None:
+            if not eof:
+                break
+            conn.receive_eof()
+        else:
+            clock += 0.001
+            conn.receive_data(piece, clock)
+        while (event := conn.next_event()) is not None:
+            if isinstance(event, AssociationRequested):
+                answer = negotiate(event.request, _POLICY)
+                if isinstance(answer, Accepted):
+                    conn.accept(answer.response)
+                else:
+                    conn.reject(answer)
+            elif isinstance(event, DataFragment):
+                assert conn.state is State.STA6, conn.state
+                try:
+                    item = assembler.feed(event)
+                except CommandError:
+                    conn.abort()
+                else:
+                    assert item is None or isinstance(item, CommandReceived | DataFragment)
+                    if isinstance(item, CommandReceived):
+                        _answer(item)
+            elif isinstance(event, ReleaseRequested):
+                conn.release()
+            elif isinstance(event, AbortSent):
+                aborts += 1
+            elif isinstance(event, ConnectionClosed):
+                closes += 1
+            sent += conn.data_to_send()
+        sent += conn.data_to_send()
+    assert aborts <= 1, "more than one A-ABORT"
+    assert closes <= 1, "ConnectionClosed twice"
+    if eof:
+        assert conn.state is State.STA1, conn.state
+        assert closes == 1
+    # Everything we sent must itself parse: we never emit a malformed PDU.
+    offset = 0
+    while offset < len(sent):
+        (length,) = struct.unpack_from(">I", sent, offset + 2)
+        ul.parse_pdu(bytes(sent[offset : offset + 6 + length]))
+        offset += 6 + length
+
+
+def _answer(received: CommandReceived) -> None:
+    """Encode the responses the Association would send; they must decode again."""
+    command = received.command
+    field = (command.command_field | 0x8000) & 0xFFFF
+    for status, comment in ((0x0000, None), (0xA700, "cannot store the file: \u00e9\x00")):
+        response = encode_response(
+            field,
+            command.message_id,
+            status,
+            affected_sop_class_uid=command.affected_sop_class_uid
+            or command.requested_sop_class_uid,
+            affected_sop_instance_uid=command.affected_sop_instance_uid,
+            error_comment=comment,
+        )
+        assert decode_response_status(response) == (field, command.message_id, status)
+
+
+def pdu_input(data: bytes) -> None:
+    """Byte 0: mode; byte 1: chunk size (0 = whole); the rest: what the peer sends.
+
+    Modes: 0 ``parse_pdu`` (and re-encoding what parsed), 1 a new connection (Sta2),
+    2 an established association (Sta6), 3 the same in strict mode.
+    """
+    if len(data) < 2:
+        return
+    mode, selector, payload = data[0] % _PDU_MODES, data[1], data[2:]
+    if mode == 0:
+        try:
+            pdu = ul.parse_pdu(payload)
+        except ULProtocolError:
+            return
+        # What we parsed encodes and parses back to itself.
+        assert ul.parse_pdu(ul.encode(pdu)) == pdu
+        return
+    if mode == 1:
+        conn = Connection(max_pdu_length=4096, pdu_hard_cap=65536)
+    else:
+        conn = _established(strict=mode == 3)
+    _drive(conn, _chunks(payload, selector), eof=bool(selector & 1))
+
+
+# -- the data set head parser -------------------------------------------------------------
+
+
+def _outcome(parse: Callable[[], HeadFields]) -> HeadFields | str:
+    """The fields, or the error's type and comment (errors do not compare equal)."""
+    try:
+        return parse()
+    except DatasetError as error:
+        return f"{type(error).__name__}: {error.comment}"
+
+
+def _inflate_error(outcome: HeadFields | str) -> bool:
+    return isinstance(outcome, str) and "does not inflate" in outcome
+
+
+def head_input(data: bytes) -> None:
+    """Byte 0: transfer syntax; byte 1: chunk size (0 = whole); the rest: the data set.
+
+    Fed in chunks it must give what it gives whole; what it gives must be fields or a
+    :class:`DatasetError`; fields that pass the required checks make a CUBE path whose
+    every component is one safe name.
+    """
+    if len(data) < 2:
+        return
+    ts = HEAD_TRANSFER_SYNTAXES[data[0] % len(HEAD_TRANSFER_SYNTAXES)]
+    selector, payload = data[1], data[2:]
+    parser = HeadParser(ts)
+    for piece in _chunks(payload, selector):
+        if parser.feed(piece):
+            break
+    chunked = _outcome(parser.finish)
+    whole = _outcome(lambda: parse_head(ts, payload))
+    # A corrupt deflate stream is the one input where chunking may matter: zlib raises
+    # without the output before the fault, so fed whole the parser sees none of it,
+    # while in chunks it may have finished the head before reaching the fault.
+    if not (_inflate_error(whole) or _inflate_error(chunked)):
+        assert whole == chunked, (whole, chunked)
+    if not isinstance(chunked, HeadFields):
+        return
+    fields = chunked
+    try:
+        check_required(fields)
+    except DatasetError:
+        return
+    for pacs in ("PACS", "..", ".", "a/b", "\x00"):
+        relative = f"{series_dir(pacs, fields)}/{instance_file_name(fields)}"
+        parts = relative.split("/")
+        assert parts[:2] == ["SERVICES", "PACS"], relative
+        assert len(parts) == 7, relative
+        for part in parts:
+            assert part not in ("", ".", ".."), relative
+            assert "\x00" not in part, relative
+            assert len(part.encode()) <= MAX_COMPONENT, relative
+
+
+# -- seeds --------------------------------------------------------------------------------
+
+_ASSOCIATE_RQ = ul.encode(
+    ul.AssociateRQ(
+        called_ae_title="FUZZ",
+        calling_ae_title="SEEDSCU",
+        application_context="1.2.840.10008.3.1.1.1",
+        presentation_contexts=(
+            ul.PresentationContextRQ(1, "1.2.840.10008.1.1", ("1.2.840.10008.1.2",)),
+            ul.PresentationContextRQ(3, "1.2.840.10008.5.1.4.1.1.4", ("1.2.840.10008.1.2",)),
+        ),
+        user_information=ul.UserInformation(
+            maximum_length=16384, implementation_class_uid="1.2.3.4"
+        ),
+    )
+)
+
+
+def pdu_seeds() -> list[bytes]:
+    """Every golden PDU alone (mode 0) and every captured conversation (modes 1-3)."""
+    from tests.vectors import all_vectors, load, scenarios
+
+    seeds = [bytes([0, 0]) + v.raw for v in all_vectors()]
+    for name in scenarios():
+        rq = [v.raw for v in load(name) if v.direction == "rq"]
+        whole = b"".join(rq)
+        after_rq = b"".join(r for r in rq if r[0] != 0x01)
+        seeds += [bytes([1, 0]) + whole, bytes([1, 7]) + whole]
+        seeds += [bytes([2, 0]) + after_rq, bytes([3, 64]) + after_rq]
+    return seeds
+
+
+def _dataset_bytes(part10: bytes) -> bytes:
+    """The data set of a Part-10 file: after the preamble, DICM and group 0002."""
+    (meta_length,) = struct.unpack_from("<I", part10, 140)
+    return part10[144 + meta_length :]
+
+
+def head_seeds(data_dir: Path | None = None, head_bytes: int = 8192) -> list[bytes]:
+    """Heads of the shared sample files and of synthetic instances in every encoding."""
+    import io
+
+    from pydicom.uid import (
+        DeflatedExplicitVRLittleEndian,
+        ExplicitVRBigEndian,
+        ExplicitVRLittleEndian,
+        ImplicitVRLittleEndian,
+    )
+
+    from tests.dicom_factory import mr_instance, write_part10
+
+    seeds = []
+    if data_dir is not None and data_dir.exists():
+        explicit = HEAD_TRANSFER_SYNTAXES.index(ExplicitVRLittleEndian)
+        implicit = HEAD_TRANSFER_SYNTAXES.index(ImplicitVRLittleEndian)
+        for folder, ts in (("SAG-anon", explicit), ("example-dicom-structural", implicit)):
+            for path in sorted((data_dir / folder).rglob("*.dcm"))[:2]:
+                head = _dataset_bytes(path.read_bytes())[:head_bytes]
+                seeds.append(bytes([ts, 0]) + head)
+    for ts in (
+        ImplicitVRLittleEndian,
+        ExplicitVRLittleEndian,
+        ExplicitVRBigEndian,
+        DeflatedExplicitVRLittleEndian,
+    ):
+        buffer = io.BytesIO()
+        write_part10(mr_instance(rows=4, columns=4), buffer, ts)  # type: ignore[arg-type]
+        seeds.append(
+            bytes([HEAD_TRANSFER_SYNTAXES.index(ts), 0]) + _dataset_bytes(buffer.getvalue())
+        )
+    return seeds
+
+
+def write_seeds(directory: Path, seeds: list[bytes]) -> None:
+    """One file per seed, the way libFuzzer reads a corpus directory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for index, seed in enumerate(seeds):
+        (directory / f"seed-{index:04d}").write_bytes(seed)

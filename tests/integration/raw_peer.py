@@ -1,0 +1,165 @@
+"""A DICOM peer on a raw socket, built on our own encoder: it can send anything.
+
+The fault tests use it for what no well-behaved toolkit sends (garbage, truncated or
+oversized PDUs, hostile AE titles) and to read exactly what the receiver answers.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from dataclasses import dataclass, field
+
+from oxidicom.dimse.commands import CommandField, decode_response_status, encode_request
+from oxidicom.ul import pdu as ul
+
+VERIFICATION = "1.2.840.10008.1.1"
+IMPLICIT_LE = "1.2.840.10008.1.2"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
+#: Bound on every blocking read: a safety net, never the synchronisation itself.
+READ_TIMEOUT = 30.0
+
+
+def associate_rq(
+    calling: str = "RAWPEER",
+    contexts: tuple[tuple[str, str], ...] = ((VERIFICATION, IMPLICIT_LE),),
+    max_length: int = 16384,
+) -> bytes:
+    return ul.encode(
+        ul.AssociateRQ(
+            called_ae_title="ChRIS",
+            calling_ae_title=calling,
+            application_context="1.2.840.10008.3.1.1.1",
+            presentation_contexts=tuple(
+                ul.PresentationContextRQ(2 * i + 1, abstract, (transfer,))
+                for i, (abstract, transfer) in enumerate(contexts)
+            ),
+            user_information=ul.UserInformation(
+                maximum_length=max_length, implementation_class_uid="1.2.826.0.1.3680043.9.1"
+            ),
+        )
+    )
+
+
+def pdata(context_id: int, is_command: bool, is_last: bool, data: bytes) -> bytes:
+    return ul.encode(ul.PDataTF((ul.PresentationDataValue(context_id, is_command, is_last, data),)))
+
+
+def message(context_id: int, command: bytes, dataset: bytes | None, max_pdv: int) -> bytes:
+    """A DIMSE message as P-DATA-TF PDUs, each PDV at most ``max_pdv`` bytes of data."""
+    out = [pdata(context_id, True, True, command)]
+    if dataset is not None:
+        for start in range(0, max(len(dataset), 1), max_pdv):
+            piece = dataset[start : start + max_pdv]
+            out.append(pdata(context_id, False, start + max_pdv >= len(dataset), piece))
+    return b"".join(out)
+
+
+@dataclass
+class RawPeer:
+    """One TCP connection to the receiver."""
+
+    sock: socket.socket
+    received: list[ul.PDU] = field(default_factory=list)
+
+    @classmethod
+    def connect(cls, port: int) -> RawPeer:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=READ_TIMEOUT)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return cls(sock)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> RawPeer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def read_pdu(self) -> ul.PDU | None:
+        """The next PDU, or None at EOF (or a reset: both mean the receiver closed)."""
+        header = self._read_exactly(6)
+        if header is None:
+            return None
+        (length,) = struct.unpack(">I", header[2:])
+        body = self._read_exactly(length)
+        assert body is not None, "connection closed inside a PDU"
+        pdu = ul.parse_pdu(header + body)
+        self.received.append(pdu)
+        return pdu
+
+    def read_until_closed(self) -> list[ul.PDU]:
+        """Every PDU until the receiver closes the connection."""
+        pdus = []
+        while (pdu := self.read_pdu()) is not None:
+            pdus.append(pdu)
+        return pdus
+
+    def associate(self, request: bytes | None = None) -> ul.AssociateAC:
+        self.send(request or associate_rq())
+        answer = self.read_pdu()
+        assert isinstance(answer, ul.AssociateAC), answer
+        return answer
+
+    def c_echo(self, message_id: int = 1, context_id: int = 1) -> int:
+        command = encode_request(
+            CommandField.C_ECHO_RQ, message_id, affected_sop_class_uid=VERIFICATION
+        )
+        self.send(pdata(context_id, True, True, command))
+        return self.response_status()
+
+    def c_store(
+        self,
+        dataset: bytes,
+        sop_instance_uid: str,
+        *,
+        message_id: int = 1,
+        context_id: int = 1,
+        sop_class_uid: str = MR_STORAGE,
+        max_pdv: int = 16000,
+    ) -> int:
+        command = encode_request(
+            CommandField.C_STORE_RQ,
+            message_id,
+            affected_sop_class_uid=sop_class_uid,
+            affected_sop_instance_uid=sop_instance_uid,
+            has_dataset=True,
+            priority=0,
+        )
+        self.send(message(context_id, command, dataset, max_pdv))
+        return self.response_status()
+
+    def response_status(self) -> int:
+        answer = self.read_pdu()
+        assert isinstance(answer, ul.PDataTF), answer
+        command = b"".join(v.data for v in answer.values if v.is_command)
+        return decode_response_status(command)[2]
+
+    def release(self) -> None:
+        self.send(ul.encode(ul.ReleaseRQ()))
+        assert isinstance(self.read_pdu(), ul.ReleaseRP)
+        assert self.read_pdu() is None
+
+    def _read_exactly(self, size: int) -> bytes | None:
+        data = bytearray()
+        while len(data) < size:
+            try:
+                chunk = self.sock.recv(size - len(data))
+            except ConnectionResetError:
+                chunk = b""
+            if not chunk:
+                assert not data, f"connection closed after {len(data)} of {size} bytes"
+                return None
+            data += chunk
+        return bytes(data)
+
+
+def dataset_of(part10: bytes) -> bytes:
+    """The data set of a Part-10 file (what a C-STORE carries)."""
+    (meta_length,) = struct.unpack_from("<I", part10, 140)
+    return part10[144 + meta_length :]
