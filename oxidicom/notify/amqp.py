@@ -4,8 +4,10 @@ One background task owns the connection. It connects (retrying with exponential 
 while the broker is unreachable), looks at the outbox for entries left by earlier runs or
 other processes, then publishes entries oldest first as they arrive: claim the file,
 publish, wait for the broker's confirm, remove the file. A failed publish leaves the entry
-in the outbox (its ``attempts`` counted) and the task reconnects. Reception never waits for
-any of this: :meth:`AmqpPublisher.submit` only notes a file name.
+in the outbox (its ``attempts`` counted) and the task reconnects; so does a connection that
+closes while idle, at once (its close callback wakes the task), so that the loss is logged
+when it happens. Reception never waits for any of this: :meth:`AmqpPublisher.submit` only
+notes a file name.
 
 The queue is declared the way Celery 5 (kombu) declares a task queue it creates: a durable
 direct exchange named like the queue, the durable queue without arguments, bound with the
