@@ -44,6 +44,7 @@ from pynetdicom import AE
 from oxidicom.dimse.commands import CommandField, encode_request
 from oxidicom.ul import pdu as ul
 from tests.dicom_factory import mr_instance, with_transfer_syntax, write_part10
+from tests.integration.pynetdicom_scu import scu_only
 from tests.integration.raw_peer import (
     EXPLICIT_LE,
     MR_STORAGE,
@@ -154,6 +155,7 @@ class Soak:
             if not assoc.is_established:
                 self.errors.append("pynetdicom: not established")
                 continue
+            scu_only(assoc)
             assoc.send_c_echo()
             for n in range(rng.randint(1, 5)):
                 ds = with_transfer_syntax(
