@@ -4,8 +4,10 @@ One background task owns the connection. It connects (retrying with exponential 
 while the broker is unreachable), looks at the outbox for entries left by earlier runs or
 other processes, then publishes entries oldest first as they arrive: claim the file,
 publish, wait for the broker's confirm, remove the file. A failed publish leaves the entry
-in the outbox (its ``attempts`` counted) and the task reconnects. Reception never waits for
-any of this: :meth:`AmqpPublisher.submit` only notes a file name.
+in the outbox (its ``attempts`` counted) and the task reconnects; so does a connection that
+closes while idle, at once (its close callback wakes the task), so that the loss is logged
+when it happens. Reception never waits for any of this: :meth:`AmqpPublisher.submit` only
+notes a file name.
 
 The queue is declared the way Celery 5 (kombu) declares a task queue it creates: a durable
 direct exchange named like the queue, the durable queue without arguments, bound with the
@@ -38,6 +40,32 @@ MAX_RETRY_DELAY: Final = 30.0
 CONNECT_TIMEOUT: Final = 10.0
 CONFIRM_TIMEOUT: Final = 30.0
 
+#: aiormq logs each connection failure itself: an ERROR for every failed attempt (one per
+#: retry, all through an outage) and a WARNING with a traceback when the broker goes away.
+#: The publisher reports both, once, with what waits in the outbox; these records of
+#: aiormq's (matched by their format strings) are demoted to DEBUG.
+_AIORMQ_CONNECTION_NOISE: Final = frozenset(
+    {
+        "error when creating transport: %r",
+        "Cancelling cause reader exited abnormally",
+        'Unexpected connection close from remote "%s", '
+        "Connection.Close(reply_code=%r, reply_text=%r)",
+    }
+)
+
+
+class ConnectionNoiseToDebug(logging.Filter):
+    """Demote aiormq's own connection-failure records to DEBUG (see above)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg not in _AIORMQ_CONNECTION_NOISE:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+_CONNECTION_NOISE_FILTER: Final = ConnectionNoiseToDebug()
+
 
 def redact(url: str) -> str:
     """The URL without its password, for logs."""
@@ -61,6 +89,9 @@ class AmqpPublisher:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._connected = False
+        #: Why the current connection closed under us (set by its close callback).
+        self._lost: str | None = None
+        self._connection: AbstractConnection | None = None
         self._task: asyncio.Task[None] | None = None
         self._channel: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
@@ -76,6 +107,7 @@ class AmqpPublisher:
         self._wake.set()
 
     def start(self) -> None:
+        logging.getLogger("aiormq.connection").addFilter(_CONNECTION_NOISE_FILTER)
         self._task = asyncio.create_task(self._run(), name="amqp-publisher")
 
     async def stop(self, timeout: float) -> None:
@@ -109,6 +141,7 @@ class AmqpPublisher:
                 reason = _describe(error)
             finally:
                 self._connected = False
+                self._connection = None  # its close callback, if late, is ignored
                 self._channel = None
                 self._exchanges.clear()
                 if connection is not None:
@@ -138,6 +171,8 @@ class AmqpPublisher:
     async def _publish_while_connected(self, connection: AbstractConnection, failures: int) -> None:
         """Publish until something fails (it never returns normally)."""
         loop = asyncio.get_running_loop()
+        self._connection, self._lost = connection, None
+        connection.close_callbacks.add(self._connection_closed)
         self._channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         # Entries of earlier runs, and of sibling processes that died, join the queue.
         for name in await loop.run_in_executor(None, self.outbox.names):
@@ -150,16 +185,19 @@ class AmqpPublisher:
             len(self._pending),
         )
         while True:
+            channel = self._channel
+            # A connection that died while we were idle wakes us through its close callback
+            # (or shows as a closed channel: aio-pika keeps the connection "open"): say so
+            # now and reconnect without counting a failed attempt.
+            if self._lost is not None:
+                raise _ConnectionLost(self._lost)
+            if connection.is_closed or channel is None or channel.is_closed:
+                raise ConnectionError("the connection closed while idle")
             if not self._pending:
                 self._idle.set()
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            channel = self._channel
-            # A connection that died while we were idle shows as a closed channel (aio-pika
-            # keeps the connection "open"): reconnect without counting a failed attempt.
-            if connection.is_closed or channel is None or channel.is_closed:
-                raise ConnectionError("the connection closed while idle")
             name = next(iter(self._pending))
             claim = await loop.run_in_executor(None, self.outbox.claim, name)
             if claim is None:  # published by someone else, or set aside as invalid
@@ -188,6 +226,12 @@ class AmqpPublisher:
             await loop.run_in_executor(None, claim.done)
             self._pending.pop(name, None)
             self.published += 1
+
+    def _connection_closed(self, connection: object, error: BaseException | None) -> None:
+        if connection is not self._connection:
+            return  # an earlier connection, closed by us
+        self._lost = _describe(error) if error is not None else "closed by the broker"
+        self._wake.set()
 
     async def _publish(self, connection: AbstractConnection, claim: Claim) -> None:
         registration = claim.registration
@@ -247,6 +291,12 @@ class AmqpPublisher:
         return exchange
 
 
+class _ConnectionLost(ConnectionError):
+    """The broker connection closed under us; the text says why."""
+
+
 def _describe(error: BaseException) -> str:
     text = str(error)
+    if isinstance(error, _ConnectionLost):
+        return text
     return f"{type(error).__name__}: {text}" if text else type(error).__name__

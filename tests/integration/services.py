@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +182,19 @@ class CeleryWorker(LoggedProcess):
         return code
 
 
+@contextlib.contextmanager
+def celery_worker() -> Iterator[CeleryWorker]:
+    """A Celery 5 worker with CUBE's task on a queue of its own, deleted afterwards; skips
+    (fails under CI) without RabbitMQ or the celery package."""
+    require_service("RabbitMQ", RABBITMQ)
+    require_celery()
+    running = CeleryWorker(unique("oxidicom-test-"))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
 def delete_queue(queue: str) -> None:
     """Remove a test queue and its exchange (RabbitMQ is shared with other test runs)."""
     from kombu import Connection
@@ -238,6 +251,18 @@ class LonkCollector:
         await self._client.flush()
 
 
+@contextlib.asynccontextmanager
+async def lonk_collector() -> AsyncIterator[LonkCollector]:
+    """A NATS subscriber under a root subject of its own; skips (fails under CI) without NATS."""
+    require_service("NATS", NATS)
+    collector = LonkCollector(unique("oxitest"))
+    await collector.start()
+    try:
+        yield collector
+    finally:
+        await collector.close()
+
+
 def decode_lonk(data: bytes) -> str:
     if data == b"\x00":
         return "done"
@@ -257,6 +282,27 @@ def assert_progress_contract(messages: list[str], ndicom: int) -> None:
     counts = [int(m) for m in messages[:-1]]  # raises if anything else is in between
     assert all(a < b for a, b in itertools.pairwise(counts)), messages
     assert counts[-1] == ndicom, messages
+
+
+# -- registrations: what the worker ran and what the outbox holds ----------------------
+
+
+def outbox_entries(outbox_dir: Path) -> list[dict[str, Any]]:
+    """The registrations waiting in an outbox directory, oldest first."""
+    if not outbox_dir.exists():
+        return []
+    names = sorted(p for p in outbox_dir.iterdir() if p.name.endswith(".json"))
+    return [json.loads(p.read_text()) for p in names]
+
+
+def ndicom_by_series(registrations: list[dict[str, Any]]) -> dict[tuple[str, str], list[int]]:
+    """(pacs_name, SeriesInstanceUID) -> the ``ndicom`` of each registration of it (task
+    kwargs, or outbox entries' kwargs): one item per series means exactly once."""
+    found: dict[tuple[str, str], list[int]] = {}
+    for kwargs in registrations:
+        key = (kwargs["pacs_name"], kwargs["SeriesInstanceUID"])
+        found.setdefault(key, []).append(kwargs["ndicom"])
+    return found
 
 
 # -- a TCP proxy the test can take down ------------------------------------------------

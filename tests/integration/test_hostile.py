@@ -22,6 +22,7 @@ from pynetdicom import AE
 from oxidicom.dimse.commands import CommandField, encode_request
 from oxidicom.ul import pdu as ul
 from tests.dicom_factory import mr_instance, with_transfer_syntax, write_part10
+from tests.integration.pynetdicom_scu import scu_only
 from tests.integration.raw_peer import (
     EXPLICIT_LE,
     MR_STORAGE,
@@ -116,6 +117,7 @@ def busy_receiver(tmp_path: Path) -> Iterator[tuple[RunningReceiver, threading.E
             ae.add_requested_context(MRImageStorage, ExplicitVRLittleEndian)
             assoc = ae.associate("127.0.0.1", receiver.port, ae_title="ChRIS")
             assert assoc.is_established
+            scu_only(assoc)
             associated.set()
             number = 0
             while not stop.is_set() or number < 5:

@@ -23,6 +23,7 @@ from pynetdicom import AE
 from tests.dicom_factory import mr_instance, with_transfer_syntax
 from tests.integration.conftest import require_tool
 from tests.integration.orthanc import Orthanc
+from tests.integration.pynetdicom_scu import scu_only
 from tests.integration.receiver import RunningReceiver, start_receiver
 from tests.integration.services import (
     NATS,
@@ -162,6 +163,7 @@ def send_synthetic(port: int, instances: list[pydicom.Dataset], ae_title: str) -
     ae.add_requested_context(MRImageStorage, [ExplicitVRLittleEndian])
     assoc = ae.associate("127.0.0.1", port, ae_title="ChRIS")
     assert assoc.is_established
+    scu_only(assoc)
     try:
         return [int(assoc.send_c_store(ds).Status) for ds in instances]
     finally:

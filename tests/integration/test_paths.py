@@ -11,6 +11,7 @@ from pydicom.uid import ImplicitVRLittleEndian, MRImageStorage
 from pynetdicom import AE
 
 from tests.dicom_factory import mr_instance, with_transfer_syntax, write_part10
+from tests.integration.pynetdicom_scu import scu_only
 from tests.integration.raw_peer import (
     IMPLICIT_LE,
     MR_STORAGE,
@@ -87,6 +88,7 @@ def test_hostile_ae_titles_stay_under_services_pacs(receiver: RunningReceiver) -
         ae.add_requested_context(MRImageStorage, ImplicitVRLittleEndian)
         assoc = ae.associate("127.0.0.1", receiver.port, ae_title="ChRIS")
         assert assoc.is_established
+        scu_only(assoc)
         ds = with_transfer_syntax(mr_instance(instance_number=number), ImplicitVRLittleEndian)
         assert assoc.send_c_store(ds).Status == 0x0000, title
         assoc.release()

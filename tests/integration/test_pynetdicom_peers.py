@@ -26,6 +26,7 @@ from oxidicom.ul.constants import (
     RejectSource,
 )
 from tests.dicom_factory import mr_instance, with_transfer_syntax
+from tests.integration.pynetdicom_scu import scu_only
 from tests.integration.receiver import RunningReceiver, start_receiver
 
 pytestmark = pytest.mark.integration
@@ -44,7 +45,7 @@ def associate(receiver: RunningReceiver, contexts: list[tuple[str, list[str]]], 
         ae.add_requested_context(abstract, transfer)
     assoc = ae.associate("127.0.0.1", receiver.port, ae_title="ChRIS", **kwargs)
     assert assoc.is_established
-    return assoc
+    return scu_only(assoc)
 
 
 def stored_copy(receiver: RunningReceiver, ds: pydicom.Dataset) -> pydicom.Dataset:
@@ -125,6 +126,7 @@ def test_echo_response_carries_the_message_id(receiver: RunningReceiver) -> None
         ae_title="ChRIS",
         evt_handlers=[(evt.EVT_DIMSE_RECV, on_receive)],
     )
+    scu_only(assoc)
     first = assoc.send_c_echo(msg_id=777)
     second = assoc.send_c_echo(msg_id=4242)
     assoc.release()
