@@ -1,0 +1,133 @@
+"""Processes of the bench: each in a process group of its own, all killed on the way out."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+import psutil
+
+_LIVE: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def spawn(
+    command: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    stdout: IO[bytes] | int | None = subprocess.DEVNULL,
+    stderr: IO[bytes] | int | None = subprocess.DEVNULL,
+    cwd: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` in a new session (its own process group), remembered for kill_all."""
+    process = subprocess.Popen(
+        list(command),
+        env=dict(env) if env is not None else None,
+        stdout=stdout,
+        stderr=stderr,
+        cwd=cwd,
+        start_new_session=True,
+    )
+    _LIVE[process.pid] = process
+    return process
+
+
+def kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process group of ``process`` (while it runs) and reap ``process``.
+
+    Once the group leader is reaped its id may be reused, so an exited leader is left
+    alone: the receivers run under benches/_rusage.py, which reaps its whole tree first.
+    """
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+    _LIVE.pop(process.pid, None)
+
+
+def forget(process: subprocess.Popen[bytes]) -> None:
+    """``process`` has exited; it no longer needs killing (its group may, see kill_group)."""
+    _LIVE.pop(process.pid, None)
+
+
+def kill_all() -> None:
+    """Kill every process group this bench started and has not reaped."""
+    for process in list(_LIVE.values()):
+        kill_group(process)
+
+
+atexit.register(kill_all)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (the kernel's pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def is_listening(port: int) -> bool:
+    """True when some socket listens on TCP ``port`` (read from /proc/net, no connection)."""
+    wanted = f":{port:04X} "
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if fields[3] == "0A" and (fields[1] + " ").endswith(wanted):
+                    return True
+    return False
+
+
+def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Wait until ``port`` is listening; raise if ``process`` exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while not is_listening(port):
+        if process.poll() is not None:
+            raise RuntimeError(f"receiver exited with status {process.returncode} at start")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"receiver not listening on port {port} after {timeout:.0f} s")
+        time.sleep(0.02)
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid`` and its live descendants, with the children each has reaped.
+
+    A descendant that exited and was reaped counts in its parent's ``cutime``/``cstime``,
+    so the difference of two readings is the CPU the tree used in between, forks included.
+    """
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.ZombieProcess):
+            t = process.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def tree_rss_hwm_kib(pid: int) -> int:
+    """Largest VmHWM (peak RSS) among ``pid`` and its live descendants, in KiB."""
+    best = 0
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    for process in processes:
+        with contextlib.suppress(OSError), open(f"/proc/{process.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    best = max(best, int(line.split()[1]))
+    return best

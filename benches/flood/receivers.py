@@ -1,0 +1,128 @@
+"""The receivers compared, as a table: how to start each and where its files land.
+
+Adding one is one entry in RECEIVERS (e.g. a multi-process oxidicom once it has a setting
+for it: ``_oxidicom("oxidicom-workers2", {"OXIDICOM_WORKERS": "2"})``).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benches.flood import BENCHES
+
+STORESCP = shutil.which("storescp") or "/usr/bin/storescp"
+
+
+def base_env() -> dict[str, str]:
+    """The bench's environment without any OXIDICOM_* setting, TCP_NODELAY or OTEL_*."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OXIDICOM_", "OTEL_")) and k != "TCP_NODELAY"
+    }
+
+
+def oxidicom_command() -> list[str]:
+    """The shipped entry point: $OXIDICOM_BENCH_CMD, else ``oxidicom`` next to this Python."""
+    override = os.environ.get("OXIDICOM_BENCH_CMD")
+    if override:
+        return shlex.split(override)
+    script = Path(sys.executable).parent / "oxidicom"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "oxidicom"]
+
+
+@dataclass(frozen=True)
+class Receiver:
+    name: str
+    aet: str
+    # (port, output folder) -> (command, environment)
+    command: Callable[[int, Path], tuple[list[str], dict[str, str]]]
+    # output folder -> final files (never temporary ones)
+    stored: Callable[[Path], Iterator[Path]]
+    # final file -> the SOPInstanceUID its name carries
+    uid_of: Callable[[Path], str]
+    notes: str = ""
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _oxidicom_stored(out: Path) -> Iterator[Path]:
+    # temporary files live in files/.oxidicom-tmp/, outside SERVICES/PACS
+    return (p for p in (out / "files" / "SERVICES" / "PACS").rglob("*.dcm") if p.is_file())
+
+
+def _oxidicom_uid(path: Path) -> str:
+    # {InstanceNumber:04}-{SOPInstanceUID}.dcm
+    return path.name.removesuffix(".dcm").split("-", 1)[1]
+
+
+def _oxidicom(name: str, extra: dict[str, str], notes: str) -> Receiver:
+    def command(port: int, out: Path) -> tuple[list[str], dict[str, str]]:
+        env = base_env() | {
+            "OXIDICOM_LISTENER_ADDRESS": "127.0.0.1",
+            "OXIDICOM_LISTENER_PORT": str(port),
+            "OXIDICOM_FILES_ROOT": str(out / "files"),
+            "OXIDICOM_OUTBOX_DIR": str(out / "outbox"),
+            # the default (8) would reject half of 16 concurrent senders
+            "OXIDICOM_LISTENER_THREADS": "64",
+            "OXIDICOM_LOG_FORMAT": "json",
+        }
+        return oxidicom_command(), env | extra
+
+    return Receiver(name, "ChRIS", command, _oxidicom_stored, _oxidicom_uid, notes)
+
+
+def _storescp_stored(out: Path) -> Iterator[Path]:
+    return (p for p in out.iterdir() if p.is_file())
+
+
+def _storescp_uid(path: Path) -> str:
+    # {modality abbreviation}.{SOPInstanceUID}, e.g. MR.1.2.3
+    return path.name.split(".", 1)[1]
+
+
+def _storescp(name: str, options: list[str], notes: str) -> Receiver:
+    def command(port: int, out: Path) -> tuple[list[str], dict[str, str]]:
+        out.mkdir(parents=True, exist_ok=True)
+        argv = [STORESCP, *options, "+xa", "-od", str(out), "-aet", "STORESCP", str(port)]
+        return argv, base_env() | {"TCP_NODELAY": "1"}
+
+    return Receiver(name, "STORESCP", command, _storescp_stored, _storescp_uid, notes)
+
+
+def _pynetdicom_stored(out: Path) -> Iterator[Path]:
+    return (p for p in out.glob("*.dcm") if p.is_file())  # temporary files are in .tmp/
+
+
+def _pynetdicom(name: str, mode: str, notes: str) -> Receiver:
+    def command(port: int, out: Path) -> tuple[list[str], dict[str, str]]:
+        script = str(BENCHES / "pynetdicom_scp.py")
+        argv = [sys.executable, script, "--port", str(port), "--out", str(out), "--mode", mode]
+        return argv, base_env()
+
+    return Receiver(name, "PYNETDICOM", command, _pynetdicom_stored, lambda p: p.stem, notes)
+
+
+RECEIVERS: dict[str, Receiver] = {
+    r.name: r
+    for r in (
+        _oxidicom("oxidicom", {}, "as shipped (uvloop, fsync each file), LISTENER_THREADS=64"),
+        _oxidicom(
+            "oxidicom-nofsync",
+            {"OXIDICOM_FSYNC": "false"},
+            "OXIDICOM_FSYNC=false: no fsync, like the others",
+        ),
+        _storescp("storescp-fork-B", ["--fork", "+B"], "dcmtk, a process per association, +B"),
+        _storescp("storescp", [], "dcmtk, one process, defaults"),
+        _pynetdicom("pynetdicom", "chunked", "STORE_RECV_CHUNKED_DATASET, rename"),
+        _pynetdicom("pynetdicom-memory", "memory", "encoded_dataset() to a file, rename"),
+    )
+}
+
+DEFAULT_RECEIVERS = ("oxidicom", "oxidicom-nofsync", "storescp-fork-B", "storescp", "pynetdicom")
+BASELINE = "storescp-fork-B"

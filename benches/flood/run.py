@@ -1,0 +1,169 @@
+"""The flood bench's command line: every measurement in alternation, then the report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+from benches.flood import BENCHES, ROOT
+from benches.flood.ceilings import measure_ceilings
+from benches.flood.datasets import GENERATORS, DataSet, load
+from benches.flood.machine import describe
+from benches.flood.measure import Measurement, measure
+from benches.flood.procs import kill_all
+from benches.flood.receivers import BASELINE, DEFAULT_RECEIVERS, RECEIVERS
+from benches.flood.report import write
+
+DEFAULT_DATA = Path("/dev/shm/oxidicom-bench-data")
+
+
+def _list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benches.flood",
+        description="Flood fresh receivers with dcmtk storescu and compare them.",
+    )
+    parser.add_argument("--datasets", type=_list, default=["small", "ct", "big", "real"])
+    parser.add_argument("--concurrency", type=_list, default=["1", "4", "16"])
+    parser.add_argument("--receivers", type=_list, default=list(DEFAULT_RECEIVERS))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--limit", type=int, default=None, help="send only the first N files")
+    parser.add_argument(
+        "--nagle", action="store_true", help="also: small data set, C=1, storescu with Nagle on"
+    )
+    parser.add_argument("--nagle-count", type=int, default=200)
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per measurement")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    parser.add_argument(
+        "--out-dir", type=Path, default=BENCHES / ".work", help="where receivers write"
+    )
+    parser.add_argument("--results", type=Path, default=BENCHES / "results")
+    parser.add_argument("--name", default=None, help="results file name (default flood)")
+    parser.add_argument("--no-ceilings", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep logs of successful runs")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: small data set cut to 200, C=1,4, one repeat, writes flood-quick.*",
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        given = set(argv or sys.argv[1:])
+        if not any(a.startswith("--datasets") for a in given):
+            args.datasets = ["small"]
+        if not any(a.startswith("--concurrency") for a in given):
+            args.concurrency = ["1", "4"]
+        if not any(a.startswith("--repeats") for a in given):
+            args.repeats = 1
+        if args.limit is None:
+            args.limit = 200
+        args.timeout = min(args.timeout, 120.0)
+    args.name = args.name or ("flood-quick" if args.quick else "flood")
+    args.concurrency = [int(c) for c in args.concurrency]
+    for name in args.receivers:
+        if name not in RECEIVERS:
+            parser.error(f"unknown receiver {name!r}; known: {', '.join(RECEIVERS)}")
+    for name in args.datasets:
+        if name not in GENERATORS:
+            parser.error(f"unknown data set {name!r}; known: {', '.join(GENERATORS)}")
+    return args
+
+
+def plan(args: argparse.Namespace) -> list[tuple[DataSet, int, bool]]:
+    """(data set, concurrency, nagle) in the order they run; big only at C=1."""
+    steps: list[tuple[DataSet, int, bool]] = []
+    for name in args.datasets:
+        dataset = load(name, args.data_dir).limited(args.limit)
+        for c in args.concurrency:
+            if name == "big" and c != 1:
+                continue
+            steps.append((dataset, c, False))
+    if args.nagle:
+        steps.append((load("small", args.data_dir).limited(args.nagle_count), 1, True))
+    return steps
+
+
+def _line(m: Measurement) -> str:
+    if not m.ok:
+        return f"FAILED {m.error}"
+    return (
+        f"{m.inst_per_s:8.1f} inst/s {m.mib_per_s:7.1f} MiB/s  cpu {m.cpu_s:6.2f} s  "
+        f"rss {m.peak_rss_kib / 1024:5.0f} MiB"
+    )
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    signal.signal(signal.SIGINT, _interrupt)  # even when started with SIGINT ignored
+    signal.signal(signal.SIGTERM, _interrupt)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    steps = plan(args)
+    settings = {
+        "command": "python -m benches.flood " + shlex.join(argv if argv else sys.argv[1:]),
+        "repeats": str(args.repeats),
+        "limit": str(args.limit or "none"),
+        "baseline": BASELINE,
+        "sender": f"{shutil.which('storescu')} (TCP_NODELAY=1 unless -nagle)",
+    }
+    machine = describe(args.out_dir, args.data_dir)
+    ceilings: dict[str, float] = {
+        "loopback_mib_per_s": float("nan"),
+        "disk_write_mib_per_s": float("nan"),
+        "file_create_us": float("nan"),
+        "file_create_fsync_us": float("nan"),
+    }
+    rows: list[dict[str, object]] = []
+    total = len(steps) * args.repeats * len(args.receivers)
+    done = 0
+    started = time.monotonic()
+    try:
+        if not args.no_ceilings:
+            print("measuring ceilings ...", file=sys.stderr, flush=True)
+            ceilings = measure_ceilings(args.out_dir, args.quick)
+            print(json.dumps(ceilings), file=sys.stderr, flush=True)
+        for step, (dataset, c, nagle) in enumerate(steps):
+            for repeat in range(args.repeats):
+                shift = (repeat + step) % len(args.receivers)
+                order = args.receivers[shift:] + args.receivers[:shift]
+                for name in order:
+                    m = measure(
+                        RECEIVERS[name],
+                        dataset,
+                        c,
+                        repeat,
+                        args.out_dir,
+                        nagle=nagle,
+                        timeout=args.timeout,
+                        keep=args.keep,
+                    )
+                    rows.append(m.to_json())
+                    done += 1
+                    print(
+                        f"[{done}/{total} {time.monotonic() - started:6.0f}s] "
+                        f"{m.dataset:12} C={c:<3} r{repeat} {name:18} {_line(m)}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+    except KeyboardInterrupt:
+        print("interrupted: writing what was measured", file=sys.stderr)
+    finally:
+        kill_all()
+    if not rows:
+        return 1
+    written = write(args.results, args.name, rows, BASELINE, ceilings, machine, settings)
+    for path in written:
+        print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+    return 0 if all(r["ok"] for r in rows) else 3
