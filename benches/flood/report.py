@@ -112,20 +112,23 @@ def markdown(
     lines += [
         f"- `{name}`: {RECEIVERS[str(name)].notes}" for name in receivers if name in RECEIVERS
     ]
+    lines += ["", "## Ceilings of this machine", ""]
+    if ceilings:
+        lines += [
+            "| what | value |",
+            "|---|---:|",
+            f"| loopback TCP, one connection, 1 MiB sends | "
+            f"{ceilings['loopback_mib_per_s']:.0f} MiB/s |",
+            f"| disk write, one file, 1 MiB writes then fsync | "
+            f"{ceilings['disk_write_mib_per_s']:.0f} MiB/s |",
+            f"| create + write 4 KiB + close + rename, per file | "
+            f"{ceilings['file_create_us']:.0f} µs |",
+            f"| the same with fsync before close, per file | "
+            f"{ceilings['file_create_fsync_us']:.0f} µs |",
+        ]
+    else:
+        lines.append("Not measured (`--no-ceilings`).")
     lines += [
-        "",
-        "## Ceilings of this machine",
-        "",
-        "| what | value |",
-        "|---|---:|",
-        f"| loopback TCP, one connection, 1 MiB sends | {ceilings['loopback_mib_per_s']:.0f} "
-        "MiB/s |",
-        f"| disk write, one file, 1 MiB writes then fsync | "
-        f"{ceilings['disk_write_mib_per_s']:.0f} MiB/s |",
-        f"| create + write 4 KiB + close + rename, per file | "
-        f"{ceilings['file_create_us']:.0f} µs |",
-        f"| the same with fsync before close, per file | "
-        f"{ceilings['file_create_fsync_us']:.0f} µs |",
         "",
         "## Machine and settings",
         "",

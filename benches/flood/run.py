@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shlex
 import shutil
@@ -49,6 +50,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--results", type=Path, default=BENCHES / "results")
     parser.add_argument("--name", default=None, help="results file name (default flood)")
     parser.add_argument("--no-ceilings", action="store_true")
+    parser.add_argument(
+        "--from-json", type=Path, default=None, help="only rewrite the report of a raw JSON file"
+    )
     parser.add_argument("--keep", action="store_true", help="keep logs of successful runs")
     parser.add_argument(
         "--quick",
@@ -101,15 +105,36 @@ def _line(m: Measurement) -> str:
     )
 
 
+def rewrite(raw: Path, results: Path, name: str) -> int:
+    """Write the table and the plot again from a raw JSON file of an earlier run."""
+    document = json.loads(raw.read_text())
+    settings = document["settings"]
+    written = write(
+        results,
+        name,
+        document["runs"],
+        settings.get("baseline", BASELINE),
+        document["ceilings"],
+        document["machine"],
+        settings,
+    )
+    for path in written:
+        print(path)
+    return 0
+
+
 def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.from_json:
+        return rewrite(args.from_json, args.results, args.name)
     signal.signal(signal.SIGINT, _interrupt)  # even when started with SIGINT ignored
     signal.signal(signal.SIGTERM, _interrupt)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
+    work = args.out_dir / time.strftime("run-%Y%m%d-%H%M%S")
+    work.mkdir(parents=True, exist_ok=True)
     steps = plan(args)
     settings = {
         "command": "python -m benches.flood " + shlex.join(argv if argv else sys.argv[1:]),
@@ -119,12 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         "sender": f"{shutil.which('storescu')} (TCP_NODELAY=1 unless -nagle)",
     }
     machine = describe(args.out_dir, args.data_dir)
-    ceilings: dict[str, float] = {
-        "loopback_mib_per_s": float("nan"),
-        "disk_write_mib_per_s": float("nan"),
-        "file_create_us": float("nan"),
-        "file_create_fsync_us": float("nan"),
-    }
+    ceilings: dict[str, float] = {}
     rows: list[dict[str, object]] = []
     total = len(steps) * args.repeats * len(args.receivers)
     done = 0
@@ -132,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.no_ceilings:
             print("measuring ceilings ...", file=sys.stderr, flush=True)
-            ceilings = measure_ceilings(args.out_dir, args.quick)
+            ceilings = measure_ceilings(work, args.quick)
             print(json.dumps(ceilings), file=sys.stderr, flush=True)
         for step, (dataset, c, nagle) in enumerate(steps):
             for repeat in range(args.repeats):
@@ -144,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                         dataset,
                         c,
                         repeat,
-                        args.out_dir,
+                        work,
                         nagle=nagle,
                         timeout=args.timeout,
                         keep=args.keep,
@@ -161,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: writing what was measured", file=sys.stderr)
     finally:
         kill_all()
+        with contextlib.suppress(OSError):
+            work.rmdir()  # kept when it holds the logs of failed measurements
     if not rows:
         return 1
     written = write(args.results, args.name, rows, BASELINE, ceilings, machine, settings)
