@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,8 +50,17 @@ def _redact(url: str | None) -> str:
     return f"{scheme}://{user}:***@{host}"
 
 
-async def serve(settings: Settings, *, started: Callable[[Receiver], None] | None = None) -> None:
-    """Run the receiver until SIGINT or SIGTERM, then stop gracefully."""
+async def serve(
+    settings: Settings,
+    *,
+    started: Callable[[Receiver], None] | None = None,
+    listen_fd: int | None = None,
+) -> None:
+    """Run the receiver until SIGINT or SIGTERM, then stop gracefully.
+
+    ``listen_fd`` is a listening socket inherited from the supervisor of several
+    workers (``oxidicom/workers.py``); without it the receiver binds its own.
+    """
     loop = asyncio.get_running_loop()
     # Handlers first: a signal arriving once we have said we listen must stop us cleanly.
     stop = asyncio.Event()
@@ -58,7 +68,7 @@ async def serve(settings: Settings, *, started: Callable[[Receiver], None] | Non
         loop.add_signal_handler(signum, stop.set)
     telemetry.setup()  # here, in the serving process: each worker exports its own
     try:
-        receiver, notifier = await _start(settings)
+        receiver, notifier = await _start(settings, listen_fd)
         log.info(describe_start(settings, receiver))
         if started is not None:
             started(receiver)
@@ -73,7 +83,7 @@ async def serve(settings: Settings, *, started: Callable[[Receiver], None] | Non
         await loop.run_in_executor(None, telemetry.shutdown)  # flush spans and metrics
 
 
-async def _start(settings: Settings) -> tuple[Receiver, ChrisNotifier]:
+async def _start(settings: Settings, listen_fd: int | None) -> tuple[Receiver, ChrisNotifier]:
     store = Store(settings.files_root, fsync=settings.fsync)
     try:
         store.prepare()
@@ -91,7 +101,7 @@ async def _start(settings: Settings) -> tuple[Receiver, ChrisNotifier]:
         raise StartError(message) from error
     receiver = Receiver(ServerContext(settings, store, notifier))
     try:
-        await receiver.start()
+        await receiver.start(None if listen_fd is None else socket.socket(fileno=listen_fd))
     except TLSSetupError as error:
         await notifier.stop()
         raise StartError(str(error)) from error

@@ -200,6 +200,9 @@ class Association:
             self._refuse(context_id, command, status, comment)
             return None
         placed = writer.finish()
+        if placed.done():  # placed on the loop: answer in the same batch
+            self._stored(context_id, command, placed, writer.series_instance_uid)
+            return None
         answered: asyncio.Future[None] = placed.get_loop().create_future()
 
         def respond(outcome: asyncio.Future[StoredInstance]) -> None:

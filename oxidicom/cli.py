@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_settings_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    # Internal: a worker started by the supervisor accepts on the socket it inherited.
+    parser.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", metavar="{echo}")
     _add_echo(commands)
     return parser
@@ -151,10 +153,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"oxidicom: {problem}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    if args.listen_fd is None and settings.workers > 1:
+        from oxidicom.workers import supervise
+
+        return supervise(settings)
     from oxidicom.app import StartError, serve  # not needed by the echo subcommand
 
     try:
-        _run(lambda: serve(settings))
+        _run(lambda: serve(settings, listen_fd=args.listen_fd))
     except StartError as error:
         print(f"oxidicom: {error}", file=sys.stderr)
         return 1

@@ -49,6 +49,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_command_set_length: int
     max_pending_connections: int
     fsync: bool
+    workers: int = 1
     tls_certificate: str | None
     tls_key: str | None
     tls_client_ca: str | None
@@ -84,6 +85,17 @@ def _int_between(low: int, high: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def _workers(text: str) -> int:
+    value = text.strip().lower()
+    if value == "auto":
+        return max(1, min(len(os.sched_getaffinity(0)), MAX_WORKERS))
+    return _int_between(1, MAX_WORKERS)(value)
+
+
+#: More worker processes than this is a typo, not a plan.
+MAX_WORKERS = 64
 
 
 def _ae_title(text: str) -> str:
@@ -284,6 +296,14 @@ SETTINGS: tuple[Setting, ...] = (
         _bool,
         "true",
         "fsync each file before answering success (survives a power cut)",
+    ),
+    Setting(
+        "OXIDICOM_WORKERS",
+        "workers",
+        _workers,
+        "1",
+        "receiver processes sharing the listening port (auto: one per CPU);"
+        " every limit above is per process",
     ),
     Setting(
         "OXIDICOM_TLS_CERTIFICATE",

@@ -147,6 +147,8 @@ def measure(
     senders: list[subprocess.Popen[bytes]] = []
     try:
         wait_listening(port, wrapper, timeout=30)
+        if receiver.ready_lines is not None:
+            _wait_log_lines(logs / "receiver.log", *receiver.ready_lines, wrapper, timeout=30)
         shares = [list(dataset.files[i::concurrency]) for i in range(concurrency)]
         cpu0 = tree_cpu_seconds(wrapper.pid)
         t0 = time.perf_counter()
@@ -197,3 +199,17 @@ def measure(
     if m.ok and not keep:
         shutil.rmtree(run_dir, ignore_errors=True)
     return m
+
+
+def _wait_log_lines(
+    path: Path, text: str, count: int, process: subprocess.Popen[bytes], timeout: float
+) -> None:
+    """Wait until ``path`` holds ``count`` lines containing ``text`` (every worker is up)."""
+    deadline = time.monotonic() + timeout
+    needle = text.encode()
+    while path.read_bytes().count(needle) < count:
+        if process.poll() is not None:
+            raise RuntimeError(f"receiver exited with status {process.returncode} at start")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"receiver did not log {count} x {text!r} in {timeout:.0f} s")
+        time.sleep(0.02)

@@ -49,6 +49,8 @@ class Receiver:
     uid_of: Callable[[Path], str]
     notes: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
+    #: (text, n): ready once its log holds n lines with text (every worker process started)
+    ready_lines: tuple[str, int] | None = None
 
 
 def _oxidicom_stored(out: Path) -> Iterator[Path]:
@@ -74,7 +76,16 @@ def _oxidicom(name: str, extra: dict[str, str], notes: str) -> Receiver:
         }
         return oxidicom_command(), env | extra
 
-    return Receiver(name, "ChRIS", command, _oxidicom_stored, _oxidicom_uid, notes)
+    workers = int(extra.get("OXIDICOM_WORKERS", "1"))
+    return Receiver(
+        name,
+        "ChRIS",
+        command,
+        _oxidicom_stored,
+        _oxidicom_uid,
+        notes,
+        ready_lines=("listening on", workers),
+    )
 
 
 def _storescp_stored(out: Path) -> Iterator[Path]:
@@ -112,6 +123,11 @@ RECEIVERS: dict[str, Receiver] = {
     r.name: r
     for r in (
         _oxidicom("oxidicom", {}, "as shipped (uvloop, fsync each file), LISTENER_THREADS=64"),
+        _oxidicom(
+            "oxidicom-workers2",
+            {"OXIDICOM_WORKERS": "2"},
+            "OXIDICOM_WORKERS=2: two processes accepting on one socket",
+        ),
         _oxidicom(
             "oxidicom-nofsync",
             {"OXIDICOM_FSYNC": "false"},

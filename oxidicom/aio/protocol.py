@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 from typing import TYPE_CHECKING, cast
 
@@ -57,7 +58,11 @@ class AssociationProtocol(asyncio.Protocol):
             if _TCP_QUICKACK is not None:
                 # A sender that leaves Nagle on waits for our ACK before sending the tail
                 # of each message; acknowledging at once avoids a 40 ms delayed-ACK stall.
-                self._quickack = sock
+                # A socket object of our own (on a duplicate descriptor): uvloop's
+                # stand-in builds a new one for every setsockopt call.
+                self._quickack = socket.socket(
+                    sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno())
+                )
         settings = self.server.settings
         self.conn = Connection(
             max_pdu_length=settings.scp_max_pdu_length,
@@ -79,7 +84,7 @@ class AssociationProtocol(asyncio.Protocol):
             try:
                 self._quickack.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
             except OSError:
-                self._quickack = None
+                self._close_quickack()
         conn.receive_data(data, self.loop.time())
         if not self._blocked:
             self._pump()
@@ -98,12 +103,18 @@ class AssociationProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        self._close_quickack()
         self._cancel_timer()
         conn = self.conn
         if conn is not None and conn.state is not State.STA1:
             conn.receive_eof()
         if not self._blocked:
             self._pump()
+
+    def _close_quickack(self) -> None:
+        if self._quickack is not None:
+            self._quickack.close()
+            self._quickack = None
 
     def _finished(self) -> None:
         """The transport is gone and the association has ended: nothing more to do."""

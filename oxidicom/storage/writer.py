@@ -8,10 +8,13 @@ written, one gathering) and :meth:`InstanceWriter.write` hands back the pending
 write for the caller to wait on before feeding more: memory per association stays
 flat whatever the size of the instance.
 
-An instance small enough never to reach ``flush_bytes`` is written in one go,
-one trip to the executor doing open, write, rename. Larger ones stream through
-aiofiles. The head of the data set is parsed as it streams by; an instance whose
-required attributes are missing is refused without writing a byte.
+An instance small enough never to reach ``flush_bytes`` is written in one go:
+open, write, rename. Without fsync those are page-cache operations of a few
+microseconds, done on the event loop so the response leaves in the same batch; with
+fsync they take one trip to the executor, where a slow disk cannot stall the other
+associations. Larger instances stream through aiofiles. The head of the data set is
+parsed as it streams by; an instance whose required attributes are missing is refused
+without writing a byte.
 """
 
 from __future__ import annotations
@@ -78,6 +81,9 @@ class Store:
         #: This process's own locked folder: replicas sharing FILES_ROOT never collide.
         self.work_dir = WorkDir(self.tmp_dir)
         self._prefix = f"{self.work_dir.path}/"
+        self._root_prefix = f"{self.root}/"
+        #: fsync each file, unless the filesystem makes it a no-op (memory-backed).
+        self.sync_files = fsync and not memory_backed(self.root)
 
     def prepare(self) -> None:
         """Create FILES_ROOT and our temporary folder (at start, before any association)."""
@@ -108,10 +114,10 @@ class Store:
     ) -> InstanceWriter:
         """Start receiving one instance."""
         meta = file_meta(sop_class_uid, sop_instance_uid, transfer_syntax_uid, pacs_name)
-        temp = str(self.tmp_dir / f"{self._prefix}{next(self._names)}.part")
+        temp = f"{self._prefix}{next(self._names)}.part"
         return InstanceWriter(self, pacs_name, meta, transfer_syntax_uid, temp)
 
-    # Runs in the executor: every blocking call of a small instance in one trip.
+    # On the loop, or in the executor with fsync: every blocking call of a small instance.
     def write_whole(
         self, temp: str, directory: str, final: str, parts: list[bytes | memoryview]
     ) -> int:
@@ -119,7 +125,7 @@ class Store:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
             try:
                 size = _write_all(fd, parts)
-                if self.fsync:
+                if self.sync_files:
                     os.fsync(fd)
             finally:
                 os.close(fd)
@@ -273,7 +279,7 @@ class InstanceWriter:
         self._fields = fields
         self._warnings = tuple(check_required(fields))
         relative = series_dir(self._pacs_name, fields)
-        directory = str(self._store.root / relative)
+        directory = self._store._root_prefix + relative
         self._target = (relative, directory, f"{directory}/{instance_file_name(fields)}")
 
     def _refuse(self, error: DatasetError | StorageError) -> None:
@@ -289,10 +295,19 @@ class InstanceWriter:
         return StoredInstance(fields, relative, final.rsplit("/", 1)[1], self._size, self._warnings)
 
     def _finish_whole(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[StoredInstance]:
-        # The hot path for ordinary instances: one executor trip and no Task.
+        # The hot path for ordinary instances: no Task, and no executor trip without fsync.
         _, directory, final = self._target  # type: ignore[misc]
         parts, self._parts = self._parts, []
         done: asyncio.Future[StoredInstance] = loop.create_future()
+        store = self._store
+        if not store.sync_files:
+            try:
+                self._size = store.write_whole(self._temp, directory, final, parts)
+            except OSError as error:
+                done.set_exception(_storage_error(error))
+            else:
+                done.set_result(self._result())
+            return done
 
         def placed(written: asyncio.Future[int]) -> None:
             error = written.exception()
@@ -335,7 +350,7 @@ class InstanceWriter:
         placed = False
         try:
             try:
-                if self._error is None and self._store.fsync and fd is not None:
+                if self._error is None and self._store.sync_files and fd is not None:
                     await _fsync_async(fd)
             finally:
                 if fd is not None:
@@ -358,6 +373,32 @@ class InstanceWriter:
         if fd is not None:
             await _close_async(fd)
         await asyncio.get_running_loop().run_in_executor(None, _unlink, self._temp)
+
+
+_MEMORY_FILESYSTEMS = frozenset({"tmpfs", "ramfs"})
+
+
+def memory_backed(path: Path) -> bool:
+    """True when ``path`` is on tmpfs or ramfs, where fsync does nothing (Linux)."""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as mounts:
+            lines = mounts.readlines()
+    except OSError:
+        return False
+    target = os.path.realpath(path)
+    best, best_type = "", ""
+    for line in lines:
+        # proc(5): "id parent major:minor root mount-point options ... - fstype source options"
+        fields = line.split()
+        try:
+            mount_point = fields[4].replace("\\040", " ")
+            fs_type = fields[fields.index("-") + 1]
+        except (IndexError, ValueError):
+            continue
+        inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
+        if inside and len(mount_point) >= len(best):
+            best, best_type = mount_point, fs_type
+    return best_type in _MEMORY_FILESYSTEMS
 
 
 def _storage_error(error: BaseException) -> StorageError:
