@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
 from typing import TYPE_CHECKING, cast
 
@@ -25,6 +24,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("oxidicom.protocol")
 
 _TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+
+
+class _BorrowedSocket(socket.socket):
+    """A socket object on the transport's descriptor that never closes it.
+
+    Used only while the transport is open (between ``connection_made`` and
+    ``connection_lost``), when the descriptor is certainly the connection's.
+    """
+
+    def __del__(self) -> None:
+        self.detach()
 
 
 class AssociationProtocol(asyncio.Protocol):
@@ -58,11 +68,9 @@ class AssociationProtocol(asyncio.Protocol):
             if _TCP_QUICKACK is not None:
                 # A sender that leaves Nagle on waits for our ACK before sending the tail
                 # of each message; acknowledging at once avoids a 40 ms delayed-ACK stall.
-                # A socket object of our own (on a duplicate descriptor): uvloop's
-                # stand-in builds a new one for every setsockopt call.
-                self._quickack = socket.socket(
-                    sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno())
-                )
+                # A socket object of our own: uvloop's stand-in builds a new one for
+                # every setsockopt call.
+                self._quickack = _BorrowedSocket(sock.family, sock.type, fileno=sock.fileno())
         settings = self.server.settings
         self.conn = Connection(
             max_pdu_length=settings.scp_max_pdu_length,
@@ -113,7 +121,7 @@ class AssociationProtocol(asyncio.Protocol):
 
     def _close_quickack(self) -> None:
         if self._quickack is not None:
-            self._quickack.close()
+            self._quickack.detach()  # the transport owns the descriptor
             self._quickack = None
 
     def _finished(self) -> None:
