@@ -97,6 +97,18 @@ def _text(value: bytes | memoryview) -> str:
     return bytes(value).decode("latin-1").strip("\x00 ")
 
 
+# Plain ints for the decoder's loop: attribute lookups on Tag cost more than the work.
+_COMMAND_FIELD = Tag.COMMAND_FIELD
+_MESSAGE_ID = Tag.MESSAGE_ID
+_COMMAND_DATA_SET_TYPE = Tag.COMMAND_DATA_SET_TYPE
+_PRIORITY = Tag.PRIORITY
+_AFFECTED_SOP_CLASS_UID = Tag.AFFECTED_SOP_CLASS_UID
+_AFFECTED_SOP_INSTANCE_UID = Tag.AFFECTED_SOP_INSTANCE_UID
+_REQUESTED_SOP_CLASS_UID = Tag.REQUESTED_SOP_CLASS_UID
+_MOVE_ORIGINATOR_AE_TITLE = Tag.MOVE_ORIGINATOR_AE_TITLE
+_C_CANCEL_RQ = int(CommandField.C_CANCEL_RQ)
+
+
 def decode_command(data: bytes | memoryview) -> Command:
     """Decode a request command set; raise :class:`CommandError` when it is unusable."""
     view = memoryview(data)
@@ -104,43 +116,45 @@ def decode_command(data: bytes | memoryview) -> Command:
     offset = 0
     command_field = message_id = dataset_type = priority = None
     affected_class = affected_instance = requested_class = move_originator = None
+    unpack_header = _ELEMENT_HEADER.unpack_from
+    us_elements = _US_ELEMENTS
     while offset < end:
         if end - offset < 8:
             raise CommandError(f"command set ends inside an element header at byte {offset}")
-        group, element, length = _ELEMENT_HEADER.unpack_from(view, offset)
+        group, element, length = unpack_header(view, offset)
         offset += 8
         if length > end - offset:
             raise CommandError(f"element (0000,{element:04X}) overruns the command set")
         if group != 0:
             raise CommandError(f"element ({group:04X},{element:04X}) is not in group 0000")
-        value = view[offset : offset + length]
+        start = offset
         offset += length
-        if element in _US_ELEMENTS:
+        if element in us_elements:
             if length != 2:
                 raise CommandError(f"US element (0000,{element:04X}) has length {length}")
-            number = _US.unpack(value)[0]
-            if element == Tag.COMMAND_FIELD:
+            number = view[start] | view[start + 1] << 8
+            if element == _COMMAND_FIELD:
                 command_field = number
-            elif element == Tag.MESSAGE_ID:
+            elif element == _MESSAGE_ID:
                 message_id = number
-            elif element == Tag.COMMAND_DATA_SET_TYPE:
+            elif element == _COMMAND_DATA_SET_TYPE:
                 dataset_type = number
-            elif element == Tag.PRIORITY:
+            elif element == _PRIORITY:
                 priority = number
-        elif element == Tag.AFFECTED_SOP_CLASS_UID:
-            affected_class = _text(value)
-        elif element == Tag.AFFECTED_SOP_INSTANCE_UID:
-            affected_instance = _text(value)
-        elif element == Tag.REQUESTED_SOP_CLASS_UID:
-            requested_class = _text(value)
-        elif element == Tag.MOVE_ORIGINATOR_AE_TITLE:
-            move_originator = _text(value)
+        elif element == _AFFECTED_SOP_CLASS_UID:
+            affected_class = _text(view[start:offset])
+        elif element == _AFFECTED_SOP_INSTANCE_UID:
+            affected_instance = _text(view[start:offset])
+        elif element == _REQUESTED_SOP_CLASS_UID:
+            requested_class = _text(view[start:offset])
+        elif element == _MOVE_ORIGINATOR_AE_TITLE:
+            move_originator = _text(view[start:offset])
     if command_field is None:
         raise CommandError("command set has no CommandField (0000,0100)")
     if dataset_type is None:
         raise CommandError("command set has no CommandDataSetType (0000,0800)")
     if message_id is None:
-        if command_field == CommandField.C_CANCEL_RQ:
+        if command_field == _C_CANCEL_RQ:
             message_id = 0  # C-CANCEL-RQ carries MessageIDBeingRespondedTo instead
         else:
             raise CommandError("command set has no MessageID (0000,0110)")
@@ -199,18 +213,30 @@ def encode_response(
     MessageIDBeingRespondedTo, CommandDataSetType and Status, plus
     AffectedSOPInstanceUID for C-STORE.
     """
-    body = b""
+    parts = []
     if affected_sop_class_uid is not None:
-        body += _element(Tag.AFFECTED_SOP_CLASS_UID, _ui(affected_sop_class_uid))
-    body += _element(Tag.COMMAND_FIELD, _US.pack(command_field))
-    body += _element(Tag.MESSAGE_ID_BEING_RESPONDED_TO, _US.pack(message_id_being_responded_to))
-    body += _element(Tag.COMMAND_DATA_SET_TYPE, _US.pack(NO_DATASET))
-    body += _element(Tag.STATUS, _US.pack(status))
+        parts.append(_element(Tag.AFFECTED_SOP_CLASS_UID, _ui(affected_sop_class_uid)))
+    # CommandField, MessageIDBeingRespondedTo, CommandDataSetType, Status: one pack.
+    parts.append(_response_numbers(command_field, message_id_being_responded_to, status))
     if error_comment:
-        body += _element(Tag.ERROR_COMMENT, _lo(error_comment))
+        parts.append(_element(Tag.ERROR_COMMENT, _lo(error_comment)))
     if affected_sop_instance_uid is not None:
-        body += _element(Tag.AFFECTED_SOP_INSTANCE_UID, _ui(affected_sop_instance_uid))
+        parts.append(_element(Tag.AFFECTED_SOP_INSTANCE_UID, _ui(affected_sop_instance_uid)))
+    body = b"".join(parts)
     return _element(Tag.COMMAND_GROUP_LENGTH, _UL.pack(len(body))) + body
+
+
+_RESPONSE_NUMBERS_STRUCT = struct.Struct("<HHIH HHIH HHIH HHIH")
+
+
+def _response_numbers(command_field: int, message_id: int, status: int) -> bytes:
+    """The four US elements every response carries, in tag order, packed at once."""
+    return _RESPONSE_NUMBERS_STRUCT.pack(
+        0, 0x0100, 2, command_field,  # CommandField
+        0, 0x0120, 2, message_id,  # MessageIDBeingRespondedTo
+        0, 0x0800, 2, NO_DATASET,  # CommandDataSetType
+        0, 0x0900, 2, status,  # Status
+    )  # fmt: skip
 
 
 def encode_request(

@@ -151,8 +151,17 @@ class Store:
 
 def _write_all(fd: int, parts: list[bytes | memoryview]) -> int:
     """writev every part, however the kernel splits the writes; return the byte count."""
-    total = 0
-    pending = [memoryview(p) for p in parts if len(p)]
+    if len(parts) <= _IOV_MAX:
+        # Nearly always: one writev takes everything (regular files rarely write short).
+        expected = sum(map(len, parts))
+        written = os.writev(fd, parts)
+        if written == expected:
+            return written
+        total = written
+        pending = _unwritten(parts, written)
+    else:
+        total = 0
+        pending = [memoryview(p) for p in parts if len(p)]
     while pending:
         batch = pending[:_IOV_MAX]
         written = os.writev(fd, batch)
@@ -167,6 +176,19 @@ def _write_all(fd: int, parts: list[bytes | memoryview]) -> int:
                 pending[0] = head[written:]
                 written = 0
     return total
+
+
+def _unwritten(parts: list[bytes | memoryview], written: int) -> list[memoryview]:
+    """What is left of ``parts`` once their first ``written`` bytes are on disk."""
+    pending = []
+    for part in parts:
+        size = len(part)
+        if written >= size:
+            written -= size
+            continue
+        pending.append(memoryview(part)[written:])
+        written = 0
+    return pending
 
 
 _write_all_async = aiofiles.os.wrap(_write_all)  # type: ignore[no-untyped-call]

@@ -60,6 +60,7 @@ DEFAULT_IDLE_TIMEOUT = 60.0
 
 _PDU_HEADER = struct.Struct(">BxI")
 _PDV_HEADER = struct.Struct(">IBB")
+_PDATA_ONE_COMMAND = struct.Struct(">BxIIBB")  # PDU header and the header of its one PDV
 _EMPTY = memoryview(b"")
 
 #: PDU type -> the state machine event its arrival raises (PS3.8 Table 9-2).
@@ -458,6 +459,13 @@ class Connection:
         # A peer maximum too small to carry one byte is nonsense; send 1-byte PDVs then.
         peer_max = self.peer_max_pdu_length
         limit = max(peer_max - PDV_HEADER_LENGTH, 1) if peer_max else 0
+        if dataset is None and (not limit or len(command) <= limit):
+            # Every response: one PDU holding one PDV, the last fragment of a command.
+            size = len(command)
+            return (
+                _PDATA_ONE_COMMAND.pack(PDUType.P_DATA_TF, size + 6, size + 2, context_id, 3)
+                + command
+            )
         parts: list[bytes] = []
         for is_command, data in ((True, command), (False, dataset)):
             if data is None:

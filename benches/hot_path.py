@@ -1,0 +1,182 @@
+"""CPU per small instance of the receive path, in process, without sockets or senders.
+
+One association is fed, as a peer would send it, N C-STORE requests of a 64x64 MR
+instance (command PDU and data set PDU in one read, as dcmtk's storescu sends them);
+the files land in a fresh folder of ``--dir``. Reports microseconds of CPU per instance
+(process time), so the receive path can be profiled and compared with the flood's
+"CPU ms/inst" of dcmtk without the senders' noise::
+
+    python benches/hot_path.py --instances 5000
+    python benches/hot_path.py --instances 5000 --profile | head -40
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import struct
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests/
+
+from oxidicom.aio.context import ConnectionContext
+from oxidicom.aio.protocol import AssociationProtocol
+from oxidicom.aio.server import ServerContext
+from oxidicom.dimse.commands import CommandField, encode_request
+from oxidicom.notify.notifier import build_notifier
+from oxidicom.settings import load_settings
+from oxidicom.storage.writer import Store
+from oxidicom.ul import pdu as ul
+from oxidicom.ul.constants import DICOM_APPLICATION_CONTEXT
+from tests.dicom_factory import mr_instance
+
+MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+_PDU = struct.Struct(">BxI")
+_PDV = struct.Struct(">IBB")
+
+
+class _Transport:
+    """Enough of a transport for the protocol: counts what it is given."""
+
+    def __init__(self) -> None:
+        self.written = 0
+        self.closing = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 4242) if name == "peername" else default
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def _pdata(is_command: bool, data: bytes) -> bytes:
+    pdv = _PDV.pack(len(data) + 2, 1, (1 if is_command else 0) | 2) + data
+    return _PDU.pack(4, len(pdv)) + pdv
+
+
+def _dataset_bytes(index: int) -> tuple[str, bytes]:
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    ds = mr_instance(instance_number=index + 1)
+    buffer = DicomBytesIO()
+    buffer.is_implicit_VR = False  # explicit VR little endian, as negotiated
+    buffer.is_little_endian = True
+    write_dataset(buffer, ds)
+    return str(ds.SOPInstanceUID), buffer.getvalue()
+
+
+def _requests(count: int) -> list[bytes]:
+    reads = []
+    for index in range(count):
+        uid, body = _dataset_bytes(index)
+        command = encode_request(
+            CommandField.C_STORE_RQ,
+            index + 1,
+            affected_sop_class_uid=MR_STORAGE,
+            affected_sop_instance_uid=uid,
+            has_dataset=True,
+            priority=0,
+        )
+        reads.append(_pdata(True, command) + _pdata(False, body))
+    return reads
+
+
+def _associate_rq() -> bytes:
+    return ul.encode(
+        ul.AssociateRQ(
+            called_ae_title="ChRIS",
+            calling_ae_title="BENCH",
+            application_context=DICOM_APPLICATION_CONTEXT,
+            presentation_contexts=(ul.PresentationContextRQ(1, MR_STORAGE, (EXPLICIT_LE,)),),
+            user_information=ul.UserInformation(
+                maximum_length=131072, implementation_class_uid="1.2.3.4"
+            ),
+        )
+    )
+
+
+async def _run(count: int, folder: Path, profile: bool) -> float:
+    environ = {
+        "OXIDICOM_FILES_ROOT": str(folder / "files"),
+        "OXIDICOM_OUTBOX_DIR": str(folder / "outbox"),
+        "OXIDICOM_FSYNC": "false",
+    }
+    settings = load_settings(environ)
+    store = Store(settings.files_root, fsync=False)
+    store.prepare()
+    notifier = build_notifier(settings)
+    await notifier.start()
+    server = ServerContext(settings, store, notifier)
+    reads = _requests(count)
+    protocol = ConnectionContext(AssociationProtocol(server))
+    transport = _Transport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    protocol.data_received(_associate_rq())
+    profiler = cProfile.Profile() if profile else None
+    started = time.process_time()
+    if profiler is not None:
+        profiler.enable()
+    for data in reads:
+        protocol.data_received(data)
+        await asyncio.sleep(0)  # let callbacks of the loop run, as between socket reads
+    if profiler is not None:
+        profiler.disable()
+    spent = time.process_time() - started
+    if profiler is not None:
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(35)
+    protocol.data_received(ul.encode(ul.ReleaseRQ()))
+    protocol.connection_lost(None)
+    await notifier.stop()
+    store.close()
+    stored = sum(1 for _ in (folder / "files" / "SERVICES").rglob("*.dcm"))
+    if stored != count:
+        raise SystemExit(f"stored {stored} of {count} instances")
+    return spent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--instances", type=int, default=5000)
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of the loop")
+    parser.add_argument("--dir", default="/dev/shm", help="where the files go (a fresh folder)")
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    with tempfile.TemporaryDirectory(dir=args.dir) as folder:
+        spent = runner(_run(args.instances, Path(folder), args.profile))
+    per = spent / args.instances * 1e6
+    print(f"{args.instances} instances: {spent:.3f} s CPU, {per:.1f} µs per instance")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
