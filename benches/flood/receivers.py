@@ -129,6 +129,11 @@ RECEIVERS: dict[str, Receiver] = {
             "OXIDICOM_WORKERS=2: two processes accepting on one socket",
         ),
         _oxidicom(
+            "oxidicom-workers4",
+            {"OXIDICOM_WORKERS": "4"},
+            "OXIDICOM_WORKERS=4: four processes accepting on one socket",
+        ),
+        _oxidicom(
             "oxidicom-nofsync",
             {"OXIDICOM_FSYNC": "false"},
             "OXIDICOM_FSYNC=false: no fsync, like the others",

@@ -52,6 +52,8 @@ class AssociationProtocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._quickack: socket.socket | None = None
+        #: Whether something was sent since the last read (its segment carries the ACK).
+        self._answered = False
         self._lost = False
         self.closed: asyncio.Future[None] = self.loop.create_future()
 
@@ -66,10 +68,8 @@ class AssociationProtocol(asyncio.Protocol):
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if _TCP_QUICKACK is not None:
-                # A sender that leaves Nagle on waits for our ACK before sending the tail
-                # of each message; acknowledging at once avoids a 40 ms delayed-ACK stall.
-                # A socket object of our own: uvloop's stand-in builds a new one for
-                # every setsockopt call.
+                # See data_received. A socket object of our own: uvloop's stand-in
+                # builds a new one for every setsockopt call.
                 self._quickack = _BorrowedSocket(sock.family, sock.type, fileno=sock.fileno())
         settings = self.server.settings
         self.conn = Connection(
@@ -87,17 +87,21 @@ class AssociationProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         conn = self.conn
         assert conn is not None
-        if self._quickack is not None:
-            # Linux clears quick-ACK mode on its own; it has to be set again per read.
-            try:
-                self._quickack.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
-            except OSError:
-                self._close_quickack()
         conn.receive_data(data, self.loop.time())
+        self._answered = False
         if not self._blocked:
             self._pump()
         elif not self._paused and conn.buffered > self.server.high_water:
             self._pause()
+        if not self._answered and self._quickack is not None:
+            # Nothing went back to carry the ACK of these bytes: acknowledge them now.
+            # A sender that leaves Nagle on holds the rest of a message until then, and
+            # Linux would delay the ACK by up to 40 ms. (Quick-ACK mode ends by itself,
+            # so it is set again per read; setting it sends an ACK that is due at once.)
+            try:
+                self._quickack.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+            except OSError:
+                self._close_quickack()
 
     def eof_received(self) -> bool:
         # Keep the transport open: the core raises Evt17 only after the bytes before the
@@ -170,6 +174,7 @@ class AssociationProtocol(asyncio.Protocol):
         out = conn.data_to_send()
         if out and not transport.is_closing():
             transport.write(out)
+            self._answered = True
         state = conn.state
         if conn.should_close or (state is State.STA1 and not transport.is_closing()):
             transport.close()

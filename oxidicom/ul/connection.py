@@ -60,7 +60,8 @@ DEFAULT_IDLE_TIMEOUT = 60.0
 
 _PDU_HEADER = struct.Struct(">BxI")
 _PDV_HEADER = struct.Struct(">IBB")
-_PDATA_ONE_COMMAND = struct.Struct(">BxIIBB")  # PDU header and the header of its one PDV
+#: A P-DATA-TF header followed by the header of its (first) PDV item.
+_ONE_PDV_HEADERS = struct.Struct(">BxIIBB")
 _EMPTY = memoryview(b"")
 
 #: PDU type -> the state machine event its arrival raises (PS3.8 Table 9-2).
@@ -266,10 +267,45 @@ class Connection:
                 continue
             if self.state is State.STA1 or self._buffered < PDU_HEADER_LENGTH:
                 return None
+            if self.state is State.STA6:
+                whole = self._whole_pdata()
+                if whole is not None:
+                    return whole
             pdu_type, length = _PDU_HEADER.unpack(self._take(PDU_HEADER_LENGTH))
             self._pdu_header_received(pdu_type, length)
             if self._events:
                 return self._events.popleft()
+
+    def _whole_pdata(self) -> DataFragment | None:
+        """Fast path: the first chunk holds a whole P-DATA-TF of exactly one PDV.
+
+        That is how DIMSE messages usually arrive (a command, then a data set or a
+        piece of one per PDU). Anything else, including every error, is left to the
+        general reader, which reads the same bytes the long way.
+        """
+        chunk = self._chunks[0]
+        if len(chunk) < _ONE_PDV_HEADERS.size:
+            return None
+        pdu_type, pdu_length, pdv_length, context_id, control = _ONE_PDV_HEADERS.unpack_from(chunk)
+        end = PDU_HEADER_LENGTH + pdu_length
+        if (
+            pdu_type != PDUType.P_DATA_TF
+            or pdv_length != pdu_length - 4
+            or pdv_length < 2
+            or end > len(chunk)
+            or pdu_length > self.pdu_hard_cap
+            or (self.strict and pdu_length > self.max_pdu_length > 0)
+        ):
+            return None
+        if end == len(chunk):
+            self._chunks.popleft()
+        else:
+            self._chunks[0] = chunk[end:]
+        self._buffered -= end
+        self._idle_mark = self._clock
+        return DataFragment(
+            context_id, bool(control & 1), bool(control & 2), chunk[_ONE_PDV_HEADERS.size : end]
+        )
 
     def _pdu_header_received(self, pdu_type: int, length: int) -> None:
         event = _RECEIVE_EVENT.get(pdu_type)  # type: ignore[call-overload]
@@ -463,7 +499,7 @@ class Connection:
             # Every response: one PDU holding one PDV, the last fragment of a command.
             size = len(command)
             return (
-                _PDATA_ONE_COMMAND.pack(PDUType.P_DATA_TF, size + 6, size + 2, context_id, 3)
+                _ONE_PDV_HEADERS.pack(PDUType.P_DATA_TF, size + 6, size + 2, context_id, 3)
                 + command
             )
         parts: list[bytes] = []
