@@ -2,6 +2,6 @@
 
 import sys
 
-from oxidicom.cli import main
+from oxidicom.entry import main
 
 sys.exit(main())
