@@ -55,6 +55,20 @@ class RunningReceiver:
                         f"no log line matching {pattern!r}; log:\n{self.log_unlocked()}"
                     )
 
+    def wait_for_log_count(self, pattern: str, count: int, timeout: float = 30.0) -> None:
+        """Block until ``count`` log lines match ``pattern`` (e.g. every worker started)."""
+        regex = re.compile(pattern)
+        assert self._changed is not None
+        with self._changed:
+            while sum(1 for line in self.lines if regex.search(line)) < count:
+                if self.process.poll() is not None and not self._reader_alive():
+                    raise AssertionError(f"receiver exited; log:\n{self.log_unlocked()}")
+                if not self._changed.wait(timeout):
+                    raise AssertionError(
+                        f"fewer than {count} lines matching {pattern!r}; log:\n"
+                        f"{self.log_unlocked()}"
+                    )
+
     def log_unlocked(self) -> str:
         return "\n".join(self.lines)
 
