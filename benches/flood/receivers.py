@@ -122,7 +122,11 @@ def _pynetdicom(name: str, mode: str, notes: str) -> Receiver:
 RECEIVERS: dict[str, Receiver] = {
     r.name: r
     for r in (
-        _oxidicom("oxidicom", {}, "as shipped (uvloop, fsync each file), LISTENER_THREADS=64"),
+        _oxidicom(
+            "oxidicom",
+            {},
+            "as shipped (uvloop, one process, fsync each file but on tmpfs), LISTENER_THREADS=64",
+        ),
         _oxidicom(
             "oxidicom-workers2",
             {"OXIDICOM_WORKERS": "2"},
@@ -138,6 +142,16 @@ RECEIVERS: dict[str, Receiver] = {
             {"OXIDICOM_FSYNC": "false"},
             "OXIDICOM_FSYNC=false: no fsync, like the others",
         ),
+        # The PDU length sweep that chose OXIDICOM_SCP_MAX_PDU_LENGTH (default 128 KiB):
+        # the sender splits data sets by what we advertise.
+        *(
+            _oxidicom(
+                f"oxidicom-pdu{size // 1024}k",
+                {"OXIDICOM_SCP_MAX_PDU_LENGTH": str(size)},
+                f"OXIDICOM_SCP_MAX_PDU_LENGTH={size}",
+            )
+            for size in (16384, 65536, 131072, 262144, 1048576)
+        ),
         _storescp("storescp-fork-B", ["--fork", "+B"], "dcmtk, a process per association, +B"),
         _storescp("storescp", [], "dcmtk, one process, defaults"),
         _pynetdicom("pynetdicom", "chunked", "STORE_RECV_CHUNKED_DATASET, rename"),
@@ -145,5 +159,12 @@ RECEIVERS: dict[str, Receiver] = {
     )
 }
 
-DEFAULT_RECEIVERS = ("oxidicom", "oxidicom-nofsync", "storescp-fork-B", "storescp", "pynetdicom")
+DEFAULT_RECEIVERS = (
+    "oxidicom",
+    "oxidicom-workers2",
+    "oxidicom-nofsync",
+    "storescp-fork-B",
+    "storescp",
+    "pynetdicom",
+)
 BASELINE = "storescp-fork-B"
