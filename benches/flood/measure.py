@@ -17,6 +17,7 @@ from benches.flood.datasets import DataSet, SourceFile
 from benches.flood.procs import (
     forget,
     free_port,
+    has_connection,
     kill_group,
     spawn,
     tree_cpu_seconds,
@@ -41,7 +42,8 @@ class Measurement:
     payload_bytes: int
     ok: bool = False
     error: str = ""
-    wall_s: float = 0.0
+    wall_s: float = 0.0  # first connection to last file at its final path
+    senders_start_s: float = 0.0  # senders started to first connection (not in wall_s)
     inst_per_s: float = 0.0
     mib_per_s: float = 0.0
     cpu_s: float = 0.0  # receiver tree, flood only (psutil, first connect to last file)
@@ -154,6 +156,14 @@ def measure(
         t0 = time.perf_counter()
         deadline = time.monotonic() + timeout
         senders = [_sender(receiver, port, share, n, nagle, logs) for n, share in enumerate(shares)]
+        # The clock starts at the first connection: storescu reads every file it is given
+        # before it connects, and that is the sender's cost, not the receiver's.
+        while not has_connection(port) and any(s.poll() is None for s in senders):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no sender connected in {timeout:.0f} s")
+            time.sleep(0.0005)
+        t_connect = time.perf_counter()
+        m.senders_start_s = t_connect - t0
         while any(s.poll() is None for s in senders):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"senders still running after {timeout:.0f} s")
@@ -171,7 +181,7 @@ def measure(
             if len(found) >= len(dataset.files) or time.monotonic() > settle:
                 break
             time.sleep(0.02)
-        m.wall_s = t_scan - t0
+        m.wall_s = t_scan - t_connect
         m.cpu_s = tree_cpu_seconds(wrapper.pid) - cpu0
         m.peak_rss_kib = tree_rss_hwm_kib(wrapper.pid)
         m.stored = len(found)

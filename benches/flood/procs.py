@@ -87,6 +87,19 @@ def is_listening(port: int) -> bool:
     return False
 
 
+def has_connection(port: int) -> bool:
+    """True once some connection to TCP ``port`` is established (read from /proc/net)."""
+    wanted = f":{port:04X} "
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                if fields[3] == "01" and (fields[1] + " ").endswith(wanted):
+                    return True
+    return False
+
+
 def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
     """Wait until ``port`` is listening; raise if ``process`` exits or time runs out."""
     deadline = time.monotonic() + timeout
