@@ -295,7 +295,8 @@ SETTINGS: tuple[Setting, ...] = (
         "fsync",
         _bool,
         "true",
-        "fsync each file before answering success (survives a power cut)",
+        "fsync each file before answering success (survives a power cut;"
+        " skipped on tmpfs, where it does nothing)",
     ),
     Setting(
         "OXIDICOM_WORKERS",

@@ -74,30 +74,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def is_listening(port: int) -> bool:
-    """True when some socket listens on TCP ``port`` (read from /proc/net, no connection)."""
+def _has_socket(port: int, state: str) -> bool:
+    """True when a TCP socket on local ``port`` is in ``state`` (hex, from /proc/net)."""
     wanted = f":{port:04X} "
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with contextlib.suppress(OSError), open(table) as f:
             next(f)
             for line in f:
                 fields = line.split()
-                if fields[3] == "0A" and (fields[1] + " ").endswith(wanted):
+                if fields[3] == state and (fields[1] + " ").endswith(wanted):
                     return True
     return False
+
+
+def is_listening(port: int) -> bool:
+    """True when some socket listens on TCP ``port`` (no connection is made)."""
+    return _has_socket(port, "0A")
 
 
 def has_connection(port: int) -> bool:
-    """True once some connection to TCP ``port`` is established (read from /proc/net)."""
-    wanted = f":{port:04X} "
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError), open(table) as f:
-            next(f)
-            for line in f:
-                fields = line.split()
-                if fields[3] == "01" and (fields[1] + " ").endswith(wanted):
-                    return True
-    return False
+    """True once some connection to TCP ``port`` is established."""
+    return _has_socket(port, "01")
 
 
 def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:

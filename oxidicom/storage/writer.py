@@ -327,6 +327,8 @@ class InstanceWriter:
                 self._size = store.write_whole(self._temp, directory, final, parts)
             except OSError as error:
                 done.set_exception(_storage_error(error))
+            except Exception as error:  # a bug: answered as the executor path answers it
+                done.set_exception(error)
             else:
                 done.set_result(self._result())
             return done
