@@ -125,9 +125,12 @@ class _Supervisor:
                 pass_fds=(self.sock.fileno(),),
             )
             self.workers[index] = process
+            if self.stopping:  # the signal came while this worker was being started
+                process.send_signal(signal.SIGTERM)
             status = await process.wait()
             if self.stopping:
-                if status != 0:
+                # Killed by the signal itself: it was still starting, nothing to finish.
+                if status not in (0, -signal.SIGTERM, -signal.SIGINT):
                     self.status = self.status or 1
                 return
             if status in _START_FAILURES:
