@@ -272,8 +272,9 @@ At most 128 presentation contexts are accepted in one request.
 **Number of Associations.** Up to {max_associations} concurrent associations per receiver
 process (`OXIDICOM_LISTENER_THREADS`). One more is rejected with A-ASSOCIATE-RJ, result
 transient (2), source service-provider presentation related (3), reason local limit
-exceeded (2), so that the sender can retry. Several receiver processes or replicas can
-serve one port or one service; the limit applies to each.
+exceeded (2), so that the sender can retry. Several receiver processes
+(`OXIDICOM_WORKERS`, default 1) or replicas can serve one port or one service; the limit
+applies to each.
 
 **Asynchronous Nature.** Operations are performed one at a time. When the requestor
 proposes an Asynchronous Operations Window, the answer is 1 invoked, 1 performed; when it
