@@ -2,7 +2,8 @@
 
 :class:`ChrisNotifier` implements :class:`~oxidicom.notify.base.Notifier`. Its three
 callbacks run on the event loop inside the receiver's hot path (``instance_stored`` once per
-file): none of them waits or touches the disk itself.
+file): none of them waits, and only the first file of a series in an association touches
+the disk (its journal entry, a few hundred bytes: see :mod:`oxidicom.notify.journal`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from oxidicom.notify.celery import default_origin
+from oxidicom.notify.journal import SeriesJournal
 from oxidicom.notify.outbox import Outbox
 from oxidicom.notify.progress import ProgressPolicy
 from oxidicom.notify.registrations import Registrations
@@ -47,6 +49,8 @@ class ChrisNotifier:
     # -- Notifier --------------------------------------------------------------------------
 
     def instance_stored(self, series: SeriesRecord) -> None:
+        if series.count == 1:
+            self.registrations.series_started(series)
         progress = self.progress
         if progress is not None:
             progress.stored(series, self._loop.time())
@@ -104,7 +108,8 @@ def build_notifier(settings: Settings) -> ChrisNotifier:
         from oxidicom.notify.amqp import AmqpPublisher
 
         publisher = AmqpPublisher(settings.amqp_address, outbox, origin=default_origin())
-    registrations = Registrations(outbox, settings.queue_name, publisher)
+    journal = SeriesJournal(Path(settings.outbox_dir), Path(settings.files_root))
+    registrations = Registrations(outbox, settings.queue_name, publisher, journal)
     lonk = progress = None
     if settings.dev_sleep and not settings.nats_address:
         log.warning("OXIDICOM_DEV_SLEEP has no effect without OXIDICOM_NATS_ADDRESS")

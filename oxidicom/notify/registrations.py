@@ -8,11 +8,13 @@ loop's default executor, and the publisher picks the entry up from there.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from oxidicom import telemetry
 from oxidicom.notify.celery import TASK_NAME, registration_kwargs
+from oxidicom.notify.journal import SeriesJournal
 from oxidicom.notify.outbox import Outbox, Registration
 from oxidicom.series import SeriesRecord
 
@@ -25,17 +27,36 @@ log = logging.getLogger("oxidicom.registrations")
 class Registrations:
     """The outbox and, when a broker is configured, its publisher."""
 
-    def __init__(self, outbox: Outbox, queue_name: str, publisher: AmqpPublisher | None) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        queue_name: str,
+        publisher: AmqpPublisher | None,
+        journal: SeriesJournal | None = None,
+    ) -> None:
         self.outbox = outbox
         self.queue_name = queue_name
         self.publisher = publisher
+        self.journal = journal
         self.written = 0
         self._writes: set[asyncio.Future[None]] = set()
+        #: (association id, SeriesInstanceUID) -> its journal entry
+        self._journaled: dict[tuple[str, str], str] = {}
+        self._journal_keys = itertools.count(1)
 
     async def start(self) -> None:
         """Create the outbox (OSError if impossible) and start publishing."""
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.outbox.prepare)
+        if self.journal is not None:
+            await loop.run_in_executor(None, self.journal.prepare)
+            recovered = await loop.run_in_executor(None, self.journal.recover, self.outbox)
+            if recovered:
+                log.warning(
+                    "%d series of associations cut by the death of an earlier run are"
+                    " registered from its journal",
+                    recovered,
+                )
         waiting = len(await loop.run_in_executor(None, self.outbox.names))
         if waiting:
             log.info(
@@ -51,8 +72,29 @@ class Registrations:
         outbox = self.outbox
         telemetry.observe_outbox_depth(lambda: len(outbox.names()))
 
+    def series_started(self, record: SeriesRecord) -> None:
+        """The first file of a series in an association is stored: journal its registration.
+
+        Called before that file's success status is sent, on the loop: a few hundred
+        bytes written once per series and association (see :mod:`oxidicom.notify.journal`).
+        """
+        journal = self.journal
+        if journal is None:
+            return
+        key = f"{record.association_id}-{next(self._journal_keys)}"
+        try:
+            kwargs, _ = registration_kwargs(record)
+            journal.record(key, self._registration(record, kwargs))
+        except Exception as error:  # the file is stored; only a crash could lose its task
+            log.warning(
+                "cannot journal series %s: %s", record.series_instance_uid, error, exc_info=True
+            )
+            return
+        self._journaled[(record.association_id, record.series_instance_uid)] = key
+
     def register(self, record: SeriesRecord) -> None:
         """Record the series' registration task (and publish it when possible)."""
+        journal_key = self._journaled.pop((record.association_id, record.series_instance_uid), None)
         try:
             kwargs, warnings = registration_kwargs(record)
         except Exception:  # a bug: the series' files are stored, only the task is lost
@@ -60,21 +102,31 @@ class Registrations:
             return
         for warning in warnings:
             log.warning("%s", warning)
-        registration = Registration.new(
+        registration = self._registration(record, kwargs)
+        write = asyncio.ensure_future(self._write(registration, journal_key))
+        self._writes.add(write)
+        write.add_done_callback(self._writes.discard)
+
+    def _registration(self, record: SeriesRecord, kwargs: dict[str, Any]) -> Registration:
+        return Registration.new(
             TASK_NAME,
             self.queue_name,
             kwargs,
             association_id=record.association_id,
             traceparent=telemetry.current_traceparent(),
         )
-        write = asyncio.ensure_future(self._write(registration))
-        self._writes.add(write)
-        write.add_done_callback(self._writes.discard)
 
-    async def _write(self, registration: Registration) -> None:
+    def _add(self, registration: Registration, journal_key: str | None) -> str:
+        # In the executor: the outbox entry first, then (it is durable) the journal's goes.
+        name = self.outbox.add(registration)
+        if journal_key is not None and self.journal is not None:
+            self.journal.forget(journal_key)
+        return name
+
+    async def _write(self, registration: Registration, journal_key: str | None = None) -> None:
         loop = asyncio.get_running_loop()
         try:
-            name = await loop.run_in_executor(None, self.outbox.add, registration)
+            name = await loop.run_in_executor(None, self._add, registration, journal_key)
         except OSError as error:
             kwargs = registration.kwargs
             log.error(
@@ -106,6 +158,8 @@ class Registrations:
         if self.publisher is not None:
             await self.publisher.stop(timeout)
         loop = asyncio.get_running_loop()
+        if self.journal is not None:
+            await loop.run_in_executor(None, self.journal.release)
         # The depth stays observed: the last metric export, after this, reports it.
         left = len(await loop.run_in_executor(None, self.outbox.names))
         if left:

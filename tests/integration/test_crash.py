@@ -1,6 +1,6 @@
-"""SIGKILL: no partial file at a final path; the next start cleans up and publishes what
-the outbox holds. What a killed association had stored is not registered (a known
-limitation, see the README's "Disk faults and crashes").
+"""SIGKILL: no partial file at a final path; the next start cleans up, publishes what
+the outbox holds and registers, from the dead receiver's journal, what its unfinished
+associations had stored.
 """
 
 from __future__ import annotations
@@ -152,12 +152,13 @@ async def test_sigkill_with_a_registration_in_the_outbox_the_restart_publishes_i
         assert "Traceback" not in second.log()
 
 
-async def test_sigkill_mid_association_registers_nothing_of_it(tmp_path: Path) -> None:
-    """Known limitation (README, "Disk faults and crashes"): the series is registered when
-    its association ends, and a killed receiver never sees that end. Its two stored files
-    stay at their final paths, acknowledged, but no task is ever sent for them, by the
-    dead process or by the next one; LONK stops at the last progress sent, without done.
-    The instance cut by the kill leaves neither a file, nor progress, nor an error."""
+async def test_sigkill_mid_association_the_restart_registers_what_it_stored(
+    tmp_path: Path,
+) -> None:
+    """A series is registered when its association ends, and a killed receiver never sees
+    that end: its journal (oxidicom/notify/journal.py) does. The next start registers the
+    two acknowledged files exactly once; LONK stops at the last progress sent, without
+    done. The instance cut by the kill leaves neither a file, nor progress, nor an error."""
     uid = "1.2.826.0.1.3680043.8.498.151"
     with celery_worker() as worker:
         async with lonk_collector() as lonk:
@@ -202,19 +203,30 @@ async def test_sigkill_mid_association_registers_nothing_of_it(tmp_path: Path) -
                 assert await asyncio.to_thread(peer.read_until_closed) == []
             assert len(receiver.stored_files()) == 2
             assert len(partial_files(tmp_dir)) == 1
-            assert outbox_entries(receiver.outbox_dir) == []  # nothing was ever recorded
+            assert outbox_entries(receiver.outbox_dir) == []  # the association never ended
+            [journaled] = list((receiver.outbox_dir / ".journal").glob("*/*.json"))
 
             again = await asyncio.to_thread(start_receiver, tmp_path, env)
             try:
+                again.wait_for_log(
+                    rf"series {uid} of association \S+, whose receiver died before the"
+                    r" association ended: registration of 2 file\(s\) in the outbox"
+                )
                 await asyncio.to_thread(
-                    again.wait_for_log, r"AMQP connected .*; 0 registration\(s\) to publish"
+                    again.wait_for_log, r"AMQP connected .*; 1 registration\(s\) to publish"
                 )
                 again.wait_for_log(r"removed 1 temporary file\(s\) left by")
+                await asyncio.to_thread(worker.wait_for_registrations, 1)
             finally:
                 assert await asyncio.to_thread(again.stop) == 0, again.log()
-            assert len(again.stored_files()) == 2  # acknowledged, in place, never registered
-            assert outbox_entries(again.outbox_dir) == []
+            assert not journaled.exists()
+            assert len(again.stored_files()) == 2
+            assert outbox_entries(again.outbox_dir) == []  # published and confirmed
             await asyncio.to_thread(worker.drain)
-            assert worker.registrations() == []
+            [kwargs] = worker.registrations()
+            assert kwargs["SeriesInstanceUID"] == uid
+            assert kwargs["ndicom"] == 2
+            assert kwargs["pacs_name"] == "CRASHPACS"
+            assert (again.files_root / kwargs["path"]).is_dir()
             await lonk.settle()
             assert lonk.decoded(subject) == ["1", "2"]

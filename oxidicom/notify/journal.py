@@ -1,0 +1,132 @@
+"""The series journal: registrations of running associations, for a receiver that is killed.
+
+A series is registered when its association ends. A receiver killed with SIGKILL (or by
+the OOM killer) never sees that end, and without a record the files it had acknowledged
+would stay in CUBE's storage, unregistered. So when an association stores the first
+file of a series, the registration it will send is written here first, before the
+success status leaves: one small JSON file (the outbox's format) in
+``{OUTBOX_DIR}/.journal/{random}/``. It is removed once the real registration is in the
+outbox. At start, the entries of dead processes become outbox registrations, with
+``ndicom`` counted from the ``.dcm`` files in the series folder (which may include files
+that other associations stored there: CUBE registers the folder either way).
+
+Each process journals in a folder of its own, locked while it lives, exactly like the
+temporary folders of :mod:`oxidicom.storage.tmpdir`: a starting process recovers only
+the folders of dead ones. Entries are written without fsync, once per series and
+association: they survive the death of the process (they are in the page cache), not a
+power cut. Everything here blocks; entries are a few hundred bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from oxidicom.notify.outbox import INVALID_SUFFIX, Outbox, Registration
+from oxidicom.storage.tmpdir import LOCK_NAME, WorkDir
+
+log = logging.getLogger("oxidicom.registrations")
+
+JOURNAL_DIR_NAME = ".journal"
+_SUFFIX = ".json"
+
+
+class SeriesJournal:
+    """This process's journal folder, and the recovery of dead processes' folders."""
+
+    def __init__(self, outbox_dir: Path, files_root: Path) -> None:
+        self.root = outbox_dir / JOURNAL_DIR_NAME
+        self.files_root = files_root
+        self.work_dir = WorkDir(self.root)
+
+    def prepare(self) -> None:
+        """Create and lock our folder (at start)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.work_dir.claim()
+
+    def record(self, key: str, registration: Registration) -> None:
+        """Write (or replace) entry ``key``; it is whole or absent, never partial."""
+        final = self.work_dir.path / f"{key}{_SUFFIX}"
+        temp = final.with_name(f".{final.name}.tmp")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, registration.to_json())
+        finally:
+            os.close(fd)
+        os.replace(temp, final)
+
+    def forget(self, key: str) -> None:
+        """Remove entry ``key`` (its registration is in the outbox)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.work_dir.path / f"{key}{_SUFFIX}")
+
+    def release(self) -> None:
+        """At a clean stop: remove our folder if no entry is left in it, and unlock it."""
+        self.work_dir.release()
+
+    def recover(self, outbox: Outbox) -> int:
+        """Turn the entries of dead processes into outbox registrations; return how many."""
+        recovered = 0
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(self.root):
+                if entry.is_dir(follow_symlinks=False) and entry.path != str(self.work_dir.path):
+                    recovered += self._recover_folder(Path(entry.path), outbox)
+        return recovered
+
+    def _recover_folder(self, folder: Path, outbox: Outbox) -> int:
+        try:
+            fd = os.open(folder / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return 0  # being created by a starting process (or gone): not ours to judge
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return 0  # its process lives (or locks are unsupported: keep it)
+            if os.fstat(fd).st_nlink == 0:
+                return 0  # another starting process recovered it first
+            recovered = 0
+            for path in sorted(folder.glob(f"*{_SUFFIX}")):
+                recovered += self._recover_entry(path, outbox)
+            shutil.rmtree(folder, ignore_errors=True)
+            return recovered
+        finally:
+            os.close(fd)
+
+    def _recover_entry(self, path: Path, outbox: Outbox) -> int:
+        try:
+            journaled = Registration.from_json(path.read_bytes())
+            series_dir = self.files_root / journaled.kwargs["path"]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            aside = outbox.directory / f"journal-{path.stem}{INVALID_SUFFIX}"
+            log.warning("journal entry %s is unreadable (%s): kept as %s", path, error, aside)
+            with contextlib.suppress(OSError):
+                path.rename(aside)
+            return 0
+        try:
+            files = sum(1 for p in series_dir.iterdir() if p.suffix == ".dcm" and p.is_file())
+        except FileNotFoundError:
+            files = 0
+        if files:
+            registration = Registration.new(
+                journaled.task,
+                journaled.queue,
+                journaled.kwargs | {"ndicom": files},
+                association_id=journaled.association_id,
+                traceparent=journaled.traceparent,
+            )
+            outbox.add(registration)
+            log.warning(
+                "series %s of association %s, whose receiver died before the association"
+                " ended: registration of %d file(s) in the outbox: task %s",
+                journaled.kwargs.get("SeriesInstanceUID"),
+                journaled.association_id,
+                files,
+                registration.task_id,
+            )
+        path.unlink()
+        return 1 if files else 0

@@ -1,0 +1,100 @@
+"""The series journal: entries of live processes are left alone, those of dead ones become
+outbox registrations counted from the files on disk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from oxidicom.notify.celery import TASK_NAME
+from oxidicom.notify.journal import SeriesJournal
+from oxidicom.notify.outbox import Outbox, Registration
+
+SERIES = "SERVICES/PACS/PACS/P-Doe-19800101/Study-ACC-20240102/00003-T1-abcdef0"
+
+
+def registration(series_dir: str = SERIES, uid: str = "1.2.3") -> Registration:
+    kwargs = {"SeriesInstanceUID": uid, "path": series_dir, "ndicom": 1, "pacs_name": "PACS"}
+    return Registration.new(TASK_NAME, "main2", kwargs, association_id="abc-1")
+
+
+def files_in_series(root: Path, count: int, series_dir: str = SERIES) -> None:
+    folder = root / series_dir
+    folder.mkdir(parents=True)
+    for i in range(count):
+        (folder / f"{i:04d}-1.2.3.{i}.dcm").write_bytes(b"x")
+    (folder / "notes.txt").write_text("not an instance")
+
+
+def dead_journal(tmp_path: Path, entries: dict[str, Registration]) -> SeriesJournal:
+    """A journal whose process 'died': entries left, lock let go."""
+    journal = SeriesJournal(tmp_path / "outbox", tmp_path / "files")
+    journal.prepare()
+    for key, entry in entries.items():
+        journal.record(key, entry)
+    journal.release()  # keeps a folder that still has entries
+    return journal
+
+
+def test_record_and_forget_leave_nothing(tmp_path: Path) -> None:
+    journal = SeriesJournal(tmp_path / "outbox", tmp_path / "files")
+    journal.prepare()
+    journal.record("abc-1-1", registration())
+    [entry] = journal.work_dir.path.glob("*.json")
+    assert json.loads(entry.read_text())["kwargs"]["path"] == SERIES
+    journal.forget("abc-1-1")
+    journal.forget("abc-1-1")  # twice is harmless
+    journal.release()
+    assert list(journal.root.iterdir()) == []
+
+
+def test_dead_entries_become_registrations_counted_on_disk(tmp_path: Path) -> None:
+    files_in_series(tmp_path / "files", 3)
+    dead = dead_journal(tmp_path, {"abc-1-1": registration()})
+    outbox = Outbox(tmp_path / "outbox")
+    outbox.prepare()
+    starting = SeriesJournal(tmp_path / "outbox", tmp_path / "files")
+    starting.prepare()
+    assert starting.recover(outbox) == 1
+    [name] = outbox.names()
+    entry = json.loads((outbox.directory / name).read_text())
+    assert entry["kwargs"]["ndicom"] == 3  # the .dcm files, not the text file
+    assert entry["kwargs"]["path"] == SERIES
+    assert entry["association_id"] == "abc-1"
+    assert not dead.work_dir.path.exists()
+    assert starting.recover(outbox) == 0  # once only
+    assert len(outbox.names()) == 1
+
+
+def test_live_journals_are_left_alone(tmp_path: Path) -> None:
+    files_in_series(tmp_path / "files", 2)
+    live = SeriesJournal(tmp_path / "outbox", tmp_path / "files")
+    live.prepare()
+    live.record("abc-1-1", registration())
+    outbox = Outbox(tmp_path / "outbox")
+    outbox.prepare()
+    other = SeriesJournal(tmp_path / "outbox", tmp_path / "files")
+    other.prepare()
+    assert other.recover(outbox) == 0
+    assert outbox.names() == []
+    assert len(list(live.work_dir.path.glob("*.json"))) == 1
+
+
+def test_a_series_without_files_is_not_registered(tmp_path: Path) -> None:
+    dead_journal(tmp_path, {"abc-1-1": registration("SERVICES/PACS/gone")})
+    outbox = Outbox(tmp_path / "outbox")
+    outbox.prepare()
+    assert SeriesJournal(tmp_path / "outbox", tmp_path / "files").recover(outbox) == 0
+    assert outbox.names() == []
+
+
+def test_an_unreadable_entry_is_kept_aside(tmp_path: Path) -> None:
+    dead = dead_journal(tmp_path, {"abc-1-1": registration()})
+    [entry] = dead.work_dir.path.glob("*.json")
+    entry.write_text("{not json")
+    outbox = Outbox(tmp_path / "outbox")
+    outbox.prepare()
+    assert SeriesJournal(tmp_path / "outbox", tmp_path / "files").recover(outbox) == 0
+    assert outbox.names() == []
+    [aside] = (tmp_path / "outbox").glob("journal-*.invalid")
+    assert aside.read_text() == "{not json"
