@@ -97,6 +97,7 @@ async def _start(settings: Settings, listen_fd: int | None) -> tuple[Receiver, C
     try:
         await notifier.start()
     except OSError as error:
+        store.close()
         message = f"cannot use OXIDICOM_OUTBOX_DIR={settings.outbox_dir!r}: {error}"
         raise StartError(message) from error
     receiver = Receiver(ServerContext(settings, store, notifier))
@@ -104,9 +105,11 @@ async def _start(settings: Settings, listen_fd: int | None) -> tuple[Receiver, C
         await receiver.start(None if listen_fd is None else socket.socket(fileno=listen_fd))
     except TLSSetupError as error:
         await notifier.stop()
+        store.close()
         raise StartError(str(error)) from error
     except OSError as error:
         await notifier.stop()
+        store.close()
         raise StartError(
             f"cannot listen on {settings.listener_address}:{settings.listener_port}:"
             f" {error.strerror or error}"

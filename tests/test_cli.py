@@ -65,6 +65,10 @@ def test_port_in_use_is_one_line_and_exit_status_1(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert re.search(rf"cannot listen on 127\.0\.0\.1:{running.port}", result.stderr)
+    # The failed start leaves no folder of its own behind (temporary files, journal).
+    data = tmp_path / "oxidicom-data"
+    assert list((data / "files" / ".oxidicom-tmp").iterdir()) == []
+    assert list((data / "outbox" / ".journal").iterdir()) == []
 
 
 def test_embedded_default_start_line_and_clean_sigterm(tmp_path: Path) -> None:
