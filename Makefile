@@ -18,12 +18,20 @@ $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.runtime-installed
 
+$(VENV)/.bench-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@ $(VENV)/.test-installed $(VENV)/.runtime-installed
+
 run: $(VENV)/.runtime-installed
 	$(BIN)/oxidicom
 
 test: $(VENV)/.test-installed
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The flood against dcmtk and pynetdicom (benches/README.md); needs dcmtk, about 7 minutes.
+bench: $(VENV)/.bench-installed
+	$(BIN)/python -m benches.flood --nagle --out-dir /dev/shm/oxidicom-bench-out
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
