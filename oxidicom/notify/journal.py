@@ -54,7 +54,7 @@ class SeriesJournal:
         temp = final.with_name(f".{final.name}.tmp")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, registration.to_json())
+            os.write(fd, registration.to_json(compact=True))
         finally:
             os.close(fd)
         os.replace(temp, final)
