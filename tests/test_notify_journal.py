@@ -7,15 +7,15 @@ import json
 from pathlib import Path
 
 from oxidicom.notify.celery import TASK_NAME
-from oxidicom.notify.journal import SeriesJournal
-from oxidicom.notify.outbox import Outbox, Registration
+from oxidicom.notify.journal import JournalEntry, SeriesJournal
+from oxidicom.notify.outbox import Outbox
 
 SERIES = "SERVICES/PACS/PACS/P-Doe-19800101/Study-ACC-20240102/00003-T1-abcdef0"
 
 
-def registration(series_dir: str = SERIES, uid: str = "1.2.3") -> Registration:
+def registration(series_dir: str = SERIES, uid: str = "1.2.3") -> JournalEntry:
     kwargs = {"SeriesInstanceUID": uid, "path": series_dir, "ndicom": 1, "pacs_name": "PACS"}
-    return Registration.new(TASK_NAME, "main2", kwargs, association_id="abc-1")
+    return JournalEntry("main2", kwargs, association_id="abc-1")
 
 
 def files_in_series(root: Path, count: int, series_dir: str = SERIES) -> None:
@@ -26,7 +26,7 @@ def files_in_series(root: Path, count: int, series_dir: str = SERIES) -> None:
     (folder / "notes.txt").write_text("not an instance")
 
 
-def dead_journal(tmp_path: Path, entries: dict[str, Registration]) -> SeriesJournal:
+def dead_journal(tmp_path: Path, entries: dict[str, JournalEntry]) -> SeriesJournal:
     """A journal whose process 'died': entries left, lock let go."""
     journal = SeriesJournal(tmp_path / "outbox", tmp_path / "files")
     journal.prepare()
@@ -61,6 +61,8 @@ def test_dead_entries_become_registrations_counted_on_disk(tmp_path: Path) -> No
     assert entry["kwargs"]["ndicom"] == 3  # the .dcm files, not the text file
     assert entry["kwargs"]["path"] == SERIES
     assert entry["association_id"] == "abc-1"
+    assert entry["task"] == TASK_NAME
+    assert entry["queue"] == "main2"
     assert not dead.work_dir.path.exists()
     assert starting.recover(outbox) == 0  # once only
     assert len(outbox.names()) == 1

@@ -4,11 +4,12 @@ A series is registered when its association ends. A receiver killed with SIGKILL
 the OOM killer) never sees that end, and without a record the files it had acknowledged
 would stay in CUBE's storage, unregistered. So when an association stores the first
 file of a series, the registration it will send is written here first, before the
-success status leaves: one small JSON file (the outbox's format) in
-``{OUTBOX_DIR}/.journal/{random}/``. It is removed once the real registration is in the
-outbox. At start, the entries of dead processes become outbox registrations, with
-``ndicom`` counted from the ``.dcm`` files in the series folder (which may include files
-that other associations stored there: CUBE registers the folder either way).
+success status leaves: one line of JSON (queue, association, trace context and the
+task's keyword arguments) in ``{OUTBOX_DIR}/.journal/{random}/``. It is removed once
+the real registration is in the outbox. At start, the entries of dead processes become
+outbox registrations, with ``ndicom`` counted from the ``.dcm`` files in the series
+folder (which may include files that other associations stored there: CUBE registers
+the folder either way).
 
 Each process journals in a folder of its own, locked while it lives, exactly like the
 temporary folders of :mod:`oxidicom.storage.tmpdir`: a starting process recovers only
@@ -25,7 +26,11 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
+import msgspec
+
+from oxidicom.notify.celery import TASK_NAME
 from oxidicom.notify.outbox import INVALID_SUFFIX, Outbox, Registration
 from oxidicom.storage.tmpdir import LOCK_NAME, WorkDir
 
@@ -35,6 +40,19 @@ JOURNAL_DIR_NAME = ".journal"
 _SUFFIX = ".json"
 
 
+class JournalEntry(msgspec.Struct, frozen=True):
+    """What the registration of a series will need: one line of JSON on disk."""
+
+    queue: str
+    kwargs: dict[str, Any]
+    association_id: str | None = None
+    traceparent: str | None = None
+
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(JournalEntry).decode
+
+
 class SeriesJournal:
     """This process's journal folder, and the recovery of dead processes' folders."""
 
@@ -42,19 +60,21 @@ class SeriesJournal:
         self.root = outbox_dir / JOURNAL_DIR_NAME
         self.files_root = files_root
         self.work_dir = WorkDir(self.root)
+        self._prefix = ""
 
     def prepare(self) -> None:
         """Create and lock our folder (at start)."""
         self.root.mkdir(parents=True, exist_ok=True)
         self.work_dir.claim()
+        self._prefix = f"{self.work_dir.path}/"
 
-    def record(self, key: str, registration: Registration) -> None:
+    def record(self, key: str, entry: JournalEntry) -> None:
         """Write (or replace) entry ``key``; it is whole or absent, never partial."""
-        final = self.work_dir.path / f"{key}{_SUFFIX}"
-        temp = final.with_name(f".{final.name}.tmp")
+        final = f"{self._prefix}{key}{_SUFFIX}"
+        temp = f"{self._prefix}.{key}.tmp"
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, registration.to_json(compact=True))
+            os.write(fd, _encode(entry))
         finally:
             os.close(fd)
         os.replace(temp, final)
@@ -62,7 +82,7 @@ class SeriesJournal:
     def forget(self, key: str) -> None:
         """Remove entry ``key`` (its registration is in the outbox)."""
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.work_dir.path / f"{key}{_SUFFIX}")
+            os.unlink(f"{self._prefix}{key}{_SUFFIX}")
 
     def release(self) -> None:
         """At a clean stop: remove our folder if no entry is left in it, and unlock it."""
@@ -99,9 +119,9 @@ class SeriesJournal:
 
     def _recover_entry(self, path: Path, outbox: Outbox) -> int:
         try:
-            journaled = Registration.from_json(path.read_bytes())
+            journaled = _decode(path.read_bytes())
             series_dir = self.files_root / journaled.kwargs["path"]
-        except (OSError, ValueError, KeyError, TypeError) as error:
+        except (OSError, msgspec.DecodeError, KeyError, TypeError) as error:
             aside = outbox.directory / f"journal-{path.stem}{INVALID_SUFFIX}"
             log.warning("journal entry %s is unreadable (%s): kept as %s", path, error, aside)
             with contextlib.suppress(OSError):
@@ -113,7 +133,7 @@ class SeriesJournal:
             files = 0
         if files:
             registration = Registration.new(
-                journaled.task,
+                TASK_NAME,
                 journaled.queue,
                 journaled.kwargs | {"ndicom": files},
                 association_id=journaled.association_id,

@@ -91,10 +91,7 @@ class Registration:
     def file_name(self) -> str:
         return f"{self.created_ns:020d}-{self.task_id}{SUFFIX}"
 
-    def to_json(self, *, compact: bool = False) -> bytes:
-        """The file's content: indented for the operator who reads the outbox; compact
-        (one line, CPython's C encoder: indenting uses the slow Python one) for the journal,
-        which is written on the receiver's hot path."""
+    def to_json(self) -> bytes:
         document = {
             "version": VERSION,
             "task": self.task,
@@ -107,8 +104,6 @@ class Registration:
             "traceparent": self.traceparent,
             "kwargs": self.kwargs,
         }
-        if compact:
-            return json.dumps(document, separators=(",", ":")).encode() + b"\n"
         return (json.dumps(document, indent=2) + "\n").encode()
 
     @classmethod

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from oxidicom import telemetry
 from oxidicom.notify.celery import TASK_NAME, registration_kwargs
-from oxidicom.notify.journal import SeriesJournal
+from oxidicom.notify.journal import JournalEntry, SeriesJournal
 from oxidicom.notify.outbox import Outbox, Registration
 from oxidicom.series import SeriesRecord
 
@@ -84,7 +84,13 @@ class Registrations:
         key = f"{record.association_id}-{next(self._journal_keys)}"
         try:
             kwargs, _ = registration_kwargs(record)
-            journal.record(key, self._registration(record, kwargs))
+            entry = JournalEntry(
+                self.queue_name,
+                kwargs,
+                association_id=record.association_id,
+                traceparent=telemetry.current_traceparent(),
+            )
+            journal.record(key, entry)
         except Exception as error:  # the file is stored; only a crash could lose its task
             log.warning(
                 "cannot journal series %s: %s", record.series_instance_uid, error, exc_info=True
