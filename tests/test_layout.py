@@ -22,17 +22,9 @@ from oxidicom.storage.layout import (
     series_hash7,
     study_date_iso,
 )
-from tests.sample_data import require_sample_data
+from tests.sample_data import SAG_SERIES, STRUCTURAL_SERIES, require_sample_data
 
 DATA = require_sample_data()
-SAG_SERIES = (
-    "SERVICES/PACS/OXITESTORTHANC/1449c1d-anonymized-20090701/"
-    "MR-Brain_w_o_Contrast-98edede8b2-20130308/00005-SAG_MPRAGE_220_FOV-a27cf06"
-)
-STRUCTURAL_SERIES = (
-    "SERVICES/PACS/OXITESTORTHANC/02-Jane_Doe-19660101/"
-    "Hanke_Stadler_0024_transrep-AccessionNumber-20130717/00401-anat-T1w-661b8fc"
-)
 ALLOWED = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-_")
 
 

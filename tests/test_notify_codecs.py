@@ -12,6 +12,7 @@ from oxidicom.notify import lonk
 from oxidicom.notify.celery import TASK_NAME, registration_kwargs, task_message
 from oxidicom.series import SeriesRecord
 from oxidicom.storage.layout import series_dir
+from tests.sample_data import EXPECTED_TASKS, SAG_UID, STRUCTURAL_SERIES
 from tests.test_layout import DATA, fields, head_of
 
 # -- LONK ------------------------------------------------------------------------------
@@ -72,25 +73,7 @@ def test_kwargs_of_the_two_sample_series() -> None:
     sag = head_of(next((DATA / "SAG-anon").glob("*.dcm")))
     kwargs, warnings = registration_kwargs(record(sag, count=192))
     assert warnings == []
-    assert kwargs == {
-        "PatientID": "1449c1d",
-        "StudyDate": "2013-03-08",
-        "StudyInstanceUID": "1.2.840.113845.11.1000000001785349915.20130308061609.6346698",
-        "SeriesInstanceUID": "1.3.12.2.1107.5.2.19.45152.2013030808061520200285270.0.0.0",
-        "pacs_name": "OXITESTORTHANC",
-        "path": "SERVICES/PACS/OXITESTORTHANC/1449c1d-anonymized-20090701/"
-        "MR-Brain_w_o_Contrast-98edede8b2-20130308/00005-SAG_MPRAGE_220_FOV-a27cf06",
-        "ndicom": 192,
-        "PatientName": "anonymized",
-        "PatientBirthDate": "20090701",
-        "PatientAge": 1096,
-        "PatientSex": "M",
-        "AccessionNumber": "98edede8b2",
-        "Modality": "MR",
-        "ProtocolName": "SAG MPRAGE 220 FOV",
-        "StudyDescription": "MR-Brain w/o Contrast",
-        "SeriesDescription": "SAG MPRAGE 220 FOV",
-    }
+    assert kwargs == EXPECTED_TASKS[SAG_UID]
     structural = head_of(DATA / "example-dicom-structural" / "dicoms" / "N2D_0001.dcm")
     kwargs, warnings = registration_kwargs(record(structural, count=384))
     assert kwargs["PatientAge"] is None  # "42" has no unit
@@ -99,10 +82,7 @@ def test_kwargs_of_the_two_sample_series() -> None:
     assert kwargs["StudyDescription"] == "Hanke_Stadler^0024_transrep"  # not sanitized
     assert kwargs["StudyDate"] == "2013-07-17"
     assert kwargs["ndicom"] == 384
-    assert kwargs["path"] == (
-        "SERVICES/PACS/OXITESTORTHANC/02-Jane_Doe-19660101/"
-        "Hanke_Stadler_0024_transrep-AccessionNumber-20130717/00401-anat-T1w-661b8fc"
-    )
+    assert kwargs["path"] == STRUCTURAL_SERIES
 
 
 @pytest.mark.parametrize(

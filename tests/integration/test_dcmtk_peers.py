@@ -13,19 +13,11 @@ import pytest
 
 from tests.integration.conftest import require_tool
 from tests.integration.receiver import RunningReceiver
+from tests.sample_data import SAG_SERIES, STRUCTURAL_SERIES
 
 ECHOSCU = "/usr/bin/echoscu"
 STORESCU = "/usr/bin/storescu"
 DCMCONV = "/usr/bin/dcmconv"
-
-SAG_SERIES = (
-    "SERVICES/PACS/OXITESTORTHANC/1449c1d-anonymized-20090701/"
-    "MR-Brain_w_o_Contrast-98edede8b2-20130308/00005-SAG_MPRAGE_220_FOV-a27cf06"
-)
-STRUCTURAL_SERIES = (
-    "SERVICES/PACS/OXITESTORTHANC/02-Jane_Doe-19660101/"
-    "Hanke_Stadler_0024_transrep-AccessionNumber-20130717/00401-anat-T1w-661b8fc"
-)
 
 pytestmark = pytest.mark.integration
 

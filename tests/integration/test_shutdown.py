@@ -34,13 +34,13 @@ from tests.integration.services import (
     ndicom_by_series,
     outbox_entries,
 )
+from tests.sample_data import SAG_UID
 
 pytestmark = pytest.mark.integration
 
 STORESCU = "/usr/bin/storescu"
 SENDERS = 3
 FILES_PER_SENDER = 96
-SAG_UID = "1.3.12.2.1107.5.2.19.45152.2013030808061520200285270.0.0.0"
 
 NO_BROKER = "no broker (embedded default)"
 BROKERS_UP = "RabbitMQ and NATS up"
