@@ -73,7 +73,6 @@ class Store:
     ) -> None:
         self.root = Path(files_root)
         self.tmp_dir = self.root / TMP_DIR_NAME
-        self.fsync = fsync
         self.flush_bytes = flush_bytes
         self._known_dirs: set[str] = set()
         self._cleanups: set[asyncio.Future[None]] = set()
