@@ -15,10 +15,12 @@ from pathlib import Path
 from benches.flood import BENCHES
 from benches.flood.datasets import DataSet, SourceFile
 from benches.flood.procs import (
+    cpu_seconds,
     forget,
     free_port,
     has_connection,
     kill_group,
+    reap,
     spawn,
     tree_cpu_seconds,
     tree_rss_hwm_kib,
@@ -38,8 +40,9 @@ class Measurement:
     concurrency: int
     repeat: int
     nagle: bool
-    instances: int
+    instances: int  # files sent, every pass counted
     payload_bytes: int
+    passes: int = 1  # each sender sent its share this many times
     ok: bool = False
     error: str = ""
     wall_s: float = 0.0  # first connection to last file at its final path
@@ -48,6 +51,7 @@ class Measurement:
     mib_per_s: float = 0.0
     cpu_s: float = 0.0  # receiver tree, flood only (psutil, first connect to last file)
     cpu_total_s: float = 0.0  # receiver tree, start to exit (getrusage of the wrapper)
+    senders_cpu_s: float = 0.0  # every storescu, first connection to its exit (wait4)
     peak_rss_kib: int = 0  # largest single process of the tree
     stored: int = 0
     stored_bytes: int = 0
@@ -59,11 +63,17 @@ class Measurement:
 
 
 def _sender(
-    receiver: Receiver, port: int, files: list[SourceFile], n: int, nagle: bool, log: Path
+    receiver: Receiver,
+    port: int,
+    files: list[SourceFile],
+    passes: int,
+    n: int,
+    nagle: bool,
+    log: Path,
 ) -> subprocess.Popen[bytes]:
     env = base_env() if nagle else base_env() | {"TCP_NODELAY": "1"}
     argv = [STORESCU, "-aet", "BENCH", "-aec", receiver.aet, "127.0.0.1", str(port)]
-    argv += [str(f.path) for f in files]
+    argv += [str(f.path) for f in files] * passes  # one association, pass after pass
     with open(log / f"storescu-{n}.log", "wb") as out:
         return spawn(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
 
@@ -121,16 +131,24 @@ def measure(
     nagle: bool = False,
     timeout: float = 600.0,
     keep: bool = False,
+    passes: int = 1,
 ) -> Measurement:
-    """Flood a fresh ``receiver`` with ``dataset`` from ``concurrency`` storescu at once."""
+    """Flood a fresh ``receiver`` with ``dataset`` from ``concurrency`` storescu at once.
+
+    With ``passes`` > 1 every sender sends its share that many times in its association:
+    the later passes replace the files of the first (each receiver here overwrites a file
+    of the same name), so the data set and the check of the stored files stay the same
+    while the flood lasts long enough to measure on a fast machine.
+    """
     m = Measurement(
         receiver.name,
         dataset.name + ("-nagle" if nagle else ""),
         concurrency,
         repeat,
         nagle,
-        len(dataset.files),
-        dataset.payload_bytes,
+        len(dataset.files) * passes,
+        dataset.payload_bytes * passes,
+        passes=passes,
         started=time.strftime("%Y-%m-%dT%H:%M:%S"),
     )
     tag = f"{m.dataset}-c{concurrency}-r{repeat}-{receiver.name}"
@@ -155,7 +173,9 @@ def measure(
         cpu0 = tree_cpu_seconds(wrapper.pid)
         t0 = time.perf_counter()
         deadline = time.monotonic() + timeout
-        senders = [_sender(receiver, port, share, n, nagle, logs) for n, share in enumerate(shares)]
+        senders = [
+            _sender(receiver, port, share, passes, n, nagle, logs) for n, share in enumerate(shares)
+        ]
         # The clock starts at the first connection: storescu reads every file it is given
         # before it connects, and that is the sender's cost, not the receiver's.
         while not has_connection(port) and any(s.poll() is None for s in senders):
@@ -164,7 +184,13 @@ def measure(
             time.sleep(0.0005)
         t_connect = time.perf_counter()
         m.senders_start_s = t_connect - t0
-        while any(s.poll() is None for s in senders):
+        # What the senders used before (reading their files) is not the flood's.
+        before = {s.pid: cpu_seconds(s.pid) for s in senders if s.returncode is None}
+        while any(s.returncode is None for s in senders):
+            for s in senders:
+                used = reap(s)
+                if used is not None:
+                    m.senders_cpu_s += used - before.get(s.pid, used)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"senders still running after {timeout:.0f} s")
             if wrapper.poll() is not None:

@@ -108,6 +108,31 @@ def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float) 
         time.sleep(0.02)
 
 
+def reap(process: subprocess.Popen[bytes]) -> float | None:
+    """CPU seconds ``process`` used in all, once it has exited (reaping it); else None.
+
+    ``os.wait4`` instead of ``Popen.poll``: the kernel's accounting of the child (user +
+    system, to the microsecond) comes with its exit status, which is set on ``process``.
+    """
+    if process.returncode is not None:
+        return None
+    pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+    if pid == 0:
+        return None
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds a live process has used so far, all its threads (``/proc/PID/schedstat``)."""
+    total = 0
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[0])
+    return total / 1e9
+
+
 def tree_cpu_seconds(pid: int) -> float:
     """CPU seconds of ``pid`` and its live descendants, with the children each has reaped.
 

@@ -39,6 +39,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--limit", type=int, default=None, help="send only the first N files")
     parser.add_argument(
+        "--passes",
+        type=int,
+        default=3,
+        help="each sender sends its share this many times (long enough floods to measure)",
+    )
+    parser.add_argument(
         "--nagle", action="store_true", help="also: small data set, C=1, storescu with Nagle on"
     )
     parser.add_argument("--nagle-count", type=int, default=200)
@@ -70,9 +76,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
             args.repeats = 1
         if args.limit is None:
             args.limit = 200
+        if not any(a.startswith("--passes") for a in given):
+            args.passes = 1
         args.timeout = min(args.timeout, 120.0)
     args.name = args.name or ("flood-quick" if args.quick else "flood")
     args.concurrency = [int(c) for c in args.concurrency]
+    if args.passes < 1:
+        parser.error("--passes must be at least 1")
     for name in args.receivers:
         if name not in RECEIVERS:
             parser.error(f"unknown receiver {name!r}; known: {', '.join(RECEIVERS)}")
@@ -101,7 +111,7 @@ def _line(m: Measurement) -> str:
         return f"FAILED {m.error}"
     return (
         f"{m.inst_per_s:8.1f} inst/s {m.mib_per_s:7.1f} MiB/s  cpu {m.cpu_s:6.2f} s  "
-        f"rss {m.peak_rss_kib / 1024:5.0f} MiB"
+        f"senders {m.senders_cpu_s:6.2f} s  rss {m.peak_rss_kib / 1024:5.0f} MiB"
     )
 
 
@@ -140,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m benches.flood " + shlex.join(argv if argv else sys.argv[1:]),
         "repeats": str(args.repeats),
         "limit": str(args.limit or "none"),
+        "passes": f"{args.passes} (Nagle step: 1)",
         "baseline": BASELINE,
         "sender": f"{shutil.which('storescu')} (TCP_NODELAY=1 unless -nagle)",
     }
@@ -168,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                         nagle=nagle,
                         timeout=args.timeout,
                         keep=args.keep,
+                        passes=1 if nagle else args.passes,
                     )
                     rows.append(m.to_json())
                     done += 1
