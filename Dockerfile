@@ -1,5 +1,5 @@
 # oxidicom: the DICOM receiver of ChRIS. Build: docker build -t oxidicom .
-# Python 3.11: seahash (the CUBE path hash) publishes binary wheels for CPython 3.11.
+# Python 3.11, the version CI tests (3.12 and 3.13 install too: every dependency has wheels).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # -- build stage: every wheel, ours and our dependencies' -----------------------------------

@@ -47,10 +47,9 @@ import re
 from functools import lru_cache
 from typing import Final, NoReturn
 
-import seahash
-
 from oxidicom.dicom.errors import MissingAttributeError
 from oxidicom.dicom.head import HeadFields
+from oxidicom.storage.seahash import seahash
 
 MAX_COMPONENT: Final = 255
 _UID_CHARS: Final = "0123456789."
@@ -78,7 +77,7 @@ def series_hash7(series_instance_uid: str) -> str:
         raw = series_instance_uid.encode("latin-1")
     except UnicodeEncodeError:
         raw = series_instance_uid.encode("utf-8")
-    return format(seahash.hash(raw), "x")[:7]
+    return format(seahash(raw), "x")[:7]
 
 
 def _days_in_month(year: int, month: int) -> int:
@@ -186,7 +185,7 @@ def _number(value: str | None, keyword: str, width: int) -> str:
 
 
 def _short_hash(field: str) -> str:
-    return format(seahash.hash(field.encode("ascii")) & 0xFFFFFFFF, "08x")
+    return format(seahash(field.encode("ascii")) & 0xFFFFFFFF, "08x")
 
 
 def _component(fields: list[str], suffix: str = "") -> str:
