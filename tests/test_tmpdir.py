@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
+
+from oxidicom.storage import tmpdir
 from oxidicom.storage.tmpdir import GRACE_SECONDS, LOCK_NAME, WorkDir, remove_stale
 from oxidicom.storage.writer import TMP_DIR_NAME, Store
 from tests.integration.receiver import start_receiver
@@ -130,3 +135,29 @@ def test_receivers_sharing_files_root_keep_each_others_files(tmp_path: Path) -> 
         first.stop()
         assert second.stop() == 0
     assert not list(tmp_root.iterdir())  # clean stops leave nothing behind
+
+
+def test_a_lock_held_by_a_starting_neighbour_sends_us_to_a_fresh_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two receivers start together: one judges the other's brand-new folder (not locked
+    # yet) and holds its lock while it does. The owner must not fail; it starts over.
+    names = iter(["a" * 32, "b" * 32])
+    monkeypatch.setattr(tmpdir.uuid, "uuid4", lambda: SimpleNamespace(hex=next(names)))
+    taken = tmp_path / ("a" * 32)
+    taken.mkdir()
+    judge = os.open(taken / LOCK_NAME, os.O_RDONLY | os.O_CREAT)
+    try:
+        fcntl.flock(judge, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        work = WorkDir(tmp_path)
+        work.claim()
+        assert work.path == tmp_path / ("b" * 32)
+        probe = os.open(work.path / LOCK_NAME, os.O_RDONLY)
+        try:  # locked by the claimer: a third process would see it alive
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(probe)
+        work.release()
+    finally:
+        os.close(judge)

@@ -32,6 +32,8 @@ log = logging.getLogger("oxidicom.storage")
 LOCK_NAME = ".lock"
 #: A folder this young may belong to a process that has not locked it yet.
 GRACE_SECONDS = 60.0
+#: Fresh folders tried by :meth:`WorkDir.claim` while other processes hold their locks.
+_CLAIM_ATTEMPTS = 100
 
 
 class WorkDir:
@@ -44,7 +46,9 @@ class WorkDir:
 
     def claim(self) -> None:
         """Create the folder and lock it (at start, before any temporary file)."""
+        attempts = 0
         while True:
+            attempts += 1
             self.path.mkdir(parents=True, exist_ok=True)
             # Read-only: flock needs no write access, and a writable descriptor held for
             # our whole life would keep the filesystem from being remounted read-only.
@@ -53,7 +57,13 @@ class WorkDir:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)
-                raise
+                if attempts >= _CLAIM_ATTEMPTS:
+                    raise
+                # A process starting at the same moment holds the lock of our new folder
+                # while it judges whether the folder's owner is dead (it was not locked
+                # yet): it may remove the folder. Start over elsewhere.
+                self.path = self.path.parent / uuid.uuid4().hex
+                continue
             except OSError as error:
                 # No locks on this filesystem: others cannot tell we are alive, but they
                 # cannot tell we are dead either, so they keep our folder.
