@@ -327,11 +327,14 @@ class TcpProxy:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        # Cut the connections before waiting: since Python 3.12.1, wait_closed() also
+        # waits for the server's connections to end.
         for writer in list(self._connections):
             writer.transport.abort()
         self._connections.clear()
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
