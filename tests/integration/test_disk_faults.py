@@ -30,7 +30,7 @@ from tests.integration.services import (
 
 pytestmark = pytest.mark.integration
 
-DISK_SIZE = 4 * 1024 * 1024
+DISK_SIZE = 4 * DEFAULT_FLUSH_BYTES  # room for one streamed instance of the tests below
 
 
 def _mount(*args: str) -> subprocess.CompletedProcess[str]:
