@@ -161,3 +161,27 @@ def test_a_lock_held_by_a_starting_neighbour_sends_us_to_a_fresh_folder(
         work.release()
     finally:
         os.close(judge)
+
+
+def test_the_store_writes_into_the_folder_it_finally_claimed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = iter(["a" * 32, "b" * 32])
+    monkeypatch.setattr(tmpdir.uuid, "uuid4", lambda: SimpleNamespace(hex=next(names)))
+    taken = tmp_path / TMP_DIR_NAME / ("a" * 32)
+    taken.mkdir(parents=True)
+    judge = os.open(taken / LOCK_NAME, os.O_RDONLY | os.O_CREAT)
+    try:
+        fcntl.flock(judge, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        store = Store(tmp_path)
+        store.prepare()
+        writer = store.begin(
+            pacs_name="P",
+            sop_class_uid="1.2",
+            sop_instance_uid="1.2.3",
+            transfer_syntax_uid="1.2.840.10008.1.2",
+        )
+        assert writer._temp.startswith(f"{tmp_path / TMP_DIR_NAME / ('b' * 32)}/")
+        store.close()
+    finally:
+        os.close(judge)

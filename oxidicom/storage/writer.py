@@ -82,7 +82,7 @@ class Store:
         self._names = itertools.count()
         #: This process's own locked folder: replicas sharing FILES_ROOT never collide.
         self.work_dir = WorkDir(self.tmp_dir)
-        self._prefix = f"{self.work_dir.path}/"
+        self._prefix = ""  # the work folder's, once claimed (claim may pick another)
         self._root_prefix = f"{self.root}/"
         #: fsync each file, unless the filesystem makes it a no-op (memory-backed).
         self.sync_files = fsync and not memory_backed(self.root)
@@ -91,6 +91,7 @@ class Store:
         """Create FILES_ROOT and our temporary folder (at start, before any association)."""
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.work_dir.claim()
+        self._prefix = f"{self.work_dir.path}/"
         self._known_dirs.add(str(self.root))
 
     def remove_stale_temporary_files(self) -> int:
