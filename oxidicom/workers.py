@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import sys
@@ -108,8 +109,7 @@ class _Supervisor:
         self.stopping = True
         stop.set()
         for process in self.workers.values():
-            if process.returncode is None:
-                process.send_signal(signum)
+            _signal(process, signum)
 
     async def _keep(self, index: int, stop: asyncio.Event) -> None:
         """Run worker ``index``; start it again whenever it dies, until we stop."""
@@ -126,7 +126,7 @@ class _Supervisor:
             )
             self.workers[index] = process
             if self.stopping:  # the signal came while this worker was being started
-                process.send_signal(signal.SIGTERM)
+                _signal(process, signal.SIGTERM)
             status = await process.wait()
             if self.stopping:
                 # Killed by the signal itself: it was still starting, nothing to finish.
@@ -152,3 +152,15 @@ class _Supervisor:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), backoff)
             backoff = min(backoff * 2, _MAX_BACKOFF)
+
+
+def _signal(process: asyncio.subprocess.Process, signum: int) -> None:
+    """Signal a worker that has not been reaped.
+
+    Not ``Process.send_signal``: it polls the child first (``waitpid``), and when that
+    reaps a worker that just died, the loop's child watcher finds nothing left to reap
+    and reports status 255 (CPython issue 87744).
+    """
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signum)

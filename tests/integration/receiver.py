@@ -78,7 +78,14 @@ class RunningReceiver:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)
-        code = self.process.wait(timeout)
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(
+                f"receiver still running {timeout:.0f} s after signal {sig}; log:\n{self.log()}"
+            ) from None
         if self._reader is not None:
             self._reader.join(10)
         return code
