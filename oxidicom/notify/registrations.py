@@ -160,7 +160,11 @@ class Registrations:
     async def stop(self, timeout: float) -> None:
         """Finish outbox writes, publish what can be published in ``timeout`` s, stop."""
         while self._writes:
-            await asyncio.gather(*self._writes, return_exceptions=True)
+            # Drop what was awaited here: since Python 3.12, gather() over finished tasks
+            # returns without yielding, so their discard callbacks would never run.
+            writes = tuple(self._writes)
+            await asyncio.gather(*writes, return_exceptions=True)
+            self._writes.difference_update(writes)
         if self.publisher is not None:
             await self.publisher.stop(timeout)
         loop = asyncio.get_running_loop()

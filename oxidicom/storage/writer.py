@@ -110,7 +110,11 @@ class Store:
     async def drain(self) -> None:
         """Wait for background cleanups of abandoned instances (at shutdown)."""
         while self._cleanups:
-            await asyncio.gather(*self._cleanups, return_exceptions=True)
+            # Drop what was awaited here (see Registrations.stop: gather over finished
+            # futures does not yield since Python 3.12).
+            cleanups = tuple(self._cleanups)
+            await asyncio.gather(*cleanups, return_exceptions=True)
+            self._cleanups.difference_update(cleanups)
 
     def begin(
         self, *, pacs_name: str, sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: str
