@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,7 +17,7 @@ import pytest
 
 from oxidicom.storage import tmpdir
 from oxidicom.storage.tmpdir import GRACE_SECONDS, LOCK_NAME, WorkDir, remove_stale
-from oxidicom.storage.writer import TMP_DIR_NAME, Store
+from oxidicom.storage.writer import TMP_DIR_NAME, InstanceWriter, Store
 from tests.integration.receiver import start_receiver
 
 _HOLD_LOCK = """
@@ -47,15 +49,19 @@ def _folder_of_another_process(tmp_root: Path, name: str) -> tuple[Path, subproc
     return folder, holder
 
 
-def test_temporary_files_go_in_our_own_locked_folder(tmp_path: Path) -> None:
-    store = Store(tmp_path)
-    store.prepare()
-    writer = store.begin(
+def _begin(store: Store) -> InstanceWriter:
+    return store.begin(
         pacs_name="P",
         sop_class_uid="1.2",
         sop_instance_uid="1.2.3",
         transfer_syntax_uid="1.2.840.10008.1.2",
     )
+
+
+def test_temporary_files_go_in_our_own_locked_folder(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.prepare()
+    writer = _begin(store)
     work = store.work_dir.path
     assert work.parent == tmp_path / TMP_DIR_NAME
     assert writer._temp.startswith(f"{work}/") and writer._temp.endswith(".part")
@@ -137,21 +143,32 @@ def test_receivers_sharing_files_root_keep_each_others_files(tmp_path: Path) -> 
     assert not list(tmp_root.iterdir())  # clean stops leave nothing behind
 
 
+FIRST, SECOND = "a" * 32, "b" * 32
+
+
+@contextmanager
+def _first_folder_being_judged(parent: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Work folders get the names FIRST then SECOND; FIRST exists, its lock held by a
+    neighbour judging whether its owner is dead (as when two receivers start together)."""
+    names = iter([FIRST, SECOND])
+    monkeypatch.setattr(tmpdir.uuid, "uuid4", lambda: SimpleNamespace(hex=next(names)))
+    (parent / FIRST).mkdir(parents=True)
+    judge = os.open(parent / FIRST / LOCK_NAME, os.O_RDONLY | os.O_CREAT)
+    try:
+        fcntl.flock(judge, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield
+    finally:
+        os.close(judge)
+
+
 def test_a_lock_held_by_a_starting_neighbour_sends_us_to_a_fresh_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Two receivers start together: one judges the other's brand-new folder (not locked
-    # yet) and holds its lock while it does. The owner must not fail; it starts over.
-    names = iter(["a" * 32, "b" * 32])
-    monkeypatch.setattr(tmpdir.uuid, "uuid4", lambda: SimpleNamespace(hex=next(names)))
-    taken = tmp_path / ("a" * 32)
-    taken.mkdir()
-    judge = os.open(taken / LOCK_NAME, os.O_RDONLY | os.O_CREAT)
-    try:
-        fcntl.flock(judge, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    # The owner of the judged folder must not fail: it starts over elsewhere.
+    with _first_folder_being_judged(tmp_path, monkeypatch):
         work = WorkDir(tmp_path)
         work.claim()
-        assert work.path == tmp_path / ("b" * 32)
+        assert work.path == tmp_path / SECOND
         probe = os.open(work.path / LOCK_NAME, os.O_RDONLY)
         try:  # locked by the claimer: a third process would see it alive
             with pytest.raises(BlockingIOError):
@@ -159,29 +176,14 @@ def test_a_lock_held_by_a_starting_neighbour_sends_us_to_a_fresh_folder(
         finally:
             os.close(probe)
         work.release()
-    finally:
-        os.close(judge)
 
 
 def test_the_store_writes_into_the_folder_it_finally_claimed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    names = iter(["a" * 32, "b" * 32])
-    monkeypatch.setattr(tmpdir.uuid, "uuid4", lambda: SimpleNamespace(hex=next(names)))
-    taken = tmp_path / TMP_DIR_NAME / ("a" * 32)
-    taken.mkdir(parents=True)
-    judge = os.open(taken / LOCK_NAME, os.O_RDONLY | os.O_CREAT)
-    try:
-        fcntl.flock(judge, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with _first_folder_being_judged(tmp_path / TMP_DIR_NAME, monkeypatch):
         store = Store(tmp_path)
         store.prepare()
-        writer = store.begin(
-            pacs_name="P",
-            sop_class_uid="1.2",
-            sop_instance_uid="1.2.3",
-            transfer_syntax_uid="1.2.840.10008.1.2",
-        )
-        assert writer._temp.startswith(f"{tmp_path / TMP_DIR_NAME / ('b' * 32)}/")
+        writer = _begin(store)
+        assert writer._temp.startswith(f"{tmp_path / TMP_DIR_NAME / SECOND}/")
         store.close()
-    finally:
-        os.close(judge)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from tests.integration.receiver import RunningReceiver, start_receiver
 from tests.sample_data import require_sample_data
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+ECHOSCU = "/usr/bin/echoscu"
 
 
 def require_tool(path: str) -> str:
@@ -21,6 +23,16 @@ def require_tool(path: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+def echoscu(port: int, *options: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """dcmtk's echoscu to the receiver on ``port`` (called AE ChRIS), output captured."""
+    return subprocess.run(
+        [ECHOSCU, *options, "-aec", "ChRIS", "127.0.0.1", str(port)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture

@@ -11,11 +11,10 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from tests.integration.conftest import require_tool
+from tests.integration.conftest import ECHOSCU, echoscu, require_tool
 from tests.integration.receiver import RunningReceiver
 from tests.sample_data import SAG_SERIES, STRUCTURAL_SERIES
 
-ECHOSCU = "/usr/bin/echoscu"
 STORESCU = "/usr/bin/storescu"
 DCMCONV = "/usr/bin/dcmconv"
 
@@ -67,12 +66,7 @@ def assert_same_dataset(copy: pydicom.Dataset, original: pydicom.Dataset) -> Non
 
 def test_echoscu_is_answered(receiver: RunningReceiver) -> None:
     require_tool(ECHOSCU)
-    result = subprocess.run(
-        [ECHOSCU, "-v", "-aec", "ChRIS", "127.0.0.1", str(receiver.port)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = echoscu(receiver.port, "-v")
     assert result.returncode == 0, result.stderr
     assert "Received Echo Response (Success)" in result.stderr + result.stdout
 
@@ -170,10 +164,5 @@ def test_garbage_gets_one_abort_and_others_are_served(receiver: RunningReceiver)
     # One A-ABORT PDU (type 07, length 4), then the receiver closed the connection.
     assert received[:6] == b"\x07\x00\x00\x00\x00\x04"
     assert len(received) == 10
-    result = subprocess.run(
-        [ECHOSCU, "-aec", "ChRIS", "127.0.0.1", str(receiver.port)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = echoscu(receiver.port)
     assert result.returncode == 0, result.stderr

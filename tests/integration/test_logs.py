@@ -11,13 +11,12 @@ from pathlib import Path
 import pytest
 
 from tests.dicom_factory import mr_instance, write_part10
-from tests.integration.conftest import require_tool
+from tests.integration.conftest import ECHOSCU, echoscu, require_tool
 from tests.integration.receiver import start_receiver
 
 pytestmark = pytest.mark.integration
 
 STORESCU = "/usr/bin/storescu"
-ECHOSCU = "/usr/bin/echoscu"
 PATIENT = {
     "PatientName": "Secretname^Patient",
     "PatientID": "PIDSECRET42",
@@ -49,11 +48,7 @@ def test_json_lines_carry_the_association_id_and_no_patient_data(tmp_path: Path)
             timeout=60,
             env={**os.environ, "TCP_NODELAY": "1"},
         )
-        echoed = subprocess.run(
-            [ECHOSCU, "-aet", "LOGECHO", "-aec", "ChRIS", "127.0.0.1", str(receiver.port)],
-            capture_output=True,
-            timeout=60,
-        )
+        echoed = echoscu(receiver.port, "-aet", "LOGECHO")
         assert echoed.returncode == 0
     finally:
         assert receiver.stop() == 0
@@ -98,12 +93,7 @@ def test_text_format_is_one_readable_line_per_event(tmp_path: Path) -> None:
     require_tool(ECHOSCU)
     receiver = start_receiver(tmp_path, {"OXIDICOM_LOG_FORMAT": "text"})
     try:
-        subprocess.run(
-            [ECHOSCU, "-aec", "ChRIS", "127.0.0.1", str(receiver.port)],
-            capture_output=True,
-            timeout=60,
-            check=True,
-        )
+        assert echoscu(receiver.port).returncode == 0
     finally:
         assert receiver.stop() == 0
     accepted = next(line for line in receiver.lines if "association from ECHOSCU@" in line)

@@ -18,13 +18,12 @@ import pytest
 
 from oxidicom.settings import SettingsError, load_settings
 from tests.dicom_factory import mr_instance, write_part10
-from tests.integration.conftest import require_tool
+from tests.integration.conftest import ECHOSCU, echoscu, require_tool
 from tests.integration.receiver import RunningReceiver, start_receiver
 
 pytestmark = pytest.mark.integration
 
 STORESCU = "/usr/bin/storescu"
-ECHOSCU = "/usr/bin/echoscu"
 LISTENING = r"listening on 127\.0\.0\.1:\d+"
 
 
@@ -116,12 +115,7 @@ def test_a_killed_worker_is_started_again(tmp_path: Path) -> None:
         receiver.wait_for_log_count(LISTENING, 3)
         now = children(receiver.process.pid)
         assert len(now) == 2 and victim not in now
-        echo = subprocess.run(
-            [ECHOSCU, "-aec", "ChRIS", "127.0.0.1", str(receiver.port)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        echo = echoscu(receiver.port, timeout=30)
         assert echo.returncode == 0, echo.stderr
     finally:
         assert receiver.stop() == 0
