@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydicom import dcmread
 from pydicom.uid import CTImageStorage, generate_uid
@@ -52,38 +53,40 @@ class DataSet:
         return DataSet(self.name, self.files[:count])
 
 
-def _small(folder: Path) -> None:
-    """2000 MR instances 64x64 16-bit, 10 series of 200."""
-    for series in range(10):
+def _series(folder: Path, name: str, series: int, per_series: int, **fields: Any) -> None:
+    """``series`` series of ``per_series`` instances, files ``{series:02d}-{n:04d}.dcm``."""
+    for index in range(series):
         series_uid = generate_uid()
-        for n in range(200):
+        for n in range(per_series):
             ds = mr_instance(
                 instance_number=n + 1,
                 series_uid=series_uid,
-                SeriesNumber=series + 1,
-                SeriesDescription=f"small {series + 1}",
+                SeriesNumber=index + 1,
+                SeriesDescription=f"{name} {index + 1}",
+                **fields,
             )
-            write_part10(ds, folder / f"{series:02d}-{n:04d}.dcm")
+            write_part10(ds, folder / f"{index:02d}-{n:04d}.dcm")
+
+
+def _small(folder: Path) -> None:
+    """2000 MR instances 64x64 16-bit, 10 series of 200."""
+    _series(folder, "small", 10, 200)
 
 
 def _ct(folder: Path) -> None:
     """600 CT instances 512x512 16-bit (512 KiB of pixels each), 3 series of 200."""
     pixels = (bytes(range(256)) * (512 * 512 * 2 // 256))[: 512 * 512 * 2]
-    for series in range(3):
-        series_uid = generate_uid()
-        for n in range(200):
-            ds = mr_instance(
-                instance_number=n + 1,
-                series_uid=series_uid,
-                rows=512,
-                columns=512,
-                pixel_bytes=pixels,
-                SOPClassUID=CTImageStorage,
-                Modality="CT",
-                SeriesNumber=series + 1,
-                SeriesDescription=f"ct {series + 1}",
-            )
-            write_part10(ds, folder / f"{series:02d}-{n:04d}.dcm")
+    _series(
+        folder,
+        "ct",
+        3,
+        200,
+        rows=512,
+        columns=512,
+        pixel_bytes=pixels,
+        SOPClassUID=CTImageStorage,
+        Modality="CT",
+    )
 
 
 def _big(folder: Path) -> None:
