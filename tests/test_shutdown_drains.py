@@ -31,8 +31,7 @@ async def test_registrations_stop_returns_when_a_write_has_just_finished(tmp_pat
     registrations = Registrations(Outbox(tmp_path / "outbox"), "q", None)
     await registrations.start()
     write = _finished()
-    registrations._writes.add(write)
-    write.add_done_callback(registrations._writes.discard)  # scheduled, not run yet
+    registrations._writes.add(write)  # its callback to leave is scheduled, not run yet
     await registrations.stop(1.0)
     assert not registrations._writes
 

@@ -13,6 +13,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from oxidicom import telemetry
+from oxidicom.background import Background
 from oxidicom.notify.celery import TASK_NAME, registration_kwargs
 from oxidicom.notify.journal import JournalEntry, SeriesJournal
 from oxidicom.notify.outbox import Outbox, Registration
@@ -39,7 +40,7 @@ class Registrations:
         self.publisher = publisher
         self.journal = journal
         self.written = 0
-        self._writes: set[asyncio.Future[None]] = set()
+        self._writes = Background()
         #: (association id, SeriesInstanceUID) -> its journal entry
         self._journaled: dict[tuple[str, str], str] = {}
         self._journal_keys = itertools.count(1)
@@ -111,7 +112,6 @@ class Registrations:
         registration = self._registration(record, kwargs)
         write = asyncio.ensure_future(self._write(registration, journal_key))
         self._writes.add(write)
-        write.add_done_callback(self._writes.discard)
 
     def _registration(self, record: SeriesRecord, kwargs: dict[str, Any]) -> Registration:
         return Registration.new(
@@ -159,12 +159,7 @@ class Registrations:
 
     async def stop(self, timeout: float) -> None:
         """Finish outbox writes, publish what can be published in ``timeout`` s, stop."""
-        while self._writes:
-            # Drop what was awaited here: since Python 3.12, gather() over finished tasks
-            # returns without yielding, so their discard callbacks would never run.
-            writes = tuple(self._writes)
-            await asyncio.gather(*writes, return_exceptions=True)
-            self._writes.difference_update(writes)
+        await self._writes.drain()
         if self.publisher is not None:
             await self.publisher.stop(timeout)
         loop = asyncio.get_running_loop()

@@ -28,6 +28,7 @@ from pathlib import Path
 import aiofiles.os
 import msgspec
 
+from oxidicom.background import Background
 from oxidicom.dicom.errors import DatasetError
 from oxidicom.dicom.head import HeadFields, HeadParser
 from oxidicom.dicom.part10 import file_meta
@@ -78,7 +79,7 @@ class Store:
         self.tmp_dir = self.root / TMP_DIR_NAME
         self.flush_bytes = flush_bytes
         self._known_dirs: set[str] = set()
-        self._cleanups: set[asyncio.Future[None]] = set()
+        self._cleanups = Background()
         self._names = itertools.count()
         #: This process's own locked folder: replicas sharing FILES_ROOT never collide.
         self.work_dir = WorkDir(self.tmp_dir)
@@ -105,16 +106,10 @@ class Store:
     def track(self, cleanup: asyncio.Future[None]) -> None:
         """Keep a background cleanup alive until it is done (see :meth:`drain`)."""
         self._cleanups.add(cleanup)
-        cleanup.add_done_callback(self._cleanups.discard)
 
     async def drain(self) -> None:
         """Wait for background cleanups of abandoned instances (at shutdown)."""
-        while self._cleanups:
-            # Drop what was awaited here (see Registrations.stop: gather over finished
-            # futures does not yield since Python 3.12).
-            cleanups = tuple(self._cleanups)
-            await asyncio.gather(*cleanups, return_exceptions=True)
-            self._cleanups.difference_update(cleanups)
+        await self._cleanups.drain()
 
     def begin(
         self, *, pacs_name: str, sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: str
