@@ -299,3 +299,11 @@ def test_a_policy_that_rejects_the_health_check_is_warned_about() -> None:
     assert health_check_warning(peers("PACS,OXIDICOM-ECHO@10.0.0.5"), "10.0.0.5", False) is None
     assert health_check_warning(AccessPolicy("ChRIS"), "0.0.0.0", False) is None
     assert health_check_warning(peers("PACS"), "0.0.0.0", tls=True) is None
+
+
+def test_the_conformance_statement_names_real_settings() -> None:
+    from oxidicom.conformance import ACCESS_REJECTIONS
+    from oxidicom.settings import SETTINGS
+
+    names = {setting.env for setting in SETTINGS}
+    assert {setting.split("=")[0] for setting, _, _ in ACCESS_REJECTIONS} <= names
