@@ -410,7 +410,9 @@ transfer syntax of Table 4.2-3) is answered with status `0000`.
 Proposes one presentation context, Verification with Implicit VR Little Endian, calling AE
 title `{DEFAULT_CALLING_AE_TITLE}` unless `--aet` says otherwise, maximum PDU length
 16384; sends one C-ECHO-RQ and A-RELEASE-RQ. It succeeds (exit status 0) only when the
-answer is status `0000`. It accepts no associations.
+answer is status `0000`. It accepts no associations. A STORAGE-SCP with
+`OXIDICOM_SCP_ALLOWED_PEERS` set admits it only when that list has its AE title and
+address (`{DEFAULT_CALLING_AE_TITLE}@127.0.0.1` for the default health check).
 
 ### 4.3 Network Interfaces
 
