@@ -9,7 +9,7 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
-from oxidicom import telemetry
+from oxidicom import access, telemetry
 from oxidicom.aio.server import Receiver, ServerContext
 from oxidicom.aio.tls import TLSSetupError
 from oxidicom.notify.notifier import ChrisNotifier, build_notifier
@@ -38,6 +38,17 @@ def describe_start(settings: Settings, receiver: Receiver) -> str:
         f" files under {Path(settings.files_root).resolve()};"
         f" outbox {Path(settings.outbox_dir).resolve()}; {amqp}; {nats}"
     )
+
+
+def _log_access(settings: Settings, receiver: Receiver) -> None:
+    policy = receiver.context.access
+    summary = access.describe(policy)
+    if summary is not None:
+        log.info(summary)
+    tls = settings.tls_certificate is not None
+    warning = access.health_check_warning(policy, settings.listener_address, tls)
+    if warning is not None:
+        log.warning(warning)
 
 
 def _redact(url: str | None) -> str:
@@ -70,6 +81,7 @@ async def serve(
     try:
         receiver, notifier = await _start(settings, listen_fd)
         log.info(describe_start(settings, receiver))
+        _log_access(settings, receiver)
         if started is not None:
             started(receiver)
         await stop.wait()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from oxidicom import telemetry
@@ -34,7 +35,7 @@ from oxidicom.ul.events import (
     TimedOut,
 )
 from oxidicom.ul.fsm import State
-from oxidicom.ul.pdu import AssociateRQ
+from oxidicom.ul.pdu import AssociateRJ, AssociateRQ
 
 if TYPE_CHECKING:
     from oxidicom.aio.server import ServerContext
@@ -42,15 +43,26 @@ if TYPE_CHECKING:
 log = logging.getLogger("oxidicom.association")
 
 _CAN_SEND = (State.STA6, State.STA8)
+#: ``oxidicom.reject.reason`` of the rejections made here (the access policy has its own).
+TOO_MANY_ASSOCIATIONS = "too_many_associations"
+NOT_NEGOTIATED = "not_negotiated"
 
 
 class Association:
     """The service side of one transport connection."""
 
-    def __init__(self, server: ServerContext, conn: Connection, peer: str) -> None:
+    def __init__(
+        self,
+        server: ServerContext,
+        conn: Connection,
+        peer: str,
+        peer_certificate: Mapping[str, object] | None = None,
+    ) -> None:
         self.server = server
         self.conn = conn
         self.peer = peer
+        #: The TLS client certificate (``ssl.getpeercert()``), when one was presented.
+        self.peer_certificate = peer_certificate
         self.id = server.next_association_id()
         self.calling_ae_title = ""
         self.contexts: dict[int, AcceptedContext] = {}
@@ -95,21 +107,25 @@ class Association:
         self.calling_ae_title = request.calling_ae_title
         self.telemetry.requested(request.calling_ae_title, request.called_ae_title)
         where = f"{request.calling_ae_title}@{self.peer} -> {request.called_ae_title}"
+        # Who may associate is decided before a slot is taken: a refused peer holds none.
+        refusal = self.server.access.check(
+            request.calling_ae_title,
+            request.called_ae_title,
+            self.peer.rpartition(":")[0],
+            self.peer_certificate,
+        )
+        if refusal is not None:
+            self._reject(where, refusal.reject, refusal.reason, refusal.detail)
+            return
         if not self.server.acquire_slot(self):
-            self._log.warning(
-                "association from %s rejected: %d associations already running (limit)",
-                where,
-                self.server.max_associations,
-            )
-            self.telemetry.rejected("too many associations")
-            self.conn.reject(reject_busy())
+            limit = self.server.max_associations
+            detail = f"too many associations: {limit} already running (limit)"
+            self._reject(where, reject_busy(), TOO_MANY_ASSOCIATIONS, detail)
             return
         self._holds_slot = True
         answer = negotiate(request, self.server.policy)
         if not isinstance(answer, Accepted):
-            self._log.warning("association from %s rejected: %r", where, answer)
-            self.telemetry.rejected(repr(answer))
-            self.conn.reject(answer)
+            self._reject(where, answer, NOT_NEGOTIATED, repr(answer))
             return
         self.contexts = answer.contexts
         self.series = SeriesAccumulator(self.id, self.calling_ae_title)
@@ -121,6 +137,12 @@ class Association:
             len(request.presentation_contexts),
         )
         self.conn.accept(answer.response)
+
+    def _reject(self, where: str, answer: AssociateRJ, reason: str, detail: str) -> None:
+        """A-ASSOCIATE-RJ: one warning, counted by ``reason`` (``oxidicom.reject.reason``)."""
+        self._log.warning("association from %s rejected: %s", where, detail)
+        self.telemetry.rejected(detail, reason)
+        self.conn.reject(answer)
 
     def _fragment(self, fragment: DataFragment) -> asyncio.Future[None] | None:
         try:

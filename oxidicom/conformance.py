@@ -29,6 +29,7 @@ from oxidicom.dimse.commands import Status
 from oxidicom.echo import DEFAULT_CALLING_AE_TITLE
 from oxidicom.settings import SETTINGS, Setting
 from oxidicom.storage.writer import StorageError
+from oxidicom.ul.constants import RejectResult, RejectSource, UserRejectReason
 
 #: Names of the private classes pydicom does not know (Siemens' own terms).
 _PRIVATE_NAMES = {
@@ -83,6 +84,8 @@ _CONFORMANCE_SETTINGS = (
     "OXIDICOM_SCP_UNCOMPRESSED_ONLY",
     "OXIDICOM_ARTIM_TIMEOUT",
     "OXIDICOM_IDLE_TIMEOUT",
+    "OXIDICOM_SCP_ALLOWED_PEERS",
+    "OXIDICOM_SCP_CHECK_CALLED_AET",
 )
 
 
@@ -115,6 +118,42 @@ def _tls_settings() -> list[Setting]:
     return [s for s in SETTINGS if "TLS" in s.env]
 
 
+#: The access policy's rejections (oxidicom/access.py): setting, when, PS3.8 reason.
+ACCESS_REJECTIONS: tuple[tuple[str, str, UserRejectReason], ...] = (
+    (
+        "OXIDICOM_SCP_CHECK_CALLED_AET=true",
+        "the called AE title is not `OXIDICOM_SCP_AET`",
+        UserRejectReason.CALLED_AE_TITLE_NOT_RECOGNIZED,
+    ),
+    (
+        "OXIDICOM_SCP_ALLOWED_PEERS",
+        "the calling AE title is not listed, or is listed only for other hosts (addresses,"
+        " CIDR networks, or host names resolved at start)",
+        UserRejectReason.CALLING_AE_TITLE_NOT_RECOGNIZED,
+    ),
+    (
+        "OXIDICOM_TLS_CLIENT_AETS",
+        "no identity of the TLS client certificate (subject CN, subjectAltName DNS names)"
+        " is listed, or the calling AE title is not bound to it",
+        UserRejectReason.CALLING_AE_TITLE_NOT_RECOGNIZED,
+    ),
+)
+
+
+def _access_table() -> str:
+    rows = [
+        "| Setting | Rejected when | A-ASSOCIATE-RJ result, source, reason |",
+        "|---|---|---|",
+    ]
+    for setting, when, reason in ACCESS_REJECTIONS:
+        name = reason.name.lower().replace("_", " ").replace(" ae ", " AE ")
+        rows.append(
+            f"| `{setting}` | {when} | permanent ({RejectResult.PERMANENT.value}),"
+            f" service user ({RejectSource.SERVICE_USER.value}), {name} ({reason.value}) |"
+        )
+    return "\n".join(rows)
+
+
 def render() -> str:
     """The whole conformance statement as Markdown."""
     aet = _default("OXIDICOM_SCP_AET")
@@ -144,7 +183,8 @@ associations from any DICOM application entity, receives composite instances wit
 Storage Service Class (C-STORE, SCP role) and answers the Verification Service Class
 (C-ECHO, SCP role). Each received instance is written unchanged, in the transfer syntax
 it arrived in, as a DICOM Part-10 file in ChRIS's storage, and each received series is
-then registered with ChRIS. It never initiates associations, except for the separate
+then registered with ChRIS. Which AEs may associate is configurable (4.2.1.4); by
+default any may. It never initiates associations, except for the separate
 `oxidicom echo` command, a Verification SCU used for health checks.
 
 | SOP Classes | User of Service (SCU) | Provider of Service (SCP) |
@@ -217,8 +257,9 @@ Remote AE --C-STORE / C-ECHO--> STORAGE-SCP --files--> ChRIS storage
 
 #### 4.1.2 Functional Definition of AEs
 
-**STORAGE-SCP** listens on TCP port {port} (configurable) and accepts any calling
-and any called AE title; it answers with its own title. It runs until stopped; on
+**STORAGE-SCP** listens on TCP port {port} (configurable) and, by default, accepts any
+calling and any called AE title; it answers with its own title. The operator can restrict
+both (4.2.1.4). It runs until stopped; on
 SIGTERM it stops accepting new associations and lets running ones finish (bounded time).
 
 **ECHO-SCU** (`oxidicom echo`) opens one association, sends one C-ECHO and releases.
@@ -297,13 +338,26 @@ STORAGE-SCP never initiates associations.
 
 ##### 4.2.1.4 Association Acceptance Policy
 
-Any calling AE title and any called AE title are accepted; the A-ASSOCIATE-AC carries
-the configured AE title (`OXIDICOM_SCP_AET`, default `{aet}`). SCP/SCU Role Selection
-items are answered with SCU role as proposed and SCP role refused; SOP Class Extended
-Negotiation, Common Extended Negotiation and User Identity items are accepted and not
-answered (no user identity is checked). An association is rejected when the protocol
-version or the application context is not DICOM's (permanent), or at the limit of
-associations (transient, see 4.2.1.2).
+By default any calling AE title, from any address, and any called AE title are
+accepted; the A-ASSOCIATE-AC carries the configured AE title
+(`OXIDICOM_SCP_AET`, default `{aet}`). The operator may restrict who associates; each
+check is off unless set, and is made on the A-ASSOCIATE-RQ before the association counts
+against the limit of 4.2.1.2:
+
+Table 4.2-5: association rejections by access policy.
+
+{_access_table()}
+
+The called AE title is checked first, then the calling AE title and the peer's address,
+then the certificate. AE titles are compared without their leading and trailing spaces
+(PS3.5, VR AE) and are case-sensitive. An IPv4 peer seen as an IPv4-mapped IPv6 address
+matches IPv4 entries.
+
+SCP/SCU Role Selection items are answered with SCU role as proposed and SCP role refused;
+SOP Class Extended Negotiation, Common Extended Negotiation and User Identity items are
+accepted and not answered (no user identity is checked). An association is also rejected
+when the protocol version or the application context is not DICOM's (permanent), or at
+the limit of associations (transient, see 4.2.1.2).
 
 ###### Activity: Receive Storage Request
 
@@ -356,7 +410,9 @@ transfer syntax of Table 4.2-3) is answered with status `0000`.
 Proposes one presentation context, Verification with Implicit VR Little Endian, calling AE
 title `{DEFAULT_CALLING_AE_TITLE}` unless `--aet` says otherwise, maximum PDU length
 16384; sends one C-ECHO-RQ and A-RELEASE-RQ. It succeeds (exit status 0) only when the
-answer is status `0000`. It accepts no associations.
+answer is status `0000`. It accepts no associations. A STORAGE-SCP with
+`OXIDICOM_SCP_ALLOWED_PEERS` set admits it only when that list has its AE title and
+address (`{DEFAULT_CALLING_AE_TITLE}@127.0.0.1` for the default health check).
 
 ### 4.3 Network Interfaces
 
@@ -379,8 +435,10 @@ Both: `OXIDICOM_LISTENER_ADDRESS` chooses the address to listen on (default
 #### 4.4.1 AE Title/Presentation Address Mapping
 
 The local AE title is `OXIDICOM_SCP_AET` (default `{aet}`), the port
-`OXIDICOM_LISTENER_PORT` (default {port}). Remote AEs are not configured: any remote AE
-may store.
+`OXIDICOM_LISTENER_PORT` (default {port}). Remote AEs need not be configured: by
+default any remote AE may store. `OXIDICOM_SCP_ALLOWED_PEERS` lists the remote AE titles
+that may, each with the hosts it may call from (`AET` or `AET@HOST`, comma-separated);
+their ports are not configured, since STORAGE-SCP never calls them.
 
 #### 4.4.2 Parameters
 
@@ -437,7 +495,11 @@ never refused. Folder names keep only `A-Z a-z 0-9 . -` (other characters become
         """
 ### 7.2 Association Level Security
 
-None: any AE may associate and store; User Identity negotiation is not checked. Deploy
+By default none: any AE may associate and store. With the settings of Table 4.2-5, only
+listed calling AE titles, from their listed hosts, and, over TLS, only with a client
+certificate bound to that AE title, may associate; every rejection is logged with the
+peer's address. AE titles and addresses can be claimed by any device on the network; only
+the certificate binding is proof. User Identity negotiation is not checked. Deploy
 oxidicom on a network reachable only by trusted PACS and modalities.
 
 ### 7.3 Application Level Security

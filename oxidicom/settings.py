@@ -14,6 +14,13 @@ from pathlib import Path
 
 import msgspec
 
+from oxidicom.access import (
+    AllowedPeers,
+    ClientAETitles,
+    check_ae_title,
+    parse_allowed_peers,
+    parse_client_aets,
+)
 from oxidicom.durations import parse_duration
 
 #: Where the embedded default stores everything, relative to the current directory.
@@ -56,6 +63,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     shutdown_timeout: float
     log_level: str
     log_format: str = "auto"
+    scp_allowed_peers: AllowedPeers | None = None
+    scp_check_called_aet: bool = False
+    tls_client_aets: ClientAETitles | None = None
 
     @property
     def embedded(self) -> bool:
@@ -99,12 +109,7 @@ MAX_WORKERS = 64
 
 
 def _ae_title(text: str) -> str:
-    title = text.strip()
-    if not 1 <= len(title) <= 16 or not title.isascii() or "\\" in title:
-        raise ValueError("expected 1 to 16 ASCII characters without a backslash")
-    if not title.isprintable():
-        raise ValueError("expected printable ASCII characters")
-    return title
+    return check_ae_title(text)
 
 
 def _duration(text: str) -> float:
@@ -191,6 +196,25 @@ SETTINGS: tuple[Setting, ...] = (
         "minimum gap between optional progress messages of one series (humantime)",
     ),
     Setting("OXIDICOM_SCP_AET", "scp_aet", _ae_title, "ChRIS", "our AE title"),
+    Setting(
+        "OXIDICOM_SCP_ALLOWED_PEERS",
+        "scp_allowed_peers",
+        parse_allowed_peers,
+        None,
+        "comma-separated AET or AET@HOST (HOST: an address, a CIDR or a host name,"
+        " resolved at start): only these calling AE titles, from these hosts, may"
+        " associate; others get A-ASSOCIATE-RJ (calling AE title not recognized);"
+        " unset: anyone",
+        default_help="unset",
+    ),
+    Setting(
+        "OXIDICOM_SCP_CHECK_CALLED_AET",
+        "scp_check_called_aet",
+        _bool,
+        "false",
+        "reject a called AE title other than OXIDICOM_SCP_AET (A-ASSOCIATE-RJ, called"
+        " AE title not recognized)",
+    ),
     Setting(
         "OXIDICOM_SCP_STRICT",
         "scp_strict",
@@ -331,6 +355,17 @@ SETTINGS: tuple[Setting, ...] = (
         default_help="unset",
     ),
     Setting(
+        "OXIDICOM_TLS_CLIENT_AETS",
+        "tls_client_aets",
+        parse_client_aets,
+        None,
+        "comma-separated IDENTITY=AET (IDENTITY: a client certificate's subject CN or"
+        " subjectAltName DNS name): the calling AE titles each certificate may use;"
+        " others get A-ASSOCIATE-RJ (calling AE title not recognized); needs"
+        " OXIDICOM_TLS_CLIENT_CA; unset: any",
+        default_help="unset",
+    ),
+    Setting(
         "OXIDICOM_SHUTDOWN_TIMEOUT",
         "shutdown_timeout",
         _duration,
@@ -393,6 +428,8 @@ def _check_together(settings: Settings) -> None:
     if settings.tls_certificate is None and (settings.tls_key or settings.tls_client_ca):
         variable = "OXIDICOM_TLS_KEY" if settings.tls_key else "OXIDICOM_TLS_CLIENT_CA"
         raise SettingsError(f"{variable} is set but OXIDICOM_TLS_CERTIFICATE is not")
+    if settings.tls_client_aets is not None and settings.tls_client_ca is None:
+        raise SettingsError("OXIDICOM_TLS_CLIENT_AETS is set but OXIDICOM_TLS_CLIENT_CA is not")
     if settings.pdu_hard_cap < settings.scp_max_pdu_length:
         raise SettingsError(
             f"OXIDICOM_PDU_HARD_CAP={settings.pdu_hard_cap} is not valid: it is smaller than"

@@ -80,7 +80,9 @@ class AssociationProtocol(asyncio.Protocol):
             idle_timeout=settings.idle_timeout,
             now=self.loop.time(),
         )
-        self.association = Association(self.server, self.conn, peer_text)
+        # A TLS client's certificate (after the handshake), for the access policy.
+        certificate = transport.get_extra_info("peercert")
+        self.association = Association(self.server, self.conn, peer_text, certificate)
         self.server.connection_opened(self)
         self._arm_timer()
 

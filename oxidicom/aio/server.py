@@ -8,6 +8,7 @@ import logging
 import socket
 
 from oxidicom.acceptance import AcceptancePolicy
+from oxidicom.access import AccessPolicy
 from oxidicom.aio.context import ConnectionContext
 from oxidicom.aio.protocol import AssociationProtocol
 from oxidicom.aio.tls import server_tls_context
@@ -32,6 +33,12 @@ class ServerContext:
             max_pdu_length=settings.scp_max_pdu_length,
             promiscuous=settings.scp_promiscuous,
             uncompressed_only=settings.scp_uncompressed_only,
+        )
+        self.access = AccessPolicy(
+            ae_title=settings.scp_aet,
+            check_called_ae_title=settings.scp_check_called_aet,
+            allowed_peers=settings.scp_allowed_peers,
+            client_ae_titles=settings.tls_client_aets,
         )
         self.max_associations = settings.max_associations
         #: Flow control: pause reading above ``high_water`` unconsumed bytes, resume below

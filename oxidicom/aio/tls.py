@@ -4,6 +4,8 @@ Built once at start from the settings. PS3.15 B.1 and its BCP 195 profiles ask f
 1.2 or later; Python's default server context already refuses older versions and weak
 ciphers. With a client CA, the peer must present a certificate that CA signed (mutual
 TLS); without one, any client may connect and only the server is authenticated.
+Which AE titles a client certificate may use (``OXIDICOM_TLS_CLIENT_AETS``) is decided
+per association from the verified certificate (``peercert``), in :mod:`oxidicom.access`.
 """
 
 from __future__ import annotations

@@ -112,8 +112,12 @@ class AssociationTelemetry:
         self._accepted = True
         TALLIES.active_associations += 1
 
-    def rejected(self, reason: str) -> None:
-        self._rejected = reason
+    def rejected(self, detail: str, reason: str) -> None:
+        """A-ASSOCIATE-RJ sent: ``detail`` for the span, ``reason`` a short label to count."""
+        self._rejected = detail
+        TALLIES.associations_rejected[reason] += 1
+        if self._span is not None:
+            self._span.set_attribute("oxidicom.reject.reason", reason)
 
     def instance_stored(self) -> None:
         self.instances_stored += 1

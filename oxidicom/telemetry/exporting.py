@@ -118,6 +118,12 @@ def _register_instruments(meter_provider: MeterProvider) -> Histogram:
     def active(_: CallbackOptions) -> Iterable[Observation]:
         return _observe(tallies.active_associations)
 
+    def rejected(_: CallbackOptions) -> Iterable[Observation]:
+        return [
+            Observation(n, {"oxidicom.reject.reason": reason})
+            for reason, n in list(tallies.associations_rejected.items())
+        ]
+
     def published(_: CallbackOptions) -> Iterable[Observation]:
         return _observe(tallies.registrations_published)
 
@@ -153,6 +159,12 @@ def _register_instruments(meter_provider: MeterProvider) -> Histogram:
     counter("oxidicom.bytes.received", [received], "By", "bytes received from DICOM peers")
     meter.create_observable_up_down_counter(
         "oxidicom.associations.active", [active], "{association}", "associations accepted, running"
+    )
+    counter(
+        "oxidicom.associations.rejected",
+        [rejected],
+        "{association}",
+        "associations rejected (A-ASSOCIATE-RJ), by oxidicom.reject.reason",
     )
     counter(
         "oxidicom.registrations.published",

@@ -17,6 +17,7 @@ class Tallies:
 
     __slots__ = (
         "active_associations",
+        "associations_rejected",
         "bytes_received",
         "instances_failed",
         "instances_stored",
@@ -33,6 +34,8 @@ class Tallies:
         self.instances_failed: Counter[str] = Counter()
         self.bytes_received = 0
         self.active_associations = 0
+        #: By oxidicom.reject.reason (``too_many_associations``, ...).
+        self.associations_rejected: Counter[str] = Counter()
         self.registrations_published = 0
         self.registrations_failed = 0
         #: By message kind (``progress``, ``done``, ``error``).
