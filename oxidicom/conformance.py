@@ -290,6 +290,8 @@ does not, none is sent (PS3.7 D.3.3.3).
 **Timers.** ARTIM {artim} (`OXIDICOM_ARTIM_TIMEOUT`): time for the A-ASSOCIATE-RQ after
 connection, and for the peer to close after release or abort. An established association
 must complete a PDU at least every {idle} (`OXIDICOM_IDLE_TIMEOUT`), else it is aborted.
+While the requestor does not read the responses, nothing more is read from it, so no PDU
+completes: after the same time the connection is closed.
 
 ##### 4.2.1.3 Association Initiation Policy
 

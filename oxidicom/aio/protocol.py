@@ -3,8 +3,14 @@
 Everything here is plumbing: bytes from ``data_received`` go into the sans-IO
 :class:`Connection`; its events go to the :class:`Association`; what the core
 queued for the peer leaves in one ``transport.write`` per batch. The shell also
-owns the three things a core cannot: the timer handle, flow control (pause
-reading while storage catches up) and closing the socket.
+owns the three things a core cannot: the timer handle, flow control and closing
+the socket.
+
+Flow control: reading stops while storage has more than ``high_water`` bytes of this
+connection to catch up on, and while the transport cannot write (the peer is not
+reading our responses); it resumes only when neither holds. A peer that sends and
+never reads therefore costs at most the transport's write buffer plus one read, and
+completes no PDU any more: the idle timeout (PS3.8 9.1.5) ends it.
 """
 
 from __future__ import annotations
@@ -46,7 +52,13 @@ class AssociationProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.conn: Connection | None = None
         self.association: Association | None = None
+        #: Waiting for a future of the association (storage): no events are pulled.
         self._blocked = False
+        #: Storage has more than ``high_water`` bytes to catch up on.
+        self._storage_full = False
+        #: The transport's write buffer is above its high-water mark.
+        self._write_paused = False
+        #: Reading is paused (for either reason above).
         self._paused = False
         self._eof_written = False
         self._timer: asyncio.TimerHandle | None = None
@@ -91,7 +103,8 @@ class AssociationProtocol(asyncio.Protocol):
         self._answered = False
         if not self._blocked:
             self._pump()
-        elif not self._paused and conn.buffered > self.server.high_water:
+        elif not self._storage_full and conn.buffered > self.server.high_water:
+            self._storage_full = True
             self._pause()
         if not self._answered and self._quickack is not None:
             # Nothing went back to carry the ACK of these bytes: acknowledge them now.
@@ -135,12 +148,14 @@ class AssociationProtocol(asyncio.Protocol):
             self.server.connection_closed(self)
 
     def pause_writing(self) -> None:
-        # The peer is not reading our responses; it will not get more until it does.
+        # The peer is not reading our responses: read no more requests until it does,
+        # or the responses to them would pile up here without bound.
+        self._write_paused = True
         self._pause()
 
     def resume_writing(self) -> None:
-        if not self._blocked:
-            self._resume()
+        self._write_paused = False
+        self._regulate()
 
     # -- the pump ------------------------------------------------------------------------
 
@@ -177,21 +192,41 @@ class AssociationProtocol(asyncio.Protocol):
             self._answered = True
         state = conn.state
         if conn.should_close or (state is State.STA1 and not transport.is_closing()):
-            transport.close()
+            self._close(transport)
+        elif state is State.STA13 and self._write_paused and not transport.is_closing():
+            # The peer reads nothing of ours, so not our last PDU either: waiting for it
+            # to read that and close would only hold the buffer until ARTIM.
+            transport.abort()
         elif state is State.STA13 and not self._eof_written:
             self._eof_written = True
             if transport.can_write_eof():
                 transport.write_eof()
         if self._blocked:
-            if not self._paused and conn.buffered > self.server.high_water:
-                self._pause()
-        elif self._paused and conn.buffered <= self.server.low_water:
-            self._resume()
+            if conn.buffered > self.server.high_water:
+                self._storage_full = True
+        elif conn.buffered <= self.server.low_water:
+            self._storage_full = False
+        self._regulate()
         if self._lost:
             if not self._blocked and conn.state is State.STA1:
                 self._finished()
             return
         self._arm_timer()
+
+    def _close(self, transport: asyncio.Transport) -> None:
+        # close() waits for the write buffer to drain, which never happens when the
+        # peer does not read: drop what it would not take.
+        if self._write_paused:
+            transport.abort()
+        else:
+            transport.close()
+
+    def _regulate(self) -> None:
+        """Read only while storage keeps up and the transport can write."""
+        if self._write_paused or self._storage_full:
+            self._pause()
+        else:
+            self._resume()
 
     def _pause(self) -> None:
         if not self._paused and self.transport is not None and not self.transport.is_closing():
@@ -238,7 +273,16 @@ class AssociationProtocol(asyncio.Protocol):
             conn.local_activity(self.loop.time())
             self._arm_timer()
             return
+        established = conn.state is State.STA6
         conn.handle_timer(self.loop.time())
+        if established and conn.state is not State.STA6 and self._write_paused:
+            # Reading stopped because the peer did not read our responses: that is the
+            # peer's inactivity, and why no PDU completed.
+            log.warning(
+                "%s has not read our responses for %g s: closing the connection",
+                self.association.peer if self.association is not None else "?",
+                conn.idle_timeout,
+            )
         self._pump()
 
     # -- limits and shutdown -------------------------------------------------------------
@@ -256,7 +300,7 @@ class AssociationProtocol(asyncio.Protocol):
             limit,
         )
         if self.transport is not None:
-            self.transport.close()
+            self._close(self.transport)
 
     def abort(self) -> None:
         """Send A-ABORT now (shutdown timeout reached)."""
@@ -266,4 +310,4 @@ class AssociationProtocol(asyncio.Protocol):
                 self._pump()
             elif self.transport is not None:
                 self.transport.write(self.conn.data_to_send())
-                self.transport.close()
+                self._close(self.transport)
