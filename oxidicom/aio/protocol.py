@@ -292,13 +292,8 @@ class AssociationProtocol(asyncio.Protocol):
         """True until the transport is closing or gone."""
         return not self._lost and self.transport is not None and not self.transport.is_closing()
 
-    def evict(self, limit: int) -> None:
+    def evict(self) -> None:
         """Close a connection that holds no association (too many of them are open)."""
-        log.warning(
-            "closing connection from %s: more than %d connections without an association",
-            self.association.peer if self.association is not None else "?",
-            limit,
-        )
         if self.transport is not None:
             self._close(self.transport)
 

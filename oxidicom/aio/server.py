@@ -7,9 +7,11 @@ import itertools
 import logging
 import socket
 
+from oxidicom import telemetry
 from oxidicom.acceptance import AcceptancePolicy
 from oxidicom.aio.context import ConnectionContext
 from oxidicom.aio.protocol import AssociationProtocol
+from oxidicom.aio.summarized import SummarizedWarning
 from oxidicom.aio.tls import server_tls_context
 from oxidicom.association import Association
 from oxidicom.notify.base import Notifier
@@ -45,6 +47,13 @@ class ServerContext:
         self.max_pending = settings.max_pending_connections
         self._pending: dict[AssociationProtocol, None] = {}
         self._protocols: dict[Association, AssociationProtocol] = {}
+        self._evictions = SummarizedWarning(
+            log,
+            "closing connection from %s: more than"
+            f" {self.max_pending} connections without an association",
+            f"closed %d more connection(s) without an association (more than {self.max_pending}"
+            " open) since the last message",
+        )
         self._ids = itertools.count(1)
         # Random, not the pid: pids repeat across containers sharing storage and logs.
         self._id_prefix = short_id()
@@ -97,7 +106,15 @@ class ServerContext:
         while len(self._pending) > self.max_pending:
             oldest = next(iter(self._pending))
             del self._pending[oldest]
-            oldest.evict(self.max_pending)
+            telemetry.connection_evicted()
+            self._evictions.occurred(
+                oldest.association.peer if oldest.association is not None else "?"
+            )
+            oldest.evict()
+
+    def flush_logs(self) -> None:
+        """Log what summarized warnings have counted so far (at shutdown)."""
+        self._evictions.flush()
 
 
 class Receiver:
@@ -157,5 +174,6 @@ class Receiver:
                 for protocol in list(context.connections):
                     protocol.abort()
                 await asyncio.wait([p.closed for p in context.connections], timeout=5)
+        context.flush_logs()
         await context.store.drain()
         context.store.close()

@@ -118,6 +118,9 @@ def _register_instruments(meter_provider: MeterProvider) -> Histogram:
     def active(_: CallbackOptions) -> Iterable[Observation]:
         return _observe(tallies.active_associations)
 
+    def evicted(_: CallbackOptions) -> Iterable[Observation]:
+        return _observe(tallies.connections_evicted)
+
     def published(_: CallbackOptions) -> Iterable[Observation]:
         return _observe(tallies.registrations_published)
 
@@ -153,6 +156,12 @@ def _register_instruments(meter_provider: MeterProvider) -> Histogram:
     counter("oxidicom.bytes.received", [received], "By", "bytes received from DICOM peers")
     meter.create_observable_up_down_counter(
         "oxidicom.associations.active", [active], "{association}", "associations accepted, running"
+    )
+    counter(
+        "oxidicom.connections.evicted",
+        [evicted],
+        "{connection}",
+        "connections without an association closed beyond MAX_PENDING_CONNECTIONS",
     )
     counter(
         "oxidicom.registrations.published",

@@ -18,6 +18,7 @@ class Tallies:
     __slots__ = (
         "active_associations",
         "bytes_received",
+        "connections_evicted",
         "instances_failed",
         "instances_stored",
         "lonk_dropped",
@@ -33,6 +34,8 @@ class Tallies:
         self.instances_failed: Counter[str] = Counter()
         self.bytes_received = 0
         self.active_associations = 0
+        #: Connections without an association closed beyond the pending cap.
+        self.connections_evicted = 0
         self.registrations_published = 0
         self.registrations_failed = 0
         #: By message kind (``progress``, ``done``, ``error``).

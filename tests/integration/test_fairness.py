@@ -2,10 +2,12 @@
 
 - A peer that sends requests and never reads the responses is paused (the receiver
   stops reading while it cannot write) and cut off by the idle timeout.
+- A flood of idle connections is logged as one line and a count, not one line each.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -91,3 +93,24 @@ def test_a_peer_that_never_reads_costs_bounded_memory_and_is_cut_off(
     tuned.wait_for_log(r"association ended \(aborted: no complete PDU for 2 s\)")
     require_tool("/usr/bin/echoscu")
     assert echoscu(tuned.port).returncode == 0  # and everyone else is still served
+
+
+# -- a flood of idle connections ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tuned", [{"OXIDICOM_MAX_PENDING_CONNECTIONS": "10"}], indirect=True)
+def test_a_flood_of_idle_connections_is_logged_as_a_count(tuned: RunningReceiver) -> None:
+    flood = [RawPeer.connect(tuned.port) for _ in range(300)]
+    try:
+        for peer in flood[:290]:
+            assert peer.read_until_closed() == []  # evicted, oldest first
+    finally:
+        for peer in flood:
+            peer.close()
+    assert tuned.stop() == 0  # the last count is logged at shutdown
+    log = tuned.log()
+    first = re.findall(r"closing connection from \S+: more than 10 connections", log)
+    counts = [int(n) for n in re.findall(r"closed (\d+) more connection\(s\)", log)]
+    assert len(first) == 1
+    assert 1 <= len(counts) <= 3
+    assert len(first) + sum(counts) == 290
