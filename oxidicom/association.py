@@ -95,7 +95,9 @@ class Association:
         self.calling_ae_title = request.calling_ae_title
         self.telemetry.requested(request.calling_ae_title, request.called_ae_title)
         where = f"{request.calling_ae_title}@{self.peer} -> {request.called_ae_title}"
-        if not self.server.acquire_slot(self):
+        answer = negotiate(request, self.server.policy)
+        # Only a request that will be accepted may preempt a running association.
+        if not self.server.acquire_slot(self, preempt=isinstance(answer, Accepted)):
             self._log.warning(
                 "association from %s rejected: %d associations already running (limit)",
                 where,
@@ -105,7 +107,6 @@ class Association:
             self.conn.reject(reject_busy())
             return
         self._holds_slot = True
-        answer = negotiate(request, self.server.policy)
         if not isinstance(answer, Accepted):
             self._log.warning("association from %s rejected: %r", where, answer)
             self.telemetry.rejected(repr(answer))

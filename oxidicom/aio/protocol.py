@@ -20,7 +20,9 @@ import logging
 import socket
 from typing import TYPE_CHECKING, cast
 
+from oxidicom.aio.transfer_rate import GRACE, TransferMeter
 from oxidicom.association import Association
+from oxidicom.logs import CURRENT_ASSOCIATION
 from oxidicom.ul.connection import Connection
 from oxidicom.ul.fsm import State
 
@@ -54,6 +56,7 @@ class AssociationProtocol(asyncio.Protocol):
         self.association: Association | None = None
         #: Waiting for a future of the association (storage): no events are pulled.
         self._blocked = False
+        self._blocked_at = 0.0
         #: Storage has more than ``high_water`` bytes to catch up on.
         self._storage_full = False
         #: The transport's write buffer is above its high-water mark.
@@ -68,6 +71,8 @@ class AssociationProtocol(asyncio.Protocol):
         self._answered = False
         self._lost = False
         self.closed: asyncio.Future[None] = self.loop.create_future()
+        #: Bytes received lately, for preemption (see ServerContext.acquire_slot).
+        self.meter = TransferMeter(self.loop.time())
 
     # -- asyncio callbacks ---------------------------------------------------------------
 
@@ -99,7 +104,9 @@ class AssociationProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         conn = self.conn
         assert conn is not None
-        conn.receive_data(data, self.loop.time())
+        now = self.loop.time()
+        conn.receive_data(data, now)
+        self.meter.add(len(data), now)
         self._answered = False
         if not self._blocked:
             self._pump()
@@ -172,14 +179,19 @@ class AssociationProtocol(asyncio.Protocol):
             wait = handle(event)
             if wait is not None and not wait.done():
                 self._blocked = True
+                self._blocked_at = self.loop.time()
                 wait.add_done_callback(self._unblock)
                 break
         self._flush()
 
     def _unblock(self, _: asyncio.Future[None]) -> None:
         self._blocked = False
+        now = self.loop.time()
         if self.conn is not None:
-            self.conn.local_activity(self.loop.time())
+            self.conn.local_activity(now)
+        if now - self._blocked_at >= GRACE:
+            # A long wait on our storage is not the peer's slowness: measure it afresh.
+            self.meter.restart(now)
         self._pump()
 
     def _flush(self) -> None:
@@ -296,6 +308,37 @@ class AssociationProtocol(asyncio.Protocol):
         """Close a connection that holds no association (too many of them are open)."""
         if self.transport is not None:
             self._close(self.transport)
+
+    def preemptible_rate(self, now: float, min_rate: float) -> float | None:
+        """This association's rate (bytes/s) if it may be preempted for a newcomer.
+
+        Only an established association that receives less than ``min_rate`` and is
+        not waiting for our own storage (then we are the slow one, not the peer).
+        """
+        conn = self.conn
+        if conn is None or conn.state is not State.STA6 or self._blocked or not self.is_open:
+            return None
+        return self.meter.shortfall(now, min_rate)
+
+    def preempt(self, reason: str) -> None:
+        """A-ABORT now, so that another peer gets this association's slot.
+
+        Runs on behalf of the other association's request, but logs as this one.
+        """
+        conn, association = self.conn, self.association
+        assert conn is not None and association is not None
+        scope = CURRENT_ASSOCIATION.set(association.telemetry)
+        try:
+            log.warning(
+                "association from %s@%s preempted: %s",
+                association.calling_ae_title,
+                association.peer,
+                reason,
+            )
+            conn.abort(f"preempted: {reason}")
+            self._pump()
+        finally:
+            CURRENT_ASSOCIATION.reset(scope)
 
     def abort(self) -> None:
         """Send A-ABORT now (shutdown timeout reached)."""

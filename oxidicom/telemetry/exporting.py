@@ -118,6 +118,9 @@ def _register_instruments(meter_provider: MeterProvider) -> Histogram:
     def active(_: CallbackOptions) -> Iterable[Observation]:
         return _observe(tallies.active_associations)
 
+    def preempted(_: CallbackOptions) -> Iterable[Observation]:
+        return _observe(tallies.associations_preempted)
+
     def evicted(_: CallbackOptions) -> Iterable[Observation]:
         return _observe(tallies.connections_evicted)
 
@@ -156,6 +159,12 @@ def _register_instruments(meter_provider: MeterProvider) -> Histogram:
     counter("oxidicom.bytes.received", [received], "By", "bytes received from DICOM peers")
     meter.create_observable_up_down_counter(
         "oxidicom.associations.active", [active], "{association}", "associations accepted, running"
+    )
+    counter(
+        "oxidicom.associations.preempted",
+        [preempted],
+        "{association}",
+        "associations aborted to give their slot to a new one (below the minimum rate)",
     )
     counter(
         "oxidicom.connections.evicted",

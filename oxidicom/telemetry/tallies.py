@@ -17,6 +17,7 @@ class Tallies:
 
     __slots__ = (
         "active_associations",
+        "associations_preempted",
         "bytes_received",
         "connections_evicted",
         "instances_failed",
@@ -34,6 +35,8 @@ class Tallies:
         self.instances_failed: Counter[str] = Counter()
         self.bytes_received = 0
         self.active_associations = 0
+        #: Aborted to give their slot to a new association (below the minimum rate).
+        self.associations_preempted = 0
         #: Connections without an association closed beyond the pending cap.
         self.connections_evicted = 0
         self.registrations_published = 0
