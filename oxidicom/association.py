@@ -117,16 +117,17 @@ class Association:
         if refusal is not None:
             self._reject(where, refusal.reject, refusal.reason, refusal.detail)
             return
-        if not self.server.acquire_slot(self):
+        answer = negotiate(request, self.server.policy)
+        if not isinstance(answer, Accepted):
+            # Refused by negotiation: no slot taken, no running association preempted.
+            self._reject(where, answer, NOT_NEGOTIATED, repr(answer))
+            return
+        if not self.server.acquire_slot(self, preempt=True):
             limit = self.server.max_associations
             detail = f"too many associations: {limit} already running (limit)"
             self._reject(where, reject_busy(), TOO_MANY_ASSOCIATIONS, detail)
             return
         self._holds_slot = True
-        answer = negotiate(request, self.server.policy)
-        if not isinstance(answer, Accepted):
-            self._reject(where, answer, NOT_NEGOTIATED, repr(answer))
-            return
         self.contexts = answer.contexts
         self.series = SeriesAccumulator(self.id, self.calling_ae_title)
         self.telemetry.accepted()

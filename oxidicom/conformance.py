@@ -80,6 +80,7 @@ _CONFORMANCE_SETTINGS = (
     "OXIDICOM_SCP_STRICT",
     "OXIDICOM_PDU_HARD_CAP",
     "OXIDICOM_LISTENER_THREADS",
+    "OXIDICOM_MIN_TRANSFER_RATE",
     "OXIDICOM_SCP_PROMISCUOUS",
     "OXIDICOM_SCP_UNCOMPRESSED_ONLY",
     "OXIDICOM_ARTIM_TIMEOUT",
@@ -163,6 +164,7 @@ def render() -> str:
     hard_cap = _default("OXIDICOM_PDU_HARD_CAP")
     artim = _default("OXIDICOM_ARTIM_TIMEOUT")
     idle = _default("OXIDICOM_IDLE_TIMEOUT")
+    min_rate = _default("OXIDICOM_MIN_TRANSFER_RATE")
     standard = sorted(STORAGE_SOP_CLASSES - SIEMENS_PRIVATE_STORAGE_SOP_CLASSES)
     uncompressed = sorted(UNCOMPRESSED_TRANSFER_SYNTAXES, key=uid_name)
     charsets = sorted(term for term in python_encoding if term)
@@ -311,11 +313,15 @@ bytes (`OXIDICOM_PDU_HARD_CAP`), or refused with A-ABORT when `OXIDICOM_SCP_STRI
 At most 128 presentation contexts are accepted in one request.
 
 **Number of Associations.** Up to {max_associations} concurrent associations per receiver
-process (`OXIDICOM_LISTENER_THREADS`). One more is rejected with A-ASSOCIATE-RJ, result
-transient (2), source service-provider presentation related (3), reason local limit
-exceeded (2), so that the sender can retry. Several receiver processes
-(`OXIDICOM_WORKERS`, default 1) or replicas can serve one port or one service; the limit
-applies to each.
+process (`OXIDICOM_LISTENER_THREADS`). When all are running, a new request preempts the
+running association that received least over the last 10 s, if that is less than
+{min_rate} (`OXIDICOM_MIN_TRANSFER_RATE`; 0 disables it) and the association is at least
+2 s old and not waiting for local storage: that association gets A-ABORT (source
+service-user, 0), which drops only an instance not yet answered. Otherwise the request is
+rejected with A-ASSOCIATE-RJ, result transient (2), source service-provider presentation
+related (3), reason local limit exceeded (2), so that the sender can retry. Several
+receiver processes (`OXIDICOM_WORKERS`, default 1) or replicas can serve one port or one
+service; the limit applies to each.
 
 **Asynchronous Nature.** Operations are performed one at a time. When the requestor
 proposes an Asynchronous Operations Window, the answer is 1 invoked, 1 performed; when it
@@ -331,6 +337,8 @@ does not, none is sent (PS3.7 D.3.3.3).
 **Timers.** ARTIM {artim} (`OXIDICOM_ARTIM_TIMEOUT`): time for the A-ASSOCIATE-RQ after
 connection, and for the peer to close after release or abort. An established association
 must complete a PDU at least every {idle} (`OXIDICOM_IDLE_TIMEOUT`), else it is aborted.
+While the requestor does not read the responses, nothing more is read from it, so no PDU
+completes: after the same time the connection is closed.
 
 ##### 4.2.1.3 Association Initiation Policy
 

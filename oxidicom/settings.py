@@ -55,6 +55,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     pdu_hard_cap: int
     max_command_set_length: int
     max_pending_connections: int
+    #: Bytes per second; 0 disables preemption.
+    min_transfer_rate: int
     fsync: bool
     workers: int = 1
     tls_certificate: str | None
@@ -110,6 +112,23 @@ MAX_WORKERS = 64
 
 def _ae_title(text: str) -> str:
     return check_ae_title(text)
+
+
+_RATE_UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2}
+
+
+def _byte_rate(text: str) -> int:
+    """``8KiB/s``, ``64 kB/s``, ``1MiB``, ``500`` (bytes per second; ``/s`` optional)."""
+    value = text.strip().lower().removesuffix("/s").strip()
+    number = value.rstrip("abcdefghijklmnopqrstuvwxyz").strip()
+    unit = value[len(number) :].strip()
+    try:
+        rate = float(number) * _RATE_UNITS[unit]
+    except (KeyError, ValueError):
+        raise ValueError("expected a rate such as 8KiB/s, 64kB/s, 1MiB/s or 0") from None
+    if not 0 <= rate <= 1024**3:
+        raise ValueError("expected a rate from 0 to 1GiB/s")
+    return round(rate)
 
 
 def _duration(text: str) -> float:
@@ -313,6 +332,15 @@ SETTINGS: tuple[Setting, ...] = (
         "64",
         "connections without an association (not yet requested, rejected, ended) kept"
         " open at once; beyond it the oldest is closed",
+    ),
+    Setting(
+        "OXIDICOM_MIN_TRANSFER_RATE",
+        "min_transfer_rate",
+        _byte_rate,
+        "8KiB/s",
+        "when every association slot is taken, a new association request preempts"
+        " (A-ABORT) the running association receiving least, if it received less than this"
+        " over the last 10 s (B/s, kB/s, KiB/s, MB/s, MiB/s); 0: never, reject instead",
     ),
     Setting(
         "OXIDICOM_FSYNC",

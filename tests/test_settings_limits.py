@@ -45,6 +45,8 @@ def test_values_are_read(tmp_path: Path) -> None:
         ({"OXIDICOM_MAX_COMMAND_SET_LENGTH": "10"}, "OXIDICOM_MAX_COMMAND_SET_LENGTH='10'"),
         ({"OXIDICOM_MAX_PENDING_CONNECTIONS": "0"}, "OXIDICOM_MAX_PENDING_CONNECTIONS='0'"),
         ({"OXIDICOM_FSYNC": "maybe"}, "OXIDICOM_FSYNC='maybe'"),
+        ({"OXIDICOM_MIN_TRANSFER_RATE": "fast"}, "OXIDICOM_MIN_TRANSFER_RATE='fast'"),
+        ({"OXIDICOM_MIN_TRANSFER_RATE": "-1KiB/s"}, "expected a rate from 0 to 1GiB/s"),
         ({"OXIDICOM_TLS_KEY": "k.pem"}, "OXIDICOM_TLS_KEY is set but OXIDICOM_TLS_CERTIFICATE"),
         ({"OXIDICOM_TLS_CLIENT_CA": "c.pem"}, "OXIDICOM_TLS_CLIENT_CA is set but"),
     ],
@@ -52,3 +54,22 @@ def test_values_are_read(tmp_path: Path) -> None:
 def test_bad_values_name_the_variable(tmp_path: Path, environ: dict, message: str) -> None:
     with pytest.raises(SettingsError, match=message.replace("(", r"\(")):
         load_settings(environ, cwd=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "bytes_per_second"),
+    [
+        (None, 8 * 1024),
+        ("0", 0),
+        ("500", 500),
+        ("64kB/s", 64_000),
+        ("8 KiB/s", 8 * 1024),
+        ("1.5MiB", 1536 * 1024),
+        ("2MB/s", 2_000_000),
+    ],
+)
+def test_the_minimum_transfer_rate_takes_units(
+    tmp_path: Path, text: str | None, bytes_per_second: int
+) -> None:
+    environ = {} if text is None else {"OXIDICOM_MIN_TRANSFER_RATE": text}
+    assert load_settings(environ, cwd=tmp_path).min_transfer_rate == bytes_per_second

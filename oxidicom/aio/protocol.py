@@ -3,8 +3,14 @@
 Everything here is plumbing: bytes from ``data_received`` go into the sans-IO
 :class:`Connection`; its events go to the :class:`Association`; what the core
 queued for the peer leaves in one ``transport.write`` per batch. The shell also
-owns the three things a core cannot: the timer handle, flow control (pause
-reading while storage catches up) and closing the socket.
+owns the three things a core cannot: the timer handle, flow control and closing
+the socket.
+
+Flow control: reading stops while storage has more than ``high_water`` bytes of this
+connection to catch up on, and while the transport cannot write (the peer is not
+reading our responses); it resumes only when neither holds. A peer that sends and
+never reads therefore costs at most the transport's write buffer plus one read, and
+completes no PDU any more: the idle timeout (PS3.8 9.1.5) ends it.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ import logging
 import socket
 from typing import TYPE_CHECKING, cast
 
+from oxidicom.aio.transfer_rate import GRACE, TransferMeter
 from oxidicom.association import Association
+from oxidicom.logs import CURRENT_ASSOCIATION
 from oxidicom.ul.connection import Connection
 from oxidicom.ul.fsm import State
 
@@ -46,7 +54,14 @@ class AssociationProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.conn: Connection | None = None
         self.association: Association | None = None
+        #: Waiting for a future of the association (storage): no events are pulled.
         self._blocked = False
+        self._blocked_at = 0.0
+        #: Storage has more than ``high_water`` bytes to catch up on.
+        self._storage_full = False
+        #: The transport's write buffer is above its high-water mark.
+        self._write_paused = False
+        #: Reading is paused (for either reason above).
         self._paused = False
         self._eof_written = False
         self._timer: asyncio.TimerHandle | None = None
@@ -56,6 +71,8 @@ class AssociationProtocol(asyncio.Protocol):
         self._answered = False
         self._lost = False
         self.closed: asyncio.Future[None] = self.loop.create_future()
+        #: Bytes received lately, for preemption (see ServerContext.acquire_slot).
+        self.meter = TransferMeter(self.loop.time())
 
     # -- asyncio callbacks ---------------------------------------------------------------
 
@@ -89,11 +106,14 @@ class AssociationProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         conn = self.conn
         assert conn is not None
-        conn.receive_data(data, self.loop.time())
+        now = self.loop.time()
+        conn.receive_data(data, now)
+        self.meter.add(len(data), now)
         self._answered = False
         if not self._blocked:
             self._pump()
-        elif not self._paused and conn.buffered > self.server.high_water:
+        elif not self._storage_full and conn.buffered > self.server.high_water:
+            self._storage_full = True
             self._pause()
         if not self._answered and self._quickack is not None:
             # Nothing went back to carry the ACK of these bytes: acknowledge them now.
@@ -137,12 +157,14 @@ class AssociationProtocol(asyncio.Protocol):
             self.server.connection_closed(self)
 
     def pause_writing(self) -> None:
-        # The peer is not reading our responses; it will not get more until it does.
+        # The peer is not reading our responses: read no more requests until it does,
+        # or the responses to them would pile up here without bound.
+        self._write_paused = True
         self._pause()
 
     def resume_writing(self) -> None:
-        if not self._blocked:
-            self._resume()
+        self._write_paused = False
+        self._regulate()
 
     # -- the pump ------------------------------------------------------------------------
 
@@ -159,14 +181,19 @@ class AssociationProtocol(asyncio.Protocol):
             wait = handle(event)
             if wait is not None and not wait.done():
                 self._blocked = True
+                self._blocked_at = self.loop.time()
                 wait.add_done_callback(self._unblock)
                 break
         self._flush()
 
     def _unblock(self, _: asyncio.Future[None]) -> None:
         self._blocked = False
+        now = self.loop.time()
         if self.conn is not None:
-            self.conn.local_activity(self.loop.time())
+            self.conn.local_activity(now)
+        if now - self._blocked_at >= GRACE:
+            # A long wait on our storage is not the peer's slowness: measure it afresh.
+            self.meter.restart(now)
         self._pump()
 
     def _flush(self) -> None:
@@ -179,21 +206,41 @@ class AssociationProtocol(asyncio.Protocol):
             self._answered = True
         state = conn.state
         if conn.should_close or (state is State.STA1 and not transport.is_closing()):
-            transport.close()
+            self._close(transport)
+        elif state is State.STA13 and self._write_paused and not transport.is_closing():
+            # The peer reads nothing of ours, so not our last PDU either: waiting for it
+            # to read that and close would only hold the buffer until ARTIM.
+            transport.abort()
         elif state is State.STA13 and not self._eof_written:
             self._eof_written = True
             if transport.can_write_eof():
                 transport.write_eof()
         if self._blocked:
-            if not self._paused and conn.buffered > self.server.high_water:
-                self._pause()
-        elif self._paused and conn.buffered <= self.server.low_water:
-            self._resume()
+            if conn.buffered > self.server.high_water:
+                self._storage_full = True
+        elif conn.buffered <= self.server.low_water:
+            self._storage_full = False
+        self._regulate()
         if self._lost:
             if not self._blocked and conn.state is State.STA1:
                 self._finished()
             return
         self._arm_timer()
+
+    def _close(self, transport: asyncio.Transport) -> None:
+        # close() waits for the write buffer to drain, which never happens when the
+        # peer does not read: drop what it would not take.
+        if self._write_paused:
+            transport.abort()
+        else:
+            transport.close()
+
+    def _regulate(self) -> None:
+        """Read only while storage keeps up and the transport can write."""
+        if self._write_paused or self._storage_full:
+            self._pause()
+        else:
+            self._resume()
 
     def _pause(self) -> None:
         if not self._paused and self.transport is not None and not self.transport.is_closing():
@@ -240,7 +287,16 @@ class AssociationProtocol(asyncio.Protocol):
             conn.local_activity(self.loop.time())
             self._arm_timer()
             return
+        established = conn.state is State.STA6
         conn.handle_timer(self.loop.time())
+        if established and conn.state is not State.STA6 and self._write_paused:
+            # Reading stopped because the peer did not read our responses: that is the
+            # peer's inactivity, and why no PDU completed.
+            log.warning(
+                "%s has not read our responses for %g s: closing the connection",
+                self.association.peer if self.association is not None else "?",
+                conn.idle_timeout,
+            )
         self._pump()
 
     # -- limits and shutdown -------------------------------------------------------------
@@ -250,15 +306,41 @@ class AssociationProtocol(asyncio.Protocol):
         """True until the transport is closing or gone."""
         return not self._lost and self.transport is not None and not self.transport.is_closing()
 
-    def evict(self, limit: int) -> None:
+    def evict(self) -> None:
         """Close a connection that holds no association (too many of them are open)."""
-        log.warning(
-            "closing connection from %s: more than %d connections without an association",
-            self.association.peer if self.association is not None else "?",
-            limit,
-        )
         if self.transport is not None:
-            self.transport.close()
+            self._close(self.transport)
+
+    def preemptible_rate(self, now: float, min_rate: float) -> float | None:
+        """This association's rate (bytes/s) if it may be preempted for a newcomer.
+
+        Only an established association that receives less than ``min_rate`` and is
+        not waiting for our own storage (then we are the slow one, not the peer).
+        """
+        conn = self.conn
+        if conn is None or conn.state is not State.STA6 or self._blocked or not self.is_open:
+            return None
+        return self.meter.shortfall(now, min_rate)
+
+    def preempt(self, reason: str) -> None:
+        """A-ABORT now, so that another peer gets this association's slot.
+
+        Runs on behalf of the other association's request, but logs as this one.
+        """
+        conn, association = self.conn, self.association
+        assert conn is not None and association is not None
+        scope = CURRENT_ASSOCIATION.set(association.telemetry)
+        try:
+            log.warning(
+                "association from %s@%s preempted: %s",
+                association.calling_ae_title,
+                association.peer,
+                reason,
+            )
+            conn.abort(f"preempted: {reason}")
+            self._pump()
+        finally:
+            CURRENT_ASSOCIATION.reset(scope)
 
     def abort(self) -> None:
         """Send A-ABORT now (shutdown timeout reached)."""
@@ -268,4 +350,4 @@ class AssociationProtocol(asyncio.Protocol):
                 self._pump()
             elif self.transport is not None:
                 self.transport.write(self.conn.data_to_send())
-                self.transport.close()
+                self._close(self.transport)

@@ -7,11 +7,14 @@ import itertools
 import logging
 import socket
 
+from oxidicom import telemetry
 from oxidicom.acceptance import AcceptancePolicy
 from oxidicom.access import AccessPolicy
 from oxidicom.aio.context import ConnectionContext
 from oxidicom.aio.protocol import AssociationProtocol
+from oxidicom.aio.summarized import SummarizedWarning
 from oxidicom.aio.tls import server_tls_context
+from oxidicom.aio.transfer_rate import WINDOW
 from oxidicom.association import Association
 from oxidicom.notify.base import Notifier
 from oxidicom.process import short_id
@@ -52,6 +55,17 @@ class ServerContext:
         self.max_pending = settings.max_pending_connections
         self._pending: dict[AssociationProtocol, None] = {}
         self._protocols: dict[Association, AssociationProtocol] = {}
+        #: The associations that hold a slot (acquire_slot to release_slot).
+        self._holders: dict[Association, None] = {}
+        #: Bytes per second below which a running association may be preempted; 0: never.
+        self.min_transfer_rate = settings.min_transfer_rate
+        self._evictions = SummarizedWarning(
+            log,
+            "closing connection from %s: more than"
+            f" {self.max_pending} connections without an association",
+            f"closed %d more connection(s) without an association (more than {self.max_pending}"
+            " open) since the last message",
+        )
         self._ids = itertools.count(1)
         # Random, not the pid: pids repeat across containers sharing storage and logs.
         self._id_prefix = short_id()
@@ -59,19 +73,71 @@ class ServerContext:
     def next_association_id(self) -> str:
         return f"{self._id_prefix}-{next(self._ids)}"
 
-    def acquire_slot(self, association: Association | None = None) -> bool:
-        """Count one more association, unless the limit is reached or we are stopping."""
-        if not self.accepting or self.active_associations >= self.max_associations:
+    def acquire_slot(
+        self, association: Association | None = None, *, preempt: bool = False
+    ) -> bool:
+        """Count one more association, unless we are stopping or every slot is taken.
+
+        When every slot is taken and ``preempt`` is true (the request will be
+        accepted), the running association that receives least is preempted for the
+        newcomer if it receives less than ``min_transfer_rate`` (see
+        :mod:`oxidicom.aio.transfer_rate`); only when none does is the newcomer refused.
+        """
+        if not self.accepting:
             return False
+        protocol = self._protocols.get(association) if association is not None else None
+        if self.active_associations >= self.max_associations:
+            if protocol is not None:
+                # Out of the pending set, so that the preempted association, which
+                # joins it, cannot evict the very connection it makes room for.
+                self._pending.pop(protocol, None)
+            if not preempt or not self._preempt_for(association):
+                if protocol is not None:
+                    self._add_pending(protocol)
+                return False
+            if self.active_associations >= self.max_associations:
+                return False  # the preempted association did not let go (cannot happen)
         self.active_associations += 1
-        if association is not None and association in self._protocols:
-            self._pending.pop(self._protocols[association], None)
+        if association is not None:
+            self._holders[association] = None
+        if protocol is not None:
+            self._pending.pop(protocol, None)
+            protocol.meter.restart(protocol.loop.time())  # judged from its acceptance on
         return True
 
     def release_slot(self, association: Association | None = None) -> None:
         self.active_associations -= 1
-        if association is not None and association in self._protocols:
-            self._add_pending(self._protocols[association])
+        if association is not None:
+            self._holders.pop(association, None)
+            if association in self._protocols:
+                self._add_pending(self._protocols[association])
+
+    def _preempt_for(self, newcomer: Association | None) -> bool:
+        """Abort the least productive association below the minimum rate, if any."""
+        min_rate = self.min_transfer_rate
+        if not min_rate:
+            return False
+        now = asyncio.get_running_loop().time()
+        victim: AssociationProtocol | None = None
+        victim_rate = 0.0
+        for holder in self._holders:
+            protocol = self._protocols.get(holder)
+            if protocol is None:
+                continue
+            rate = protocol.preemptible_rate(now, min_rate)
+            if rate is not None and (victim is None or rate < victim_rate):
+                victim, victim_rate = protocol, rate
+        if victim is None:
+            return False
+        received, span = victim.meter.recent(now)
+        who = f"{newcomer.calling_ae_title}@{newcomer.peer}" if newcomer is not None else "another"
+        telemetry.association_preempted()
+        victim.preempt(
+            f"{received} bytes received in the last {span:.1f} s ({victim_rate:.0f} B/s, below"
+            f" OXIDICOM_MIN_TRANSFER_RATE={min_rate} B/s over {WINDOW:g} s),"
+            f" its slot goes to {who}"
+        )
+        return True
 
     def connection_opened(self, protocol: AssociationProtocol) -> None:
         self.connections.add(protocol)
@@ -104,7 +170,15 @@ class ServerContext:
         while len(self._pending) > self.max_pending:
             oldest = next(iter(self._pending))
             del self._pending[oldest]
-            oldest.evict(self.max_pending)
+            telemetry.connection_evicted()
+            self._evictions.occurred(
+                oldest.association.peer if oldest.association is not None else "?"
+            )
+            oldest.evict()
+
+    def flush_logs(self) -> None:
+        """Log what summarized warnings have counted so far (at shutdown)."""
+        self._evictions.flush()
 
 
 class Receiver:
@@ -164,5 +238,6 @@ class Receiver:
                 for protocol in list(context.connections):
                     protocol.abort()
                 await asyncio.wait([p.closed for p in context.connections], timeout=5)
+        context.flush_logs()
         await context.store.drain()
         context.store.close()

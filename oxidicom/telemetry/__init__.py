@@ -210,6 +210,16 @@ def lonk_dropped(reason: str) -> None:
     TALLIES.lonk_dropped[reason] += 1
 
 
+def association_preempted() -> None:
+    """A running association was aborted to give its slot to a new one."""
+    TALLIES.associations_preempted += 1
+
+
+def connection_evicted() -> None:
+    """A connection without an association was closed: too many were open."""
+    TALLIES.connections_evicted += 1
+
+
 def observe_outbox_depth(read: Callable[[], int] | None) -> None:
     """Register the function that says how many registrations wait in the outbox.
 

@@ -124,6 +124,12 @@ def _register_instruments(meter_provider: MeterProvider) -> Histogram:
             for reason, n in list(tallies.associations_rejected.items())
         ]
 
+    def preempted(_: CallbackOptions) -> Iterable[Observation]:
+        return _observe(tallies.associations_preempted)
+
+    def evicted(_: CallbackOptions) -> Iterable[Observation]:
+        return _observe(tallies.connections_evicted)
+
     def published(_: CallbackOptions) -> Iterable[Observation]:
         return _observe(tallies.registrations_published)
 
@@ -165,6 +171,18 @@ def _register_instruments(meter_provider: MeterProvider) -> Histogram:
         [rejected],
         "{association}",
         "associations rejected (A-ASSOCIATE-RJ), by oxidicom.reject.reason",
+    )
+    counter(
+        "oxidicom.associations.preempted",
+        [preempted],
+        "{association}",
+        "associations aborted to give their slot to a new one (below the minimum rate)",
+    )
+    counter(
+        "oxidicom.connections.evicted",
+        [evicted],
+        "{connection}",
+        "connections without an association closed beyond MAX_PENDING_CONNECTIONS",
     )
     counter(
         "oxidicom.registrations.published",

@@ -17,8 +17,10 @@ class Tallies:
 
     __slots__ = (
         "active_associations",
+        "associations_preempted",
         "associations_rejected",
         "bytes_received",
+        "connections_evicted",
         "instances_failed",
         "instances_stored",
         "lonk_dropped",
@@ -36,6 +38,10 @@ class Tallies:
         self.active_associations = 0
         #: By oxidicom.reject.reason (``too_many_associations``, ...).
         self.associations_rejected: Counter[str] = Counter()
+        #: Aborted to give their slot to a new association (below the minimum rate).
+        self.associations_preempted = 0
+        #: Connections without an association closed beyond the pending cap.
+        self.connections_evicted = 0
         self.registrations_published = 0
         self.registrations_failed = 0
         #: By message kind (``progress``, ``done``, ``error``).

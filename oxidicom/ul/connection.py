@@ -194,10 +194,10 @@ class Connection:
         """A-RELEASE response, Evt14."""
         self._apply(Evt.EVT14, pdus.encode(pdus.ReleaseRP()))
 
-    def abort(self) -> None:
-        """A-ABORT request from the local user, Evt15."""
+    def abort(self, detail: str = "") -> None:
+        """A-ABORT request from the local user, Evt15; ``detail`` says why (for the log)."""
         if self.state is not State.STA1:
-            self._apply(Evt.EVT15)
+            self._apply(Evt.EVT15, detail=detail)
 
     # -- events --------------------------------------------------------------------------
 

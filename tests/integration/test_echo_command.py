@@ -86,7 +86,11 @@ def test_a_silent_peer_times_out() -> None:
 
 
 def test_busy_receiver_fails_unless_busy_is_ok(tmp_path: Path) -> None:
-    running = start_receiver(tmp_path, {"OXIDICOM_LISTENER_THREADS": "1"})
+    # The holder sends nothing: without MIN_TRANSFER_RATE=0 it could be preempted (after
+    # 2 s) for the second echo, which must find the receiver busy.
+    running = start_receiver(
+        tmp_path, {"OXIDICOM_LISTENER_THREADS": "1", "OXIDICOM_MIN_TRANSFER_RATE": "0"}
+    )
     try:
         with socket.create_connection(("127.0.0.1", running.port), timeout=10) as holder:
             holder.sendall(echo_request("HOLDER"))

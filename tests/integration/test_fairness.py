@@ -1,0 +1,292 @@
+"""Slow, stalled and deaf peers against the real process: bounded memory, fair slots, short logs.
+
+- A peer that sends requests and never reads the responses is paused (the receiver
+  stops reading while it cannot write) and cut off by the idle timeout.
+- Peers that hold every association slot while sending next to nothing are preempted
+  when a real sender (dcmtk's storescu) asks for a slot.
+- A flood of idle connections is logged as one line and a count, not one line each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from oxidicom.acceptance import reject_busy
+from oxidicom.aio.transfer_rate import GRACE
+from oxidicom.dimse.commands import CommandField, encode_request
+from oxidicom.ul import pdu as ul
+from oxidicom.ul.constants import RejectResult, RejectSource, UserRejectReason
+from tests.integration.conftest import echoscu, require_tool
+from tests.integration.raw_peer import (
+    IMPLICIT_LE,
+    MR_STORAGE,
+    VERIFICATION,
+    RawPeer,
+    associate_rq,
+    pdata,
+)
+from tests.integration.receiver import RunningReceiver, start_receiver
+from tests.integration.test_dcmtk_peers import STORESCU, storescu
+from tests.integration.test_hostile import STORE_CONTEXTS, instance_bytes
+
+pytestmark = pytest.mark.integration
+
+MIB = 1024 * 1024
+_PREEMPTED = re.compile(r"association from RAWPEER@127\.0\.0\.1:(\d+) preempted")
+
+
+@pytest.fixture
+def tuned(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningReceiver]:
+    running = start_receiver(tmp_path, request.param)
+    yield running
+    assert running.stop() == 0
+    assert "Traceback" not in running.log()
+
+
+def memory_kib(pid: int, field: str) -> int:
+    """VmRSS (now) or VmHWM (the peak so far) of a process, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
+# -- a peer that never reads ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tuned", [{"OXIDICOM_IDLE_TIMEOUT": "2s"}], indirect=True)
+def test_a_peer_that_never_reads_costs_bounded_memory_and_is_cut_off(
+    tuned: RunningReceiver,
+) -> None:
+    pid = tuned.process.pid
+    before = memory_kib(pid, "VmRSS")
+    sock = socket.socket()
+    # A small receive window: the receiver's responses fill it, and then its own buffer.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(60)
+    sock.connect(("127.0.0.1", tuned.port))
+    peer = RawPeer(sock)
+    peer.associate()
+    echo = pdata(1, True, True, encode_request(CommandField.C_ECHO_RQ, 1))
+    batch = echo * (64 * 1024 // len(echo))
+    goal = 200 * MIB
+    sent = 0
+    outcome: list[BaseException] = []
+
+    def send_and_never_read() -> None:
+        nonlocal sent
+        try:
+            while sent < goal:
+                sock.sendall(batch)
+                sent += len(batch)
+        except OSError as error:
+            outcome.append(error)
+
+    sender = threading.Thread(target=send_and_never_read, daemon=True)
+    sender.start()
+    # The sender blocks once the receiver stops reading, and ends when it is cut off.
+    sender.join(120)
+    sock.close()
+    assert not sender.is_alive(), "the receiver never cut off a peer that does not read"
+    assert outcome and isinstance(outcome[0], ConnectionResetError | BrokenPipeError), (
+        f"{sent / MIB:.0f} MiB sent, {outcome}"
+    )
+    assert sent < goal
+    # The receiver's peak memory: its write buffer and one read, not what was sent.
+    assert memory_kib(pid, "VmHWM") - before < 32 * 1024, (
+        f"RSS {before} KiB before, peak {memory_kib(pid, 'VmHWM')} KiB after {sent / MIB:.0f} MiB"
+    )
+    tuned.wait_for_log(r"has not read our responses for 2 s: closing the connection")
+    tuned.wait_for_log(r"association ended \(aborted: no complete PDU for 2 s\)")
+    require_tool("/usr/bin/echoscu")
+    assert echoscu(tuned.port).returncode == 0  # and everyone else is still served
+
+
+# -- slow and stalled peers holding every slot -----------------------------------------------
+
+
+def _hold_every_slot(port: int, slots: int) -> list[RawPeer]:
+    peers = []
+    for _ in range(slots):
+        peer = RawPeer.connect(port)
+        peers.append(peer)
+        peer.associate()
+    return peers
+
+
+def _the_preempted(receiver: RunningReceiver, peers: list[RawPeer]) -> list[RawPeer]:
+    """The raw peers the receiver says it preempted, by their port."""
+    ports = {int(m.group(1)) for m in _PREEMPTED.finditer(receiver.log())}
+    return [p for p in peers if p.sock.getsockname()[1] in ports]
+
+
+@pytest.mark.parametrize(
+    "tuned", [{"OXIDICOM_LISTENER_THREADS": "3", "OXIDICOM_IDLE_TIMEOUT": "120s"}], indirect=True
+)
+def test_peers_trickling_tiny_pdus_in_every_slot_are_preempted_for_storescu(
+    tuned: RunningReceiver, sample_data: Path
+) -> None:
+    require_tool(STORESCU)
+    peers = _hold_every_slot(tuned.port, 3)
+    stop = threading.Event()
+
+    def trickle() -> None:
+        # One complete P-DATA-TF (a 2-byte command fragment) per peer every 0.5 s: the
+        # idle timeout never fires, and the slots stay taken.
+        while not stop.wait(0.5):
+            for peer in peers:
+                with contextlib.suppress(OSError):  # the preempted one
+                    peer.send(pdata(1, True, False, b"\x00\x00"))
+
+    trickler = threading.Thread(target=trickle, daemon=True)
+    trickler.start()
+    try:
+        # The attack lasts past the grace a new association has; that is the scenario.
+        stop.wait(GRACE + 1.0)
+        source = sorted((sample_data / "SAG-anon").glob("*.dcm"))[0]
+        result = storescu(tuned, source)
+        assert result.returncode == 0, result.stderr
+        assert len(tuned.stored_files()) == 1
+    finally:
+        stop.set()
+        trickler.join(10)
+    try:
+        tuned.wait_for_log(r"preempted: \d+ bytes received in the last")
+        (preempted,) = _the_preempted(tuned, peers)
+        # One A-ABORT (service user, PS3.8 Table 9-26), then the close.
+        assert preempted.read_until_closed() == [ul.Abort(0, 0)]
+        assert len(_PREEMPTED.findall(tuned.log())) == 1  # storescu needed one slot
+    finally:
+        for peer in peers:
+            peer.close()
+
+
+@pytest.mark.parametrize(
+    "tuned", [{"OXIDICOM_LISTENER_THREADS": "50", "OXIDICOM_IDLE_TIMEOUT": "120s"}], indirect=True
+)
+def test_fifty_stalled_associations_do_not_lock_storescu_out(
+    tuned: RunningReceiver, sample_data: Path
+) -> None:
+    require_tool(STORESCU)
+    peers = _hold_every_slot(tuned.port, 50)
+    try:
+        threading.Event().wait(GRACE + 0.5)  # stalled past the grace: the scenario
+        source = sorted((sample_data / "SAG-anon").glob("*.dcm"))[0]
+        result = storescu(tuned, source)
+        assert result.returncode == 0, result.stderr
+        assert len(tuned.stored_files()) == 1
+        assert "idle timer expired" not in tuned.log()  # preemption, not the timeout (120 s)
+        (preempted,) = _the_preempted(tuned, peers)
+        assert preempted.read_until_closed() == [ul.Abort(0, 0)]
+        assert len(_PREEMPTED.findall(tuned.log())) == 1
+    finally:
+        for peer in peers:
+            peer.close()
+
+
+@pytest.mark.parametrize(
+    "tuned",
+    [{"OXIDICOM_LISTENER_THREADS": "1", "OXIDICOM_MIN_TRANSFER_RATE": "0"}],
+    indirect=True,
+)
+def test_with_a_minimum_rate_of_zero_nobody_is_preempted(tuned: RunningReceiver) -> None:
+    (holder,) = _hold_every_slot(tuned.port, 1)
+    with holder:
+        threading.Event().wait(GRACE + 0.5)  # stalled past the grace
+        with RawPeer.connect(tuned.port) as newcomer:
+            newcomer.send(associate_rq())
+            assert newcomer.read_until_closed() == [reject_busy()]
+        assert holder.c_echo() == 0x0000  # still there
+        holder.release()
+    assert "preempted" not in tuned.log()
+
+
+@pytest.mark.parametrize(
+    "tuned", [{"OXIDICOM_LISTENER_THREADS": "1", "OXIDICOM_IDLE_TIMEOUT": "120s"}], indirect=True
+)
+def test_a_request_that_would_be_rejected_preempts_nobody(tuned: RunningReceiver) -> None:
+    unacceptable = ul.encode(
+        ul.AssociateRQ(
+            called_ae_title="ChRIS",
+            calling_ae_title="NOBODY",
+            application_context="1.2.3.4",  # not DICOM's: rejected, permanent
+            presentation_contexts=(ul.PresentationContextRQ(1, VERIFICATION, (IMPLICIT_LE,)),),
+            user_information=ul.UserInformation(maximum_length=16384),
+        )
+    )
+    (holder,) = _hold_every_slot(tuned.port, 1)
+    with holder:
+        threading.Event().wait(GRACE + 0.5)  # stalled past the grace
+        with RawPeer.connect(tuned.port) as newcomer:
+            newcomer.send(unacceptable)
+            # Its own (permanent) rejection, decided before any slot is looked at.
+            assert newcomer.read_until_closed() == [
+                ul.AssociateRJ(
+                    RejectResult.PERMANENT,
+                    RejectSource.SERVICE_USER,
+                    UserRejectReason.APPLICATION_CONTEXT_NAME_NOT_SUPPORTED,
+                )
+            ]
+        assert "preempted" not in tuned.log()
+        # An acceptable request does get the stalled one's slot.
+        with RawPeer.connect(tuned.port) as newcomer:
+            newcomer.associate()
+            assert holder.read_until_closed() == [ul.Abort(0, 0)]
+            assert newcomer.c_echo() == 0x0000
+            newcomer.release()
+
+
+@pytest.mark.parametrize("tuned", [{"OXIDICOM_LISTENER_THREADS": "1"}], indirect=True)
+def test_an_association_storing_steadily_is_not_preempted(tuned: RunningReceiver) -> None:
+    uid, dataset = instance_bytes(rows=256, columns=256)  # 128 KiB of pixels
+    stop = threading.Event()
+    statuses: list[int] = []
+    holder = RawPeer.connect(tuned.port)
+    holder.associate(associate_rq(contexts=STORE_CONTEXTS))
+
+    def store() -> None:
+        while not stop.is_set():
+            statuses.append(holder.c_store(dataset, uid, context_id=3))
+
+    storing = threading.Thread(target=store)
+    storing.start()
+    try:
+        stop.wait(GRACE + 1.0)  # storing past the grace
+        with RawPeer.connect(tuned.port) as newcomer:
+            newcomer.send(associate_rq(contexts=((MR_STORAGE, "1.2.840.10008.1.2.1"),)))
+            assert newcomer.read_until_closed() == [reject_busy()]
+    finally:
+        stop.set()
+        storing.join(30)
+    assert statuses and set(statuses) == {0x0000}
+    holder.release()
+    holder.close()
+    assert "preempted" not in tuned.log()
+
+
+# -- a flood of idle connections ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tuned", [{"OXIDICOM_MAX_PENDING_CONNECTIONS": "10"}], indirect=True)
+def test_a_flood_of_idle_connections_is_logged_as_a_count(tuned: RunningReceiver) -> None:
+    flood = [RawPeer.connect(tuned.port) for _ in range(300)]
+    try:
+        for peer in flood[:290]:
+            assert peer.read_until_closed() == []  # evicted, oldest first
+    finally:
+        for peer in flood:
+            peer.close()
+    assert tuned.stop() == 0  # the last count is logged at shutdown
+    log = tuned.log()
+    first = re.findall(r"closing connection from \S+: more than 10 connections", log)
+    counts = [int(n) for n in re.findall(r"closed (\d+) more connection\(s\)", log)]
+    assert len(first) == 1
+    assert 1 <= len(counts) <= 3
+    assert len(first) + sum(counts) == 290
