@@ -82,7 +82,8 @@ def ext4_disk(tmp_path: Path) -> Iterator[Path]:
     try:
         yield mountpoint
     finally:
-        _run("umount", "-l", str(mountpoint))
+        if _run("umount", str(mountpoint)).returncode != 0:
+            _run("umount", "-l", str(mountpoint))
 
 
 #: The receiver under strace, every unlink(2) delayed: a cleanup that runs after the
@@ -120,9 +121,16 @@ def receiver(
     running = start_receiver(tmp_path / "run", env, command=command)
     running.files_root = files_root
     yield running
-    if command is not None:  # strace blocks fatal signals: SIGTERM goes to the receiver
-        os.kill(receiver_pid(running), signal.SIGTERM)
-    assert running.stop() == 0
+    if command is None:
+        assert running.stop() == 0
+    else:  # strace blocks fatal signals: they go to the receiver itself
+        pid = receiver_pid(running)
+        os.kill(pid, signal.SIGTERM)
+        try:
+            assert running.stop() == 0
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)  # never left running once strace is gone
     assert "Traceback" not in running.log()
 
 
