@@ -14,7 +14,11 @@ from collections.abc import Iterable
 from pydicom.charset import python_encoding
 from pydicom.uid import UID_dictionary
 
-from oxidicom.dicom.errors import STATUS_CANNOT_UNDERSTAND, STATUS_MISSING_OR_INVALID_ATTRIBUTE
+from oxidicom.dicom.errors import (
+    STATUS_CANNOT_UNDERSTAND,
+    STATUS_DATASET_DOES_NOT_MATCH_SOP_CLASS,
+    STATUS_MISSING_OR_INVALID_ATTRIBUTE,
+)
 from oxidicom.dicom.uids import (
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION_NAME,
@@ -58,6 +62,14 @@ STATUSES: tuple[tuple[int, str, str], ...] = (
         "the file could not be written (disk full, I/O error); nothing is left behind",
     ),
     (
+        STATUS_DATASET_DOES_NOT_MATCH_SOP_CLASS,
+        "Error: Data Set does not match SOP Class",
+        "the data set's SOPInstanceUID (0008,0018) or SOPClassUID (0008,0016) is not the"
+        " C-STORE-RQ's Affected SOP Instance UID or Affected SOP Class UID (padding aside);"
+        " nothing is stored; ErrorComment (0000,0902) names both. A data set without"
+        " SOPClassUID is stored under the command's",
+    ),
+    (
         STATUS_CANNOT_UNDERSTAND,
         "Error: Cannot understand",
         "the data set cannot be decoded (PS3.5), or the C-STORE-RQ lacks its data set"
@@ -67,7 +79,8 @@ STATUSES: tuple[tuple[int, str, str], ...] = (
         STATUS_MISSING_OR_INVALID_ATTRIBUTE,
         "Error: Cannot understand (missing or invalid attribute)",
         "StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID or PatientID is missing,"
-        " or StudyDate is not a date; ErrorComment (0000,0902) names it",
+        " one of those UIDs is longer than 1024 bytes, or StudyDate is not a date;"
+        " ErrorComment (0000,0902) names it",
     ),
 )
 

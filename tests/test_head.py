@@ -1,8 +1,10 @@
 """The incremental data-set head parser, against pydicom and against hostile bytes."""
 
+import hashlib
 import io
 import random
 import struct
+import sys
 import tracemalloc
 import zlib
 from pathlib import Path
@@ -23,12 +25,14 @@ from pydicom.uid import (
 
 from oxidicom.dicom.errors import DatasetError
 from oxidicom.dicom.head import (
+    MAX_DECODED_BYTES,
     MAX_DEPTH,
     MAX_VALUE_LENGTH,
     HeadFields,
     HeadParser,
     parse_head,
 )
+from oxidicom.storage.layout import check_required, instance_file_name, series_dir
 from tests.sample_data import require_sample_data
 
 DATA = require_sample_data()
@@ -770,3 +774,115 @@ def test_done_only_after_the_last_wanted_tag() -> None:
     assert parser.feed(data[end_of_instance_number + 4 : end_of_instance_number + 8])
     assert parser.done
     assert parser.finish() == expected(ds)
+
+
+# -- long values cost no more than short ones (issue 12, item 4) -----------------------
+
+
+def hostile_data_set(charset: bytes, value: bytes) -> bytes:
+    """Implicit VR LE; StudyDescription, SeriesDescription and PatientName are ``value``."""
+    pad = b" " if len(charset) % 2 else b""
+    return (
+        le_implicit(0x00080005, charset + pad)
+        + le_implicit(0x00080018, b"1.2.3.4.5.6\x00")
+        + le_implicit(0x00080020, b"20200101")
+        + le_implicit(0x00081030, value)
+        + le_implicit(0x0008103E, value)
+        + le_implicit(0x00100010, value)
+        + le_implicit(0x00100020, b"PID1")
+        + le_implicit(0x0020000D, b"1.2.3\x00")
+        + le_implicit(0x0020000E, b"1.2.3.4\x00")
+        + le_implicit(0x00200013, b"7 ")
+    )
+
+
+def repeated(unit: bytes, size: int) -> bytes:
+    value = unit * (size // len(unit))
+    return value + b" " * (len(value) % 2)
+
+
+def python_calls(fn) -> int:
+    """Python and C function calls made by ``fn()``: work, whatever the machine's speed."""
+    calls = 0
+
+    def count(_frame, event: str, _arg) -> None:
+        nonlocal calls
+        if event in ("call", "c_call"):
+            calls += 1
+
+    sys.setprofile(count)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+HOSTILE_VALUES = [
+    pytest.param(b"", b"\x1b(Z", id="unknown-escapes-default-repertoire"),
+    pytest.param(b"\\ISO 2022 IR 87", b"\x1b$B\x30\x21\x1b(B", id="ir87-switching"),
+    pytest.param(b"\\ISO 2022 IR 87", b"\x1b$B\xff\xfe", id="ir87-invalid-bytes"),
+    pytest.param(b"GB18030", b"\x1b$)A\x81\x30", id="gb18030-escapes-invalid"),
+    pytest.param(b"ISO_IR 192", b"\x1b(Z\xff^", id="utf8-escapes-delimiters"),
+]
+
+
+@pytest.mark.parametrize(("charset", "unit"), HOSTILE_VALUES)
+def test_a_64_kib_value_costs_what_a_2_kib_value_costs(charset: bytes, unit: bytes) -> None:
+    """The data set of 64 KiB names full of escape sequences: bounded work, a safe path.
+
+    On the unbounded decoder, 64 KiB of escape sequences were ~21,845 parts decoded (and
+    logged) one by one, 32 times the work of 2 KiB: ~0.6 s of blocked event loop.
+    """
+    short = hostile_data_set(charset, repeated(unit, 2048))
+    long = hostile_data_set(charset, repeated(unit, 65534))
+    parse_head(ImplicitVRLittleEndian, short)  # codecs looked up, caches warm
+    work_short = python_calls(lambda: parse_head(ImplicitVRLittleEndian, short))
+    work_long = python_calls(lambda: parse_head(ImplicitVRLittleEndian, long))
+    assert work_long <= work_short + 20, (work_short, work_long)
+
+    got = parse_head(ImplicitVRLittleEndian, long)
+    raw = repeated(unit, 65534)
+    digest = hashlib.blake2b(raw, digest_size=4).hexdigest()
+    assert dict(got.cut_values) == {
+        "study_description": digest,
+        "series_description": digest,
+        "patient_name": digest,
+    }
+    for text in (got.study_description, got.series_description, got.patient_name):
+        assert text is not None and len(text) <= MAX_DECODED_BYTES
+    assert got.patient_id == "PID1"
+    assert got.sop_instance_uid == "1.2.3.4.5.6"
+
+    check_required(got)
+    path = series_dir("PEER", got) + "/" + instance_file_name(got)
+    parts = path.split("/")
+    assert parts[:3] == ["SERVICES", "PACS", "PEER"]
+    assert all(0 < len(p.encode()) <= 255 and not p.startswith(".") for p in parts)
+    assert parts[3].startswith("PID1-") and parts[3].endswith(f"_{digest}-")
+    assert parts[4].endswith(f"_{digest}-AccessionNumber-20200101")
+    assert parts[5].startswith("SeriesNumber-") and f"_{digest}-" in parts[5]
+    assert parts[6] == "0007-1.2.3.4.5.6.dcm"
+    assert len(parts) == 7
+    # Another long value: another folder.
+    other = parse_head(ImplicitVRLittleEndian, hostile_data_set(charset, raw[:-2] + b"xx"))
+    assert series_dir("PEER", other) != series_dir("PEER", got)
+
+
+def test_values_up_to_the_bound_are_decoded_whole() -> None:
+    name = b"A" * (MAX_DECODED_BYTES - 2) + b"^B"
+    got = parse_head(ImplicitVRLittleEndian, le_implicit(0x00100010, name))
+    assert got.patient_name == name.decode()
+    assert got.cut_values == ()
+    longer = name + b"CD"
+    got = parse_head(ImplicitVRLittleEndian, le_implicit(0x00100010, longer))
+    assert got.patient_name == name.decode()
+    assert [field for field, _digest in got.cut_values] == ["patient_name"]
+
+
+def test_a_cut_multibyte_character_is_left_out() -> None:
+    """ISO_IR 192: the first 1024 bytes end inside a 3-byte character, which is dropped."""
+    name = "脳" * 400  # 1200 bytes
+    data = le_implicit(0x00080005, b"ISO_IR 192") + le_implicit(0x00100010, name.encode())
+    got = parse_head(ImplicitVRLittleEndian, data)
+    assert got.patient_name == "脳" * (MAX_DECODED_BYTES // 3)

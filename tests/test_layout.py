@@ -422,3 +422,36 @@ def test_paths_are_always_safe_and_stable(
     assert_safe(path, 7)
     layout._series_dir.cache_clear()
     assert series_dir(ae, f) + "/" + instance_file_name(f) == path
+
+
+def test_a_cut_value_is_always_marked_with_the_digest_of_its_raw_bytes() -> None:
+    """HeadFields.cut_values: the text is only the beginning of a value over 1 KiB."""
+    short = fields(study_description="abc", cut_values=(("study_description", "0badcafe"),))
+    assert series_dir("P", short).split("/")[4] == "abc_0badcafe-ACC-20130308"
+    long = fields(patient_name="N" * 1000, cut_values=(("patient_name", "0badcafe"),))
+    patient = series_dir("P", long).split("/")[3]
+    assert patient == "PID-" + "N" * 75 + "_0badcafe-20000101"
+    name = instance_file_name(
+        fields(sop_instance_uid="1.2.3", cut_values=(("instance_number", "12345678"),))
+    )
+    assert name == "0007_12345678-1.2.3.dcm"  # the beginning of the number, padded as ever
+
+
+@pytest.mark.parametrize(
+    ("field", "what"),
+    [
+        ("study_instance_uid", "StudyInstanceUID"),
+        ("series_instance_uid", "SeriesInstanceUID"),
+        ("sop_instance_uid", "SOPInstanceUID"),
+    ],
+)
+def test_a_cut_uid_is_refused(field: str, what: str) -> None:
+    with pytest.raises(DatasetError, match=f"{what} .* is longer than 1024 bytes") as info:
+        check_required(fields(cut_values=((field, "00000000"),)))
+    assert info.value.status == 0xC001
+
+
+def test_a_long_study_date_is_quoted_short() -> None:
+    with pytest.raises(DatasetError) as info:
+        check_required(fields(study_date="9" * 1000))
+    assert len(info.value.comment) < 120

@@ -10,6 +10,8 @@ from typing import Final
 STATUS_CANNOT_UNDERSTAND: Final = 0xC000
 #: Also in the "Cannot understand" class: a required attribute is missing or invalid.
 STATUS_MISSING_OR_INVALID_ATTRIBUTE: Final = 0xC001
+#: PS3.4 Table B.2-1 "Error: Data Set does not match SOP Class" (0xA9xx).
+STATUS_DATASET_DOES_NOT_MATCH_SOP_CLASS: Final = 0xA900
 
 #: ErrorComment is LO: at most 64 characters (PS3.5 Table 6.2-1).
 _MAX_COMMENT: Final = 64
@@ -50,6 +52,25 @@ class MissingAttributeError(DatasetError):
 
     def __init__(self, comment: str) -> None:
         super().__init__(STATUS_MISSING_OR_INVALID_ATTRIBUTE, comment)
+
+
+class DatasetMismatchError(DatasetError):
+    """The data set is not the instance its C-STORE-RQ names (status 0xA900).
+
+    ``comment`` names both values; UIDs longer than the standard's 64 characters are
+    shortened in it.
+    """
+
+    def __init__(self, keyword: str, in_dataset: str, in_command: str) -> None:
+        super().__init__(
+            STATUS_DATASET_DOES_NOT_MATCH_SOP_CLASS,
+            f"{keyword} {_shortened(in_dataset)} of the data set is not the command's "
+            f"{_shortened(in_command)}",
+        )
+
+
+def _shortened(uid: str) -> str:
+    return uid if len(uid) <= _MAX_COMMENT else uid[: _MAX_COMMENT - 3] + "..."
 
 
 def tag_str(tag: int) -> str:

@@ -31,32 +31,40 @@ stops (``feed`` returns ``True``) and :meth:`HeadParser.finish` raises the
 
 Text (PS3.5 6.1): without SpecificCharacterSet, or with the default repertoire, values
 are decoded the way pydicom decodes them (``iso8859``, i.e. Latin-1, which maps every
-byte, so never an error; escape sequences are handed to pydicom). Otherwise
-``pydicom.charset.convert_encodings`` and ``decode_bytes`` are used, with
-``TEXT_VR_DELIMS`` for SH/LO and, for PN, ``^`` and ``=`` as delimiters that reset the
-character set (PS3.5 6.1.2.5.3). A value that a named charset cannot decode falls back to
-replacement characters (pydicom's own fallback), then to Latin-1. Every value has
-surrounding spaces and NUL removed; multi-valued values keep their backslashes.
+byte, so never an error; values with escape sequences as below). Otherwise
+``pydicom.charset.convert_encodings`` names the codecs and
+:func:`oxidicom.dicom.charsets.decode_text` (pydicom's ``decode_bytes``, in bounded
+time) decodes, with ``TEXT_VR_DELIMS`` for SH/LO and, for PN, ``^`` and ``=`` as
+delimiters that reset the character set (PS3.5 6.1.2.5.3). A value that a named charset
+cannot decode falls back to replacement characters (pydicom's own fallback), then to
+Latin-1. Every value has surrounding spaces and NUL removed; multi-valued values keep
+their backslashes. Of a value longer than :data:`MAX_DECODED_BYTES`, only the first
+bytes are decoded (:attr:`HeadFields.cut_values`), so that no value costs more CPU than
+a short one, here or in the path.
 """
 
 from __future__ import annotations
 
-import warnings
+import hashlib
 import zlib
-from functools import lru_cache
 from struct import Struct
 from typing import Final
 
 import msgspec
-from pydicom.charset import convert_encodings, decode_bytes
 from pydicom.valuerep import PN_DELIMS, TEXT_VR_DELIMS
 
+from oxidicom.dicom.charsets import DEFAULT_ENCODING, ESC, decode_text, python_encodings
 from oxidicom.dicom.errors import DatasetError, UndecodableDatasetError, tag_str
 from oxidicom.dicom.uids import encoding_of
 
 #: Largest value of a kept element; a larger one is an error (the longest kept VR, LO,
 #: holds 64 characters; PN 5 x 64 per component group).
 MAX_VALUE_LENGTH: Final = 64 * 1024
+#: Most bytes of one value that are decoded (:attr:`HeadFields.cut_values`). Above what
+#: any value of the standard holds (PN: 3 groups of 64 characters, 4 bytes each in
+#: UTF-8, and escape sequences), and enough for the longest field a path component
+#: keeps uncut (253 characters); it bounds the CPU a value costs (benches/decode_cost.py).
+MAX_DECODED_BYTES: Final = 1024
 #: Deepest nesting of undefined-length sequences/items walked before giving up.
 MAX_DEPTH: Final = 64
 #: Most elements walked before (0020,0013), items and delimiters included: checked after
@@ -127,6 +135,10 @@ class HeadFields(msgspec.Struct, frozen=True, gc=False):
     series_instance_uid: str | None
     series_number: str | None
     instance_number: str | None
+    #: ``(field, digest)`` for each value longer than :data:`MAX_DECODED_BYTES`: the
+    #: field holds only the text of its first bytes; ``digest`` (8 hex digits of
+    #: BLAKE2b) names all its raw bytes, and marks the cut in the path.
+    cut_values: tuple[tuple[str, str], ...] = ()
 
 
 # Slot of each kept tag; the order of slots 1.. is the order of HeadFields' fields.
@@ -162,62 +174,55 @@ _STRIP: Final = " \x00"
 _DEFAULT_TERMS: Final = frozenset({"", "ISO_IR 6", "ISO 2022 IR 6"})
 _PN_DELIMITERS: Final = frozenset(PN_DELIMS | {0x3D})  # '^' and '='
 _TEXT_DELIMITERS: Final = frozenset(TEXT_VR_DELIMS)
-_FALLBACK_ENCODINGS: Final = ("iso8859",)
+_FALLBACK_ENCODINGS: Final = (DEFAULT_ENCODING,)
+_FIELD_NAMES: Final = HeadFields.__struct_fields__
 
 
-@lru_cache(maxsize=64)
-def _python_encodings(terms: tuple[str, ...]) -> tuple[str, ...]:
-    """Python codecs for the defined terms of SpecificCharacterSet (PS3.3 C.12.1.1.2)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            encodings = convert_encodings(list(terms))
-    except Exception:  # pydicom in RAISE mode, or anything a codec lookup throws
-        return _FALLBACK_ENCODINGS
-    return tuple(encodings) or _FALLBACK_ENCODINGS
-
-
-def _decode_charset(raw: bytes, encodings: tuple[str, ...], delimiters: frozenset[int]) -> str:
-    """Decode with pydicom's charset machinery (PS3.5 6.1.2.5); never raises."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            text = decode_bytes(raw, encodings, set(delimiters))
-    except Exception:  # an unknown/odd codec named by the data set, or RAISE mode
-        try:
-            text = raw.decode(encodings[0], errors="replace")
-        except Exception:
-            text = raw.decode("latin-1")
-    return text.strip(_STRIP)
+def _digest(raw: bytes) -> str:
+    """8 hex digits naming a whole raw value (BLAKE2b: C speed, whatever its length)."""
+    return hashlib.blake2b(raw, digest_size=4).hexdigest()
 
 
 def _decode_values(values: list[bytes | None]) -> HeadFields:
-    """Turn the kept raw values into :class:`HeadFields` (PS3.5 6.1, 6.2)."""
-    charset_raw = values[0]
+    """Turn the kept raw values into :class:`HeadFields` (PS3.5 6.1, 6.2).
+
+    Only the first :data:`MAX_DECODED_BYTES` bytes of a longer value are decoded (its
+    field and the digest of all its bytes go into ``cut_values``): what a value costs
+    here and in the path is bounded, however long it is.
+    """
+    raws = list(values)
+    complete = [True] * _N_SLOTS
+    cut: list[tuple[str, str]] = []
+    for i, raw in enumerate(values):
+        if raw is not None and len(raw) > MAX_DECODED_BYTES:
+            cut.append((_FIELD_NAMES[i], _digest(raw)))
+            raws[i] = raw[:MAX_DECODED_BYTES]
+            complete[i] = False
+    charset_raw = raws[0]
     if charset_raw is None:
         terms: tuple[str, ...] = ()
     else:
         terms = tuple(t.strip(_STRIP) for t in charset_raw.decode("latin-1").split("\\"))
     # Default repertoire, or a value of a VR that pydicom always decodes as iso8859
     # (UI, DA, CS, AS, IS): Latin-1, which matches pydicom byte for byte.
-    out = [None if r is None else r.decode("latin-1").strip(_STRIP) for r in values]
+    out = [None if r is None else r.decode("latin-1").strip(_STRIP) for r in raws]
     if terms and not _DEFAULT_TERMS.issuperset(terms):
-        encodings = _python_encodings(terms)
-        for i in _TEXT_SLOTS:
-            raw = values[i]
+        encodings = python_encodings(terms)
+        for i in _CHARSET_SLOTS:
+            raw = raws[i]
             if raw is not None:
-                out[i] = _decode_charset(raw, encodings, _TEXT_DELIMITERS)
-        raw = values[_PN_SLOT]
-        if raw is not None:
-            out[_PN_SLOT] = _decode_charset(raw, encodings, _PN_DELIMITERS)
+                delimiters = _PN_DELIMITERS if i == _PN_SLOT else _TEXT_DELIMITERS
+                text = decode_text(raw, encodings, delimiters, final=complete[i])
+                out[i] = text.strip(_STRIP)
     else:
         # pydicom hands text VRs with escape sequences to decode_bytes even by default.
         for i in _CHARSET_SLOTS:
-            raw = values[i]
-            if raw is not None and b"\x1b" in raw:
+            raw = raws[i]
+            if raw is not None and ESC in raw:
                 delimiters = _PN_DELIMITERS if i == _PN_SLOT else _TEXT_DELIMITERS
-                out[i] = _decode_charset(raw, _FALLBACK_ENCODINGS, delimiters)
-    return HeadFields(terms, *out[1:])
+                text = decode_text(raw, _FALLBACK_ENCODINGS, delimiters, final=complete[i])
+                out[i] = text.strip(_STRIP)
+    return HeadFields(terms, *out[1:], cut_values=tuple(cut))
 
 
 class HeadParser:

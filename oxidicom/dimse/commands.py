@@ -48,6 +48,7 @@ class Status(IntEnum):
     SOP_CLASS_NOT_SUPPORTED = 0x0122
     UNRECOGNIZED_OPERATION = 0x0211
     OUT_OF_RESOURCES = 0xA700
+    #: The data set's SOPInstanceUID or SOPClassUID is not the command's (dcmtk: the same).
     DATASET_DOES_NOT_MATCH_SOP_CLASS = 0xA900
     CANNOT_UNDERSTAND = 0xC000
     #: Still "Error: Cannot understand" (Cxxx); we use it for a required attribute

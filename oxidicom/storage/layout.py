@@ -41,6 +41,13 @@ Safety (every component is a single, non-hidden name of at most 255 bytes):
   paths are kept whenever they were valid names, and distinct long values stay distinct.
   The ``.dcm`` suffix, the series ``hash7`` and the dates are never cut in practice
   (they are shorter than any cap).
+- A value longer than :data:`~oxidicom.dicom.head.MAX_DECODED_BYTES` (1024) bytes as
+  received, far beyond what the standard allows any of these fields, is only decoded
+  from its first bytes (:attr:`HeadFields.cut_values`). Its field is always shown cut,
+  whatever the length of its component: ``cap - 9`` characters, ``_`` and the 8 hex
+  digits of the BLAKE2b digest of all its raw bytes (a digest of the decoded text would
+  need all of it decoded). Every value of at most 1024 bytes gives the path it always
+  gave. Such a StudyInstanceUID, SeriesInstanceUID or SOPInstanceUID is refused (0xC001).
 """
 
 import re
@@ -48,11 +55,19 @@ from functools import lru_cache
 from typing import Final, NoReturn
 
 from oxidicom.dicom.errors import MissingAttributeError
-from oxidicom.dicom.head import HeadFields
+from oxidicom.dicom.head import MAX_DECODED_BYTES, HeadFields
 from oxidicom.storage.seahash import seahash
 
 MAX_COMPONENT: Final = 255
 _UID_CHARS: Final = "0123456789."
+#: UIDs that identify the instance, its series, its study: never cut (check_required).
+_CUT_UIDS: Final = {
+    "study_instance_uid": "StudyInstanceUID (0020,000D)",
+    "series_instance_uid": "SeriesInstanceUID (0020,000E)",
+    "sop_instance_uid": "SOPInstanceUID (0008,0018)",
+}
+#: Characters of a value quoted in an error message.
+_QUOTED: Final = 64
 _INVALID_RUN: Final = re.compile(r"[^A-Za-z0-9.\-]+")
 _UNSIGNED: Final = re.compile(r"\+?[0-9]+")
 _DATE: Final = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})")
@@ -119,6 +134,12 @@ def check_required(fields: HeadFields) -> list[str]:
         _missing(fields.series_instance_uid, "SeriesInstanceUID (0020,000E)")
     if not fields.sop_instance_uid:
         _missing(fields.sop_instance_uid, "SOPInstanceUID (0008,0018)")
+    for field, _digest in fields.cut_values:
+        what = _CUT_UIDS.get(field)
+        if what is not None:
+            raise MissingAttributeError(
+                f"{what} is longer than {MAX_DECODED_BYTES} bytes (a UID has at most 64)"
+            )
     if fields.patient_id is None:
         _missing(None, "PatientID (0010,0020)")
     study_date = fields.study_date
@@ -133,10 +154,15 @@ def check_required(fields: HeadFields) -> list[str]:
         return []  # the common case, without a regular expression
     parsed = _parse_study_date(study_date)
     if parsed is None:
-        raise MissingAttributeError(f"StudyDate {study_date!r} is not a date YYYYMMDD")
+        raise MissingAttributeError(f"StudyDate {_quoted(study_date)} is not a date YYYYMMDD")
     if parsed[1]:
         return [f"StudyDate {study_date!r} is not YYYYMMDD; accepted as {parsed[0]}"]
     return []
+
+
+def _quoted(value: str) -> str:
+    """``repr`` of a value for a message, its first characters only."""
+    return repr(value) if len(value) <= _QUOTED else repr(value[:_QUOTED]) + "..."
 
 
 def _missing(value: str | None, what: str) -> NoReturn:
@@ -188,18 +214,39 @@ def _short_hash(field: str) -> str:
     return format(seahash(field.encode("ascii")) & 0xFFFFFFFF, "08x")
 
 
-def _component(fields: list[str], suffix: str = "") -> str:
-    """Join ``fields`` with ``-``, un-hide, and keep it within 255 bytes (module doc)."""
+def _component(
+    fields: list[str], suffix: str = "", digests: tuple[str | None, ...] | None = None
+) -> str:
+    """Join ``fields`` with ``-``, un-hide, and keep it within 255 bytes (module doc).
+
+    ``digests[i]``, when not None, names the whole raw value of field ``i``, of which
+    ``fields[i]`` is only the beginning (:attr:`HeadFields.cut_values`): that field is
+    always shown cut, with this digest.
+    """
     if fields[0].startswith("."):
         fields[0] = "_" + fields[0]
     name = "-".join(fields) + suffix
-    if len(name) <= MAX_COMPONENT:
+    if len(name) <= MAX_COMPONENT and not digests:
         return name
     cap = (MAX_COMPONENT - len(suffix) - (len(fields) - 1)) // len(fields)
-    return (
-        "-".join(f if len(f) <= cap else f"{f[: cap - 9]}_{_short_hash(f)}" for f in fields)
-        + suffix
-    )
+    digests = digests or (None,) * len(fields)
+    shown = [_capped(f, digest, cap) for f, digest in zip(fields, digests, strict=True)]
+    return "-".join(shown) + suffix
+
+
+def _capped(field: str, digest: str | None, cap: int) -> str:
+    """``field`` within ``cap`` characters: cut, and marked with a hash, if it is longer."""
+    if digest is not None:  # the beginning of a longer value: always marked
+        return f"{field[: cap - 9]}_{digest}"
+    if len(field) <= cap:
+        return field
+    return f"{field[: cap - 9]}_{_short_hash(field)}"
+
+
+def _digests(cut: dict[str, str], *names: str) -> tuple[str | None, ...] | None:
+    """The digests of the cut values among ``names``, or None when none is cut."""
+    found = tuple(cut.get(name) for name in names)
+    return found if any(found) else None
 
 
 def pacs_dir_name(calling_ae_title: str) -> str:
@@ -220,27 +267,33 @@ def _series_dir(
     series_number: str | None,
     series_description: str | None,
     series_instance_uid: str | None,
+    cut_values: tuple[tuple[str, str], ...],
 ) -> str:
+    cut = dict(cut_values)
     patient = _component(
         [
             sanitize(patient_id or ""),
             sanitize(patient_name or ""),
             sanitize(patient_birth_date or ""),
-        ]
+        ],
+        digests=_digests(cut, "patient_id", "patient_name", "patient_birth_date"),
     )
     study = _component(
         [
             sanitize(study_description or "StudyDescription"),
             sanitize(accession_number or "AccessionNumber"),
             sanitize(study_date or ""),
-        ]
+        ],
+        digests=_digests(cut, "study_description", "accession_number", "study_date"),
     )
     series = _component(
         [
             _number(series_number, "SeriesNumber", 5),
             sanitize(series_description or "SeriesDescription"),
             series_hash7(series_instance_uid or ""),
-        ]
+        ],
+        # hash7 is never cut: check_required refuses a cut SeriesInstanceUID.
+        digests=_digests(cut, "series_number", "series_description", "hash7"),
     )
     return f"SERVICES/PACS/{pacs_dir_name(pacs_name)}/{patient}/{study}/{series}"
 
@@ -262,6 +315,7 @@ def series_dir(pacs_name: str, fields: HeadFields) -> str:
         fields.series_number,
         fields.series_description,
         fields.series_instance_uid,
+        fields.cut_values,
     )
 
 
@@ -269,9 +323,19 @@ def instance_file_name(fields: HeadFields) -> str:
     """``{InstanceNumber:04}-{SOPInstanceUID}.dcm``, sanitized and at most 255 bytes."""
     number = fields.instance_number
     uid = fields.sop_instance_uid or "SOPInstanceUID"
-    if number and number.isascii() and number.isdigit() and not uid.strip(_UID_CHARS):
+    if (
+        number
+        and number.isascii()
+        and number.isdigit()
+        and not uid.strip(_UID_CHARS)
+        and not fields.cut_values
+    ):
         # Fast path (nearly every instance): digits, and a UID of digits and dots.
         name = f"{(number.lstrip('0') or '0').rjust(4, '0')}-{uid}.dcm"
         if len(name) <= MAX_COMPONENT:
             return name
-    return _component([_number(number, "InstanceNumber", 4), sanitize(uid)], ".dcm")
+    return _component(
+        [_number(number, "InstanceNumber", 4), sanitize(uid)],
+        ".dcm",
+        _digests(dict(fields.cut_values), "instance_number", "sop_instance_uid"),
+    )

@@ -29,7 +29,7 @@ import aiofiles.os
 import msgspec
 
 from oxidicom.background import Background
-from oxidicom.dicom.errors import DatasetError
+from oxidicom.dicom.errors import DatasetError, DatasetMismatchError
 from oxidicom.dicom.head import HeadFields, HeadParser
 from oxidicom.dicom.part10 import file_meta
 from oxidicom.storage.layout import check_required, instance_file_name, series_dir
@@ -117,7 +117,8 @@ class Store:
         """Start receiving one instance."""
         meta = file_meta(sop_class_uid, sop_instance_uid, transfer_syntax_uid, pacs_name)
         temp = f"{self._prefix}{next(self._names)}.part"
-        return InstanceWriter(self, pacs_name, meta, transfer_syntax_uid, temp)
+        command = (sop_class_uid, sop_instance_uid)
+        return InstanceWriter(self, pacs_name, meta, transfer_syntax_uid, temp, command)
 
     # On the loop, or in the executor with fsync: every blocking call of a small instance.
     def write_whole(
@@ -149,6 +150,28 @@ class Store:
             # Someone removed the series folder since we cached it: make it again.
             os.makedirs(directory, exist_ok=True)
             os.replace(temp, final)
+
+
+def check_identity(fields: HeadFields, sop_class_uid: str, sop_instance_uid: str) -> list[str]:
+    """The data set must be the instance the C-STORE-RQ names (PS3.4 B.2.3); return warnings.
+
+    Raises :class:`DatasetMismatchError` (0xA900, as dcmtk's storescp answers) when the
+    data set's SOPInstanceUID (0008,0018) or SOPClassUID (0008,0016) differs from the
+    command's AffectedSOPInstanceUID or AffectedSOPClassUID: the file's meta header, made
+    from the command, would contradict its own data set. Both sides are compared without
+    their padding (trailing NUL or space). A data set without SOPClassUID (or with an
+    empty one) is stored, with a warning, under the command's class: dcmtk and Orthanc
+    refuse it (0xC000), but the reference receiver stores it and nothing in the file then
+    contradicts anything. The SOPInstanceUID is required (``check_required``).
+    """
+    if fields.sop_class_uid and fields.sop_class_uid != sop_class_uid:
+        raise DatasetMismatchError("SOPClassUID", fields.sop_class_uid, sop_class_uid)
+    if fields.sop_instance_uid != sop_instance_uid:
+        raise DatasetMismatchError("SOPInstanceUID", fields.sop_instance_uid, sop_instance_uid)
+    if not fields.sop_class_uid:
+        state = "missing from" if fields.sop_class_uid is None else "empty in"
+        return [f"SOPClassUID (0008,0016) {state} the data set; stored as {sop_class_uid}"]
+    return []
 
 
 def _write_all(fd: int, parts: list[bytes | memoryview]) -> int:
@@ -216,10 +239,18 @@ class InstanceWriter:
     """One instance, from its first data set fragment to a file at its final path."""
 
     def __init__(
-        self, store: Store, pacs_name: str, meta: bytes, transfer_syntax_uid: str, temp: str
+        self,
+        store: Store,
+        pacs_name: str,
+        meta: bytes,
+        transfer_syntax_uid: str,
+        temp: str,
+        command_uids: tuple[str, str],
     ) -> None:
         self._store = store
         self._pacs_name = pacs_name
+        #: (AffectedSOPClassUID, AffectedSOPInstanceUID) of the C-STORE-RQ: the file meta's.
+        self._command_uids = command_uids
         self._temp = temp
         self._head = HeadParser(transfer_syntax_uid)
         self._head_done = False
@@ -270,7 +301,8 @@ class InstanceWriter:
         """The data set is complete: place the file.
 
         The future fails with :class:`DatasetError` or :class:`StorageError` when the
-        instance cannot be stored; no file is then left anywhere.
+        instance cannot be stored, and only once nothing of it is left: its temporary
+        file closed and removed, so that the answer never races the cleanup.
         """
         loop = asyncio.get_running_loop()
         if self._error is None and not self._head_done:
@@ -280,9 +312,11 @@ class InstanceWriter:
             except DatasetError as error:
                 self._refuse(error)
         if self._error is not None:
+            if self._fd is not None or self._flushing is not None:
+                return asyncio.ensure_future(self._fail_streamed(self._error))
             failed: asyncio.Future[StoredInstance] = loop.create_future()
             failed.set_exception(self._error)
-            self.abandon()
+            self._parts = []
             return failed
         if self._fd is None and self._flushing is None:
             return self._finish_whole(loop)
@@ -301,7 +335,9 @@ class InstanceWriter:
     def _resolve_target(self) -> None:
         fields = self._head.finish()
         self._fields = fields
-        self._warnings = tuple(check_required(fields))
+        warnings = check_required(fields)
+        warnings += check_identity(fields, *self._command_uids)
+        self._warnings = tuple(warnings)
         relative = series_dir(self._pacs_name, fields)
         directory = self._store._root_prefix + relative
         self._target = (relative, directory, f"{directory}/{instance_file_name(fields)}")
@@ -392,13 +428,24 @@ class InstanceWriter:
                 await loop.run_in_executor(None, _unlink, self._temp)
         return self._result()
 
+    async def _fail_streamed(self, error: DatasetError | StorageError) -> StoredInstance:
+        """A refused instance that had reached the disk: fail once it is gone from there."""
+        self._parts = []
+        await self._cleanup()
+        raise error
+
     async def _cleanup(self) -> None:
+        """Close and remove the temporary file, once the write in flight is over."""
         if self._flushing is not None:
             await self._flushing  # never raises: _flush keeps its errors
         fd, self._fd = self._fd, None
-        if fd is not None:
-            await _close_async(fd)
-        await asyncio.get_running_loop().run_in_executor(None, _unlink, self._temp)
+        try:
+            if fd is not None:
+                await _close_async(fd)
+        except OSError as error:  # the descriptor is released all the same (close(2))
+            log.warning("cannot close temporary file %s: %s", self._temp, error)
+        finally:
+            await asyncio.get_running_loop().run_in_executor(None, _unlink, self._temp)
 
 
 _MEMORY_FILESYSTEMS = frozenset({"tmpfs", "ramfs"})

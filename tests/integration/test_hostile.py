@@ -206,7 +206,9 @@ def test_non_ascii_ae_title_and_uid_are_answered(receiver: RunningReceiver) -> N
     with RawPeer.connect(receiver.port) as peer:
         ac = peer.associate(associate_rq(calling="PACS\xe9\xff", contexts=STORE_CONTEXTS))
         assert ac.calling_ae_title == "PACS\xe9\xff"
-        assert peer.c_store(dataset, uid + "\xe9", context_id=3) == 0x0000
+        # Not the data set's SOPInstanceUID: A900, its UID echoed and named in the comment.
+        assert peer.c_store(dataset, uid + "\xe9", context_id=3) == 0xA900
+        assert peer.c_store(dataset, uid, context_id=3, message_id=2) == 0x0000
         peer.release()
     [stored] = receiver.stored_files()
     assert stored.relative_to(receiver.pacs_root).parts[0] == "PACS_"

@@ -52,6 +52,8 @@ def implicit_dataset(values: dict[int, bytes], number: int) -> tuple[str, bytes]
         0x7FE00010: b"\x00" * 64,
     }
     elements.update(values)
+    # The command names the instance the data set holds (else A900), hostile UID or not.
+    uid = elements[0x00080018].decode("latin-1")
     out = bytearray()
     for tag in sorted(elements):
         raw = elements[tag]
