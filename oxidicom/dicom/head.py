@@ -176,6 +176,7 @@ _PN_DELIMITERS: Final = frozenset(PN_DELIMS | {0x3D})  # '^' and '='
 _TEXT_DELIMITERS: Final = frozenset(TEXT_VR_DELIMS)
 _FALLBACK_ENCODINGS: Final = (DEFAULT_ENCODING,)
 _FIELD_NAMES: Final = HeadFields.__struct_fields__
+_ALL_COMPLETE: Final = [True] * _N_SLOTS  # read only
 
 
 def _digest(raw: bytes) -> str:
@@ -190,14 +191,17 @@ def _decode_values(values: list[bytes | None]) -> HeadFields:
     field and the digest of all its bytes go into ``cut_values``): what a value costs
     here and in the path is bounded, however long it is.
     """
-    raws = list(values)
-    complete = [True] * _N_SLOTS
+    raws: list[bytes | None] = values
+    complete: list[bool] = _ALL_COMPLETE
     cut: list[tuple[str, str]] = []
-    for i, raw in enumerate(values):
-        if raw is not None and len(raw) > MAX_DECODED_BYTES:
-            cut.append((_FIELD_NAMES[i], _digest(raw)))
-            raws[i] = raw[:MAX_DECODED_BYTES]
-            complete[i] = False
+    # One C-level pass in the common case (every value short): this runs per instance.
+    if max(map(len, filter(None, values)), default=0) > MAX_DECODED_BYTES:
+        raws, complete = list(values), [True] * _N_SLOTS
+        for i, raw in enumerate(values):
+            if raw is not None and len(raw) > MAX_DECODED_BYTES:
+                cut.append((_FIELD_NAMES[i], _digest(raw)))
+                raws[i] = raw[:MAX_DECODED_BYTES]
+                complete[i] = False
     charset_raw = raws[0]
     if charset_raw is None:
         terms: tuple[str, ...] = ()
