@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from oxidicom import telemetry
 from oxidicom.acceptance import Accepted, AcceptedContext, negotiate, reject_busy
 from oxidicom.dicom.errors import DatasetError
+from oxidicom.dicom.head import HeadFields
 from oxidicom.dimse.assembler import CommandReceived, MessageAssembler
 from oxidicom.dimse.commands import Command, CommandError, CommandField, Status, encode_response
 from oxidicom.logs import CURRENT_ASSOCIATION
@@ -222,7 +223,7 @@ class Association:
         if writer is None:
             self._refuse(context_id, command, status, comment)
             return None
-        placed = writer.finish()
+        placed = writer.finish(self._placing)
         if placed.done():  # placed on the loop: answer in the same batch
             self._stored(context_id, command, placed, writer.series_instance_uid)
             return None
@@ -234,6 +235,27 @@ class Association:
 
         placed.add_done_callback(respond)
         return answered
+
+    def _placing(self, fields: HeadFields, series_dir: str) -> None:
+        """Before a file is placed: the first of its series promises the registration.
+
+        Nothing is answered success without that promise (its journal entry): raises
+        :class:`StorageError` (A700, the file is not placed) when it cannot be made, and
+        the series' next file tries again.
+        """
+        series = self.series
+        if series is None:
+            return
+        record = series.record(fields.series_instance_uid)
+        if record.journal_key is not None:
+            return
+        try:
+            self.server.notifier.series_starting(record, fields, series_dir)
+        except Exception as error:
+            if not isinstance(error, OSError):
+                self._log.error("cannot record the series registration", exc_info=error)
+            detail = error.strerror if isinstance(error, OSError) and error.strerror else error
+            raise StorageError(f"cannot record the series registration: {detail}") from error
 
     def _stored(
         self,

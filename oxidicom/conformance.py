@@ -59,7 +59,9 @@ STATUSES: tuple[tuple[int, str, str], ...] = (
     (
         StorageError.status,
         "Refused: Out of resources",
-        "the file could not be written (disk full, I/O error); nothing is left behind",
+        "the file could not be written (disk full, I/O error), or the series'"
+        " registration could not be recorded (first instance of a series in an association,"
+        " outbox disk full or read-only); nothing is left behind",
     ),
     (
         STATUS_DATASET_DOES_NOT_MATCH_SOP_CLASS,

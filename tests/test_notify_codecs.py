@@ -10,7 +10,6 @@ import pytest
 from oxidicom.dicom.head import HeadFields
 from oxidicom.notify import lonk
 from oxidicom.notify.celery import TASK_NAME, registration_kwargs, task_message
-from oxidicom.series import SeriesRecord
 from oxidicom.storage.layout import series_dir
 from tests.sample_data import EXPECTED_TASKS, SAG_UID, STRUCTURAL_SERIES
 from tests.test_layout import DATA, fields, head_of
@@ -62,20 +61,21 @@ def test_cube_builds_the_same_subject() -> None:
 # -- registration kwargs --------------------------------------------------------------
 
 
-def record(head: HeadFields, pacs: str = "OXITESTORTHANC", count: int = 3) -> SeriesRecord:
-    return SeriesRecord(
-        "a-1", pacs, head.series_instance_uid or "", head, series_dir(pacs, head), count
-    )
+def series_of(
+    head: HeadFields, pacs: str = "OXITESTORTHANC", count: int = 3
+) -> tuple[HeadFields, str, str, int]:
+    """The arguments of ``registration_kwargs`` for a series of ``count`` files."""
+    return head, pacs, series_dir(pacs, head), count
 
 
 def test_kwargs_of_the_two_sample_series() -> None:
     """The values the reference receiver's integration test expects (CONTRACT section 3)."""
     sag = head_of(next((DATA / "SAG-anon").glob("*.dcm")))
-    kwargs, warnings = registration_kwargs(record(sag, count=192))
+    kwargs, warnings = registration_kwargs(*series_of(sag, count=192))
     assert warnings == []
     assert kwargs == EXPECTED_TASKS[SAG_UID]
     structural = head_of(DATA / "example-dicom-structural" / "dicoms" / "N2D_0001.dcm")
-    kwargs, warnings = registration_kwargs(record(structural, count=384))
+    kwargs, warnings = registration_kwargs(*series_of(structural, count=384))
     assert kwargs["PatientAge"] is None  # "42" has no unit
     assert len(warnings) == 1 and "PatientAge" in warnings[0] and "42" not in warnings[0]
     assert kwargs["AccessionNumber"] is None  # present but empty
@@ -89,7 +89,7 @@ def test_kwargs_of_the_two_sample_series() -> None:
     ("age", "days"), [("030Y", 10957), ("020D", 20), ("2W", 14), ("5M", 152), (None, None)]
 )
 def test_kwargs_patient_age_in_days(age: str | None, days: int | None) -> None:
-    kwargs, warnings = registration_kwargs(record(fields(patient_age=age)))
+    kwargs, warnings = registration_kwargs(*series_of(fields(patient_age=age)))
     assert kwargs["PatientAge"] == days
     assert warnings == []
 
@@ -107,7 +107,7 @@ def test_kwargs_absent_or_empty_optional_values_are_null() -> None:
         patient_age="",
         patient_id="",
     )
-    kwargs, warnings = registration_kwargs(record(head))
+    kwargs, warnings = registration_kwargs(*series_of(head))
     optional = [
         "PatientName",
         "PatientBirthDate",
@@ -125,7 +125,7 @@ def test_kwargs_absent_or_empty_optional_values_are_null() -> None:
 
 
 def test_kwargs_iso_study_date_is_tolerated() -> None:
-    kwargs, _ = registration_kwargs(record(fields(study_date="2013-03-08")))
+    kwargs, _ = registration_kwargs(*series_of(fields(study_date="2013-03-08")))
     assert kwargs["StudyDate"] == "2013-03-08"
 
 
@@ -135,7 +135,7 @@ def test_kwargs_iso_study_date_is_tolerated() -> None:
 )
 def test_kwargs_pacs_name_is_the_path_component(ae_title: str, pacs_name: str) -> None:
     """CUBE refuses a path that does not start with SERVICES/PACS/{pacs_name}/."""
-    kwargs, _ = registration_kwargs(record(fields(), pacs=ae_title))
+    kwargs, _ = registration_kwargs(*series_of(fields(), pacs=ae_title))
     assert kwargs["pacs_name"] == pacs_name
     assert kwargs["path"].startswith(f"SERVICES/PACS/{pacs_name}/")
     assert "/" not in kwargs["pacs_name"] and "," not in kwargs["pacs_name"]
@@ -145,7 +145,7 @@ def test_kwargs_pacs_name_is_the_path_component(ae_title: str, pacs_name: str) -
 
 
 def sample_kwargs() -> dict[str, Any]:
-    return registration_kwargs(record(fields()))[0]
+    return registration_kwargs(*series_of(fields()))[0]
 
 
 def test_task_message_body_headers_and_properties() -> None:

@@ -7,7 +7,6 @@ import struct
 from oxidicom.notify import lonk
 from oxidicom.notify.progress import ProgressPolicy
 from oxidicom.series import SeriesRecord
-from tests.test_layout import fields
 
 UID = "1.2.3.4"
 SUBJECT = "root.PACS.1_2_3_4"
@@ -47,7 +46,7 @@ def make(interval: float = 0.5) -> tuple[ProgressPolicy, Sink]:
 
 
 def record(association: str = "a-1", uid: str = UID, pacs: str = "PACS") -> SeriesRecord:
-    return SeriesRecord(association, pacs, uid, fields(series_instance_uid=uid), "dir")
+    return SeriesRecord(association, pacs, uid)
 
 
 def store(policy: ProgressPolicy, rec: SeriesRecord, times: list[float]) -> None:
@@ -60,7 +59,7 @@ def test_first_progress_always_then_at_most_one_per_interval_then_final_and_done
     policy, sink = make(interval=0.5)
     rec = record()
     store(policy, rec, [10.0, 10.1, 10.2, 10.5, 10.6, 10.99, 11.0, 11.1])
-    policy.ended("a-1", [rec])
+    policy.ended(rec)
     assert sink.payloads() == ["1", "4", "7", "8", "done"]
     required = [r for _, _, r in sink.messages]
     assert required == [True, False, False, True, True]
@@ -70,11 +69,11 @@ def test_final_progress_is_not_repeated_when_the_last_one_had_the_total() -> Non
     policy, sink = make(interval=0.5)
     rec = record()
     store(policy, rec, [10.0, 10.6])
-    policy.ended("a-1", [rec])
+    policy.ended(rec)
     assert sink.payloads() == ["1", "2", "done"]  # counts strictly increase
     one = record(association="a-2")
     store(policy, one, [20.0])
-    policy.ended("a-2", [one])
+    policy.ended(one)
     assert sink.payloads() == ["1", "2", "done", "1", "done"]
 
 
@@ -82,7 +81,7 @@ def test_long_interval_sends_only_first_final_and_done() -> None:
     policy, sink = make(interval=3600)
     rec = record()
     store(policy, rec, [float(t) for t in range(100)])
-    policy.ended("a-1", [rec])
+    policy.ended(rec)
     assert sink.payloads() == ["1", "100", "done"]
 
 
@@ -90,7 +89,7 @@ def test_zero_interval_sends_every_count() -> None:
     policy, sink = make(interval=0)
     rec = record()
     store(policy, rec, [1.0, 1.0, 1.0])
-    policy.ended("a-1", [rec])
+    policy.ended(rec)
     assert sink.payloads() == ["1", "2", "3", "done"]
 
 
@@ -99,7 +98,7 @@ def test_no_room_for_optional_messages_drops_them_but_not_first_or_final() -> No
     sink.room = False
     rec = record()
     store(policy, rec, [1.0, 2.0, 3.0])
-    policy.ended("a-1", [rec])
+    policy.ended(rec)
     assert sink.payloads() == ["1", "3", "done"]
 
 
@@ -110,7 +109,7 @@ def test_a_dropped_message_does_not_count_as_sent() -> None:
     sink.refuse_all = True
     store(policy, rec, [2.0])  # "2" refused by the buffer
     sink.refuse_all = False
-    policy.ended("a-1", [rec])
+    policy.ended(rec)
     assert sink.payloads() == ["1", "2", "done"]  # the final 2 is still sent
 
 
@@ -121,8 +120,9 @@ def test_series_and_associations_are_limited_separately() -> None:
     for now in (1.0, 1.1, 1.6):
         for rec in (a, b, other):
             store(policy, rec, [now])
-    policy.ended("a-1", [a, b])
-    policy.ended("a-2", [other])
+    policy.ended(a)
+    policy.ended(b)
+    policy.ended(other)
     a_subject, b_subject = "root.PACS.1_1", "root.PACS.2_2"
     assert sink.payloads(b_subject) == ["1", "3", "done"]
     # Two associations on one subject: each has its own first message and its own pace.
@@ -139,7 +139,6 @@ def test_errors_are_always_sent_on_their_series_subject() -> None:
         "error:again",
     ]
     assert sink.payloads("root.PACS.UNKNOWN") == ["error:no SeriesInstanceUID"]
-    policy.ended("a-1", [])  # a series with only errors gets nothing else
     assert len(sink.messages) == 3
 
 

@@ -25,9 +25,20 @@ def test_counts_per_series_and_only_series_with_stored_files() -> None:
     record = accumulator.stored(stored("1.2.1", 2))
     accumulator.failed("1.2.1", "disk full")
     accumulator.failed("1.2.3", "missing StudyDate")
-    assert record.count == 2 and record.errors == ["disk full"]
+    assert record.count == 2 and record.failed == 1
     finished = accumulator.finish()
     assert [(r.series_instance_uid, r.count) for r in finished] == [("1.2.1", 2), ("1.2.2", 1)]
-    assert finished[0].fields.instance_number == "1"
-    assert finished[0].series_dir == "SERVICES/PACS/X/1.2.1"
     assert (accumulator.stored_count, accumulator.failed_count) == (3, 2)
+
+
+def test_a_promised_series_without_stored_files_is_listed_to_withdraw_its_promise() -> None:
+    accumulator = SeriesAccumulator("a-1", "PACS")
+    accumulator.record("1.2.1").journal_key = 7  # promised, then its file failed
+    accumulator.record("1.2.2")  # its promise failed: nothing to withdraw
+    accumulator.failed("1.2.2", "cannot record the series registration")
+    [withdrawn] = accumulator.finish()
+    assert (withdrawn.series_instance_uid, withdrawn.count, withdrawn.journal_key) == (
+        "1.2.1",
+        0,
+        7,
+    )

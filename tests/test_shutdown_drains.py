@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from oxidicom.notify.journal import SeriesJournal
+from oxidicom.notify.notifier import ChrisNotifier
 from oxidicom.notify.outbox import Outbox
 from oxidicom.notify.registrations import Registrations
 from oxidicom.storage.writer import Store
@@ -27,13 +29,14 @@ def _finished() -> asyncio.Future[None]:
     return future
 
 
-async def test_registrations_stop_returns_when_a_write_has_just_finished(tmp_path: Path) -> None:
-    registrations = Registrations(Outbox(tmp_path / "outbox"), "q", None)
-    await registrations.start()
-    write = _finished()
-    registrations._writes.add(write)  # its callback to leave is scheduled, not run yet
-    await registrations.stop(1.0)
-    assert not registrations._writes
+async def test_notifier_stop_returns_when_an_end_has_just_finished(tmp_path: Path) -> None:
+    outbox = tmp_path / "outbox"
+    journal = SeriesJournal(outbox, tmp_path / "files")
+    notifier = ChrisNotifier(Registrations(Outbox(outbox), "q", None, journal), None, None)
+    await notifier.start()
+    notifier._ends.add(_finished())  # its callback to leave is scheduled, not run yet
+    await notifier.stop()
+    assert not notifier._ends
 
 
 async def test_store_drain_returns_when_a_cleanup_has_just_finished(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from oxidicom.series import SeriesRecord
+from oxidicom.dicom.head import HeadFields
 from oxidicom.storage.layout import pacs_dir_name, patient_age_days, study_date_iso
 
 TASK_NAME: Final = "pacsfiles.tasks.register_pacs_series"
@@ -40,19 +40,22 @@ _REPR_MAX: Final = 1024
 _EMBED: Final = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
 
-def registration_kwargs(record: SeriesRecord) -> tuple[dict[str, Any], list[str]]:
+def registration_kwargs(
+    fields: HeadFields, pacs_name: str, series_dir: str, ndicom: int
+) -> tuple[dict[str, Any], list[str]]:
     """The task's keyword arguments for one series, and warnings to log (no patient data).
 
-    Text values are as received (decoded, surrounding spaces and NUL removed, never
-    sanitized); absent or empty optional values are ``None``. ``StudyDate`` is
-    ``YYYY-MM-DD``; ``PatientAge`` is a number of days or ``None``.
+    ``fields`` is the head of the series' first stored instance, ``pacs_name`` the calling
+    AE title, ``series_dir`` the series folder relative to FILES_ROOT. Text values are as
+    received (decoded, surrounding spaces and NUL removed, never sanitized); absent or
+    empty optional values are ``None``. ``StudyDate`` is ``YYYY-MM-DD``; ``PatientAge``
+    is a number of days or ``None``.
     """
-    fields = record.fields
     warnings = []
     age = patient_age_days(fields.patient_age)
     if age is None and fields.patient_age:
         warnings.append(
-            f"PatientAge of series {record.series_instance_uid} is not an age string"
+            f"PatientAge of series {fields.series_instance_uid} is not an age string"
             " nnnD/nnnW/nnnM/nnnY; registered without PatientAge"
         )
     kwargs: dict[str, Any] = {
@@ -60,9 +63,9 @@ def registration_kwargs(record: SeriesRecord) -> tuple[dict[str, Any], list[str]
         "StudyDate": study_date_iso(fields.study_date or ""),
         "StudyInstanceUID": fields.study_instance_uid,
         "SeriesInstanceUID": fields.series_instance_uid,
-        "pacs_name": pacs_dir_name(record.pacs_name),
-        "path": record.series_dir,
-        "ndicom": record.count,
+        "pacs_name": pacs_dir_name(pacs_name),
+        "path": series_dir,
+        "ndicom": ndicom,
         "PatientName": fields.patient_name or None,
         "PatientBirthDate": fields.patient_birth_date or None,
         "PatientAge": age,

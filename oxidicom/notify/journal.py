@@ -6,21 +6,25 @@ would stay in CUBE's storage, unregistered. So when an association stores the fi
 file of a series, the registration it will send is written here first, before the
 success status leaves: one line of JSON (queue, association, trace context and the
 task's keyword arguments) in ``{OUTBOX_DIR}/.journal/{random}/``. It is removed once
-the real registration is in the outbox. At start, the entries of dead processes become
-outbox registrations, with ``ndicom`` counted from the ``.dcm`` files in the series
-folder (which may include files that other associations stored there: CUBE registers
-the folder either way).
+the real registration is in the outbox; meanwhile it is also where the registration's
+fields are kept (read back when the association ends), not the receiver's memory. At
+start, the entries of dead processes become outbox registrations, with ``ndicom``
+counted from the ``.dcm`` files in the series folder (which may include files that
+other associations stored there: CUBE registers the folder either way).
 
 Each process journals in a folder of its own, locked while it lives, exactly like the
 temporary folders of :mod:`oxidicom.storage.tmpdir`: a starting process recovers only
-the folders of dead ones. Entries are written without fsync, once per series and
-association: they survive the death of the process (they are in the page cache), not a
-power cut. Everything here blocks; entries are a few hundred bytes.
+the folders of processes that are gone. That includes a process that stopped cleanly
+while its outbox could not be written: its entries stay, its folder is unlocked at the
+stop, and the next start registers them. Entries are written without fsync, once per
+series and association: they survive the death of the process (they are in the page
+cache), not a power cut. Everything here blocks; entries are a few hundred bytes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -72,12 +76,28 @@ class SeriesJournal:
         """Write (or replace) entry ``key``; it is whole or absent, never partial."""
         final = f"{self._prefix}{key}{_SUFFIX}"
         temp = f"{self._prefix}.{key}.tmp"
+        data = _encode(entry)
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, _encode(entry))
-        finally:
-            os.close(fd)
-        os.replace(temp, final)
+            try:
+                if os.write(fd, data) != len(data):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            finally:
+                os.close(fd)
+            os.replace(temp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+
+    def read(self, key: str) -> JournalEntry:
+        """Entry ``key`` (OSError, or ValueError when it is not an entry)."""
+        with open(f"{self._prefix}{key}{_SUFFIX}", "rb") as file:
+            data = file.read()
+        try:
+            return _decode(data)
+        except msgspec.DecodeError as error:
+            raise ValueError(str(error)) from None
 
     def forget(self, key: str) -> None:
         """Remove entry ``key`` (its registration is in the outbox)."""
@@ -85,11 +105,14 @@ class SeriesJournal:
             os.unlink(f"{self._prefix}{key}{_SUFFIX}")
 
     def release(self) -> None:
-        """At a clean stop: remove our folder if no entry is left in it, and unlock it."""
+        """At a clean stop: remove our folder if no entry is left in it, and unlock it.
+
+        Entries left (registrations the outbox could not take) stay for the next start.
+        """
         self.work_dir.release()
 
     def recover(self, outbox: Outbox) -> int:
-        """Turn the entries of dead processes into outbox registrations; return how many."""
+        """Turn the entries of gone processes into outbox registrations; return how many."""
         recovered = 0
         with contextlib.suppress(FileNotFoundError):
             for entry in os.scandir(self.root):
@@ -111,7 +134,19 @@ class SeriesJournal:
                 return 0  # another starting process recovered it first
             recovered = 0
             for path in sorted(folder.glob(f"*{_SUFFIX}")):
-                recovered += self._recover_entry(path, outbox)
+                try:
+                    recovered += self._recover_entry(path, outbox)
+                except OSError as error:
+                    # The outbox cannot be written either: keep the folder (unlocked,
+                    # so the next start tries again) and this run's own journal works.
+                    log.error(
+                        "cannot register journal entry %s in the outbox %s: %s; kept for"
+                        " the next start",
+                        path,
+                        outbox.directory,
+                        error,
+                    )
+                    return recovered
             shutil.rmtree(folder, ignore_errors=True)
             return recovered
         finally:
@@ -141,8 +176,9 @@ class SeriesJournal:
             )
             outbox.add(registration)
             log.warning(
-                "series %s of association %s, whose receiver died before the association"
-                " ended: registration of %d file(s) in the outbox: task %s",
+                "series %s of association %s, left in the journal by an earlier run"
+                " (killed, or stopped while its outbox could not be written): registration"
+                " of %d file(s) in the outbox: task %s",
                 journaled.kwargs.get("SeriesInstanceUID"),
                 journaled.association_id,
                 files,

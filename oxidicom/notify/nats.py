@@ -5,7 +5,8 @@ that a background task empties into the NATS connection. The FIFO is bounded: be
 :data:`OPTIONAL_LIMIT` queued messages optional progress is refused, beyond
 :data:`REQUIRED_LIMIT` everything is; refused and failed messages are counted in
 :attr:`LonkPublisher.dropped`. While NATS is unreachable at start the task keeps trying to
-connect; once connected, nats-py reconnects by itself and buffers meanwhile.
+connect; once connected, nats-py reconnects by itself and buffers meanwhile. Bulk senders wait
+for room (:meth:`LonkPublisher.room`) rather than be dropped.
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ class LonkPublisher:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        #: Set whenever the queue is below :attr:`room_level` (see :meth:`room`).
+        self._roomy = asyncio.Event()
+        self._roomy.set()
+        self.room_level = max(1, optional_limit // 2)
         self._client: Client | None = None
         self._task: asyncio.Task[None] | None = None
         self._connect_failures = 0
@@ -77,6 +82,22 @@ class LonkPublisher:
             self._wake.set()
         return True
 
+    async def room(self) -> None:
+        """Wait until the queue is below :attr:`room_level` (half the optional limit).
+
+        For bulk senders (the end of an association with thousands of series): they wait
+        for the queue to drain instead of overflowing it, and other associations' optional
+        progress still finds room. Returns at once while nothing empties the queue (NATS
+        not connected yet, or stopped): :meth:`offer` then counts what it drops, as always.
+        """
+        while len(self._queue) >= self.room_level and self._draining():
+            self._roomy.clear()
+            await self._roomy.wait()
+
+    def _draining(self) -> bool:
+        task = self._task
+        return self._client is not None and task is not None and not task.done()
+
     # -- the sending side ------------------------------------------------------------------
 
     def start(self) -> None:
@@ -87,6 +108,7 @@ class LonkPublisher:
                 self.dev_sleep,
             )
         self._task = asyncio.create_task(self._run(), name="lonk-publisher")
+        self._task.add_done_callback(lambda _: self._roomy.set())
 
     async def _run(self) -> None:
         try:
@@ -108,6 +130,8 @@ class LonkPublisher:
                 await self._wake.wait()
                 continue
             subject, payload = queue.popleft()
+            if len(queue) < self.room_level and not self._roomy.is_set():
+                self._roomy.set()
             try:
                 await client.publish(subject, payload)
             except Exception as error:  # buffer full while reconnecting, closed, bad subject
@@ -147,6 +171,7 @@ class LonkPublisher:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+        self._roomy.set()  # nothing drains the queue any more: waiters go on
         self._closing = True
         if client is not None and client.is_connected:
             try:

@@ -1,9 +1,15 @@
 """Tells the outside world: LONK progress over NATS, registrations through the outbox.
 
-:class:`ChrisNotifier` implements :class:`~oxidicom.notify.base.Notifier`. Its three
-callbacks run on the event loop inside the receiver's hot path (``instance_stored`` once per
-file): none of them waits, and only the first file of a series in an association touches
-the disk (its journal entry, a few hundred bytes: see :mod:`oxidicom.notify.journal`).
+:class:`ChrisNotifier` implements :class:`~oxidicom.notify.base.Notifier`. Its callbacks
+run on the event loop inside the receiver's hot path (``instance_stored`` once per file):
+none of them waits, and only the first file of a series in an association touches the
+disk (its journal entry, a few hundred bytes: see :mod:`oxidicom.notify.journal`).
+
+The end of an association is worked off in the background, :data:`END_CHUNK` series at
+a time: the registrations of a chunk in one executor trip, then their LONK final
+progress and done, once the LONK queue has room, and the loop is given back between
+chunks. An association of 20 000 single-instance series (an archive migration) so
+never holds up the others, nor overflows the LONK queue.
 """
 
 from __future__ import annotations
@@ -13,6 +19,9 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from oxidicom import telemetry
+from oxidicom.background import Background
+from oxidicom.dicom.head import HeadFields
 from oxidicom.notify.celery import default_origin
 from oxidicom.notify.journal import SeriesJournal
 from oxidicom.notify.outbox import Outbox
@@ -30,6 +39,9 @@ log = logging.getLogger("oxidicom.series")
 #: time to send queued LONK messages.
 REGISTRATION_SHUTDOWN_TIMEOUT: Final = 10.0
 LONK_SHUTDOWN_TIMEOUT: Final = 5.0
+#: Series of an ended association handled between two returns to the loop: about 3 ms
+#: of loop time (two log lines and two LONK messages each), one executor trip.
+END_CHUNK: Final = 64
 
 
 class ChrisNotifier:
@@ -45,12 +57,15 @@ class ChrisNotifier:
         self.lonk = lonk
         self.progress = progress
         self._loop = asyncio.get_running_loop()
+        #: The ends of associations being worked off.
+        self._ends = Background()
 
     # -- Notifier --------------------------------------------------------------------------
 
+    def series_starting(self, series: SeriesRecord, fields: HeadFields, series_dir: str) -> None:
+        self.registrations.promise(series, fields, series_dir)
+
     def instance_stored(self, series: SeriesRecord) -> None:
-        if series.count == 1:
-            self.registrations.series_started(series)
         progress = self.progress
         if progress is not None:
             progress.stored(series, self._loop.time())
@@ -62,24 +77,38 @@ class ChrisNotifier:
             self.progress.failed(pacs_name, series_instance_uid, message)
 
     def association_ended(self, association_id: str, series: list[SeriesRecord]) -> None:
-        for record in series:
-            log.info(
-                "series finished: %d file(s) of %s from %s",
-                record.count,
-                record.series_instance_uid,
-                record.pacs_name,
-                extra={"association": association_id},
-            )
-            # The folder names the patient: DEBUG only (no patient data above it).
-            log.debug(
-                "series %s is in %s",
-                record.series_instance_uid,
-                record.series_dir,
-                extra={"association": association_id},
-            )
-            self.registrations.register(record)
-        if self.progress is not None:
-            self.progress.ended(association_id, series)
+        if series:
+            # The task runs in a copy of this context: its logs and spans are the
+            # association's. The trace context is taken now, while it is current.
+            end = self._end(association_id, series, telemetry.current_traceparent())
+            self._ends.add(asyncio.ensure_future(end))
+
+    async def _end(
+        self, association_id: str, series: list[SeriesRecord], traceparent: str | None
+    ) -> None:
+        for start in range(0, len(series), END_CHUNK):
+            chunk = series[start : start + END_CHUNK]
+            try:
+                await self.registrations.register(chunk, traceparent)
+            except Exception:  # a bug: the journal still holds them for the next start
+                log.exception("cannot register %d series", len(chunk))
+            lonk = self.lonk
+            for record in chunk:
+                if not record.count:
+                    continue  # promised, but none of its files was stored
+                if lonk is not None:
+                    await lonk.room()  # returns at once while there is room
+                log.info(
+                    "series finished: %d file(s) of %s from %s",
+                    record.count,
+                    record.series_instance_uid,
+                    record.pacs_name,
+                    extra={"association": association_id},
+                )
+                if self.progress is not None:
+                    self.progress.ended(record)
+            # Whatever the executor did: the loop is given back between two chunks.
+            await asyncio.sleep(0)
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -90,7 +119,9 @@ class ChrisNotifier:
             self.lonk.start()
 
     async def stop(self) -> None:
-        """Publish pending registrations and LONK messages (bounded time), then close."""
+        """Finish the ends of associations, publish pending registrations and LONK
+        messages (bounded time), then close."""
+        await self._ends.drain()
         await self.registrations.stop(REGISTRATION_SHUTDOWN_TIMEOUT)
         if self.lonk is not None:
             await self.lonk.stop(LONK_SHUTDOWN_TIMEOUT)

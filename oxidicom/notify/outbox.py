@@ -191,11 +191,23 @@ class Outbox:
                     path.unlink()
                 os.close(fd)
 
-    def add(self, registration: Registration) -> str:
-        """Write a new entry durably; return its name."""
+    def add(self, registration: Registration, *, sync_directory: bool = True) -> str:
+        """Write a new entry durably; return its name.
+
+        Without ``sync_directory``, the entry is durable only after :meth:`sync`: a batch
+        of entries pays for one directory ``fsync``.
+        """
         name = registration.file_name
-        self.write(name, registration.to_json(), sync_directory=True)
+        self.write(name, registration.to_json(), sync_directory=sync_directory)
         return name
+
+    def sync(self) -> None:
+        """``fsync`` the directory: the entries added before are durable."""
+        dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
     def write(self, name: str, content: bytes, *, sync_directory: bool) -> None:
         """Atomically create or replace ``name`` with ``content``."""
@@ -221,11 +233,7 @@ class Outbox:
                 os.close(fd)
             break
         if sync_directory:
-            dir_fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            self.sync()
 
     def names(self) -> list[str]:
         """The entries, oldest first."""

@@ -18,8 +18,7 @@ refused does not count as sent, so the final progress is never skipped because o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from oxidicom import telemetry
 from oxidicom.notify import lonk
@@ -29,16 +28,12 @@ from oxidicom.series import SeriesRecord
 Send = Callable[[str, bytes, bool], bool]
 
 
-@dataclass(slots=True)
-class _SeriesProgress:
-    subject: str
-    #: The last count handed over, and when.
-    sent: int = 0
-    sent_at: float = 0.0
-
-
 class ProgressPolicy:
-    """Turns storage outcomes into LONK messages, rate-limited per series."""
+    """Turns storage outcomes into LONK messages, rate-limited per series.
+
+    What was sent of a series is kept in its :class:`SeriesRecord` (``progress_sent``,
+    ``progress_at``): nothing here grows with the number of series.
+    """
 
     def __init__(
         self, root_subject: str, interval: float, send: Send, room: Callable[[], bool]
@@ -47,47 +42,33 @@ class ProgressPolicy:
         self.interval = interval
         self._send = send
         self._room = room
-        #: association id -> SeriesInstanceUID -> progress
-        self._associations: dict[str, dict[str, _SeriesProgress]] = {}
 
     def stored(self, record: SeriesRecord, now: float) -> None:
         """``record.count`` files of the series are stored (called once per file)."""
-        series = self._associations.get(record.association_id)
-        if series is None:
-            series = self._associations[record.association_id] = {}
-        progress = series.get(record.series_instance_uid)
-        if progress is None:
-            subject = lonk.subject_of(
-                self.root_subject, record.pacs_name, record.series_instance_uid
-            )
-            progress = series[record.series_instance_uid] = _SeriesProgress(subject)
+        if not record.progress_sent:
             required = True
-        elif record.count <= progress.sent:
+        elif record.count <= record.progress_sent:
             return
-        elif now - progress.sent_at < self.interval or not self._room():
+        elif now - record.progress_at < self.interval or not self._room():
             telemetry.lonk_dropped("rate_limited")
             return
         else:
             required = False
-        if self._send(progress.subject, lonk.progress(record.count), required):
-            progress.sent = record.count
-            progress.sent_at = now
+        if self._send(self._subject(record), lonk.progress(record.count), required):
+            record.progress_sent = record.count
+            record.progress_at = now
 
     def failed(self, pacs_name: str, series_instance_uid: str | None, message: str) -> None:
         """An instance could not be stored: an error on its series' subject."""
         subject = lonk.subject_of(self.root_subject, pacs_name, series_instance_uid)
         self._send(subject, lonk.error(message), True)
 
-    def ended(self, association_id: str, records: Iterable[SeriesRecord]) -> None:
-        """The association is over: final progress and done for each series it stored."""
-        series = self._associations.pop(association_id, {})
-        for record in records:
-            progress = series.get(record.series_instance_uid)
-            if progress is None:  # not seen through stored(): cannot happen, but be whole
-                subject = lonk.subject_of(
-                    self.root_subject, record.pacs_name, record.series_instance_uid
-                )
-                progress = _SeriesProgress(subject)
-            if record.count > progress.sent:
-                self._send(progress.subject, lonk.progress(record.count), True)
-            self._send(progress.subject, lonk.done(), True)
+    def ended(self, record: SeriesRecord) -> None:
+        """The association is over: final progress and done for a series it stored."""
+        subject = self._subject(record)
+        if record.count > record.progress_sent:
+            self._send(subject, lonk.progress(record.count), True)
+        self._send(subject, lonk.done(), True)
+
+    def _subject(self, record: SeriesRecord) -> str:
+        return lonk.subject_of(self.root_subject, record.pacs_name, record.series_instance_uid)

@@ -23,6 +23,7 @@ import asyncio
 import itertools
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import aiofiles.os
@@ -297,11 +298,15 @@ class InstanceWriter:
         self._start_flush()
         return None
 
-    def finish(self) -> asyncio.Future[StoredInstance]:
+    def finish(
+        self, before_placing: Callable[[HeadFields, str], None] | None = None
+    ) -> asyncio.Future[StoredInstance]:
         """The data set is complete: place the file.
 
-        The future fails with :class:`DatasetError` or :class:`StorageError` when the
-        instance cannot be stored, and only once nothing of it is left: its temporary
+        ``before_placing(fields, series_dir)`` is called on the loop once the head is known
+        and before the file is placed; a :class:`StorageError` it raises refuses the
+        instance. The future fails with :class:`DatasetError` or :class:`StorageError` when
+        the instance cannot be stored, and only once nothing of it is left: its temporary
         file closed and removed, so that the answer never races the cleanup.
         """
         loop = asyncio.get_running_loop()
@@ -310,6 +315,11 @@ class InstanceWriter:
             try:
                 self._resolve_target()
             except DatasetError as error:
+                self._refuse(error)
+        if self._error is None and before_placing is not None:
+            try:
+                before_placing(self._fields, self._target[0])  # type: ignore[arg-type,index]
+            except StorageError as error:
                 self._refuse(error)
         if self._error is not None:
             if self._fd is not None or self._flushing is not None:

@@ -14,7 +14,8 @@ enough to call on every message, and harmless when nothing is exported:
   linked to its association, and the published/failed counts);
 - :func:`current_traceparent` while an association ends, to store with its outbox
   entries so that a later publish can link to it;
-- :func:`observe_outbox_depth` once, by the outbox's owner.
+- :func:`observe_outbox_depth` once, by the outbox's owner; :func:`registrations_unwritten`
+  when the outbox refuses registrations, or takes them again.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ __all__ = [
     "lonk_sent",
     "observe_outbox_depth",
     "registration_publish",
+    "registrations_unwritten",
     "setup",
     "shutdown",
 ]
@@ -218,6 +220,11 @@ def association_preempted() -> None:
 def connection_evicted() -> None:
     """A connection without an association was closed: too many were open."""
     TALLIES.connections_evicted += 1
+
+
+def registrations_unwritten(count: int) -> None:
+    """``count`` registrations wait for the outbox to be writable (kept in the journal)."""
+    TALLIES.registrations_unwritten = count
 
 
 def observe_outbox_depth(read: Callable[[], int] | None) -> None:

@@ -136,6 +136,9 @@ def _register_instruments(meter_provider: MeterProvider) -> Histogram:
     def publish_failed(_: CallbackOptions) -> Iterable[Observation]:
         return _observe(tallies.registrations_failed)
 
+    def unwritten(_: CallbackOptions) -> Iterable[Observation]:
+        return _observe(tallies.registrations_unwritten)
+
     def lonk_sent(_: CallbackOptions) -> Iterable[Observation]:
         return [Observation(n, {"lonk.kind": k}) for k, n in list(tallies.lonk_sent.items())]
 
@@ -202,6 +205,12 @@ def _register_instruments(meter_provider: MeterProvider) -> Histogram:
         [lonk_dropped],
         "{message}",
         "LONK messages not sent, by lonk.reason",
+    )
+    meter.create_observable_gauge(
+        "oxidicom.registrations.unwritten",
+        [unwritten],
+        "{registration}",
+        "series registrations the outbox could not take yet (kept in the journal, retried)",
     )
     meter.create_observable_gauge(
         "oxidicom.outbox.depth", [outbox_depth], "{registration}", "registrations waiting"

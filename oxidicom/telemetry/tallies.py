@@ -28,6 +28,7 @@ class Tallies:
         "outbox_depth",
         "registrations_failed",
         "registrations_published",
+        "registrations_unwritten",
     )
 
     def __init__(self) -> None:
@@ -44,6 +45,8 @@ class Tallies:
         self.connections_evicted = 0
         self.registrations_published = 0
         self.registrations_failed = 0
+        #: Registrations the outbox could not take yet (kept in the journal, retried).
+        self.registrations_unwritten = 0
         #: By message kind (``progress``, ``done``, ``error``).
         self.lonk_sent: Counter[str] = Counter()
         #: By reason (``rate_limited``, ``unavailable``, ...).

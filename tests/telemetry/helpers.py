@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from oxidicom.aio.server import Receiver, ServerContext
+from oxidicom.dicom.head import HeadFields
 from oxidicom.dicom.uids import IMPLICIT_VR_LITTLE_ENDIAN, VERIFICATION_SOP_CLASS
 from oxidicom.series import SeriesRecord
 from oxidicom.settings import load_settings
@@ -22,6 +23,9 @@ from oxidicom.ul.constants import DICOM_APPLICATION_CONTEXT, AbortSource
 
 class SilentNotifier:
     """A Notifier that tells nobody: for receivers run inside a test process."""
+
+    def series_starting(self, series: SeriesRecord, fields: HeadFields, series_dir: str) -> None:
+        pass
 
     def instance_stored(self, series: SeriesRecord) -> None:
         pass
