@@ -263,9 +263,9 @@ NEMA PS3 / ISO 12052, Digital Imaging and Communications in Medicine (DICOM), pa
 
 A remote AE asks for an association and sends C-STORE requests; the **STORAGE-SCP** AE
 (`{aet}` by default) writes each instance as a file under the folder of its series,
-answers once the file is complete at its final path, and, when the association ends,
-registers each series with ChRIS (a Celery task over AMQP) and reports progress over
-NATS. A C-ECHO request is answered at once.
+answers once the file is complete at its final path, and, once no association stores
+into a series any more, registers it with ChRIS (a Celery task over AMQP) and reports
+progress over NATS. A C-ECHO request is answered at once.
 
 ```
 Remote AE --C-STORE / C-ECHO--> STORAGE-SCP --files--> ChRIS storage
@@ -283,9 +283,12 @@ SIGTERM it stops accepting new associations and lets running ones finish (bounde
 
 #### 4.1.3 Sequencing of Real-World Activities
 
-A series is registered with ChRIS only after the association that carried it has ended
-(A-RELEASE, A-ABORT or a lost connection) and every file of that series received in
-that association is at its final path.
+A series is registered with ChRIS only after every association that carried it has ended
+(A-RELEASE, A-ABORT or a lost connection), every file of it is at its final path, and
+no association has stored into it for `OXIDICOM_SERIES_SETTLE` (2 s by default): a
+series sent over several associations, one after the other or at once, is registered
+once, whole. With `OXIDICOM_SERIES_SETTLE=0`, each association's part of a series is
+registered when that association ends.
 
 ### 4.2 AE Specifications
 

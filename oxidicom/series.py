@@ -13,8 +13,12 @@ association ends.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from oxidicom.storage.writer import StoredInstance
+
+if TYPE_CHECKING:
+    from oxidicom.notify.settle import PendingSeries
 
 
 @dataclass(slots=True)
@@ -27,7 +31,9 @@ class SeriesRecord:
     count: int = 0
     failed: int = 0
     #: Its series journal entry (per process), once its registration is promised.
-    journal_key: int | None = None
+    journal_key: str | None = None
+    #: The series across associations, when series settle (``OXIDICOM_SERIES_SETTLE``).
+    pending: PendingSeries | None = None
     #: LONK: the last progress count handed over, and when (:mod:`oxidicom.notify.progress`).
     progress_sent: int = 0
     progress_at: float = 0.0

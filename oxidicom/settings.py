@@ -68,6 +68,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     scp_allowed_peers: AllowedPeers | None = None
     scp_check_called_aet: bool = False
     tls_client_aets: ClientAETitles | None = None
+    #: Seconds a series must be quiet before it is registered; 0: per association.
+    series_settle: float = 2.0
 
     @property
     def embedded(self) -> bool:
@@ -133,6 +135,10 @@ def _byte_rate(text: str) -> int:
 
 def _duration(text: str) -> float:
     return parse_duration(text)
+
+
+def _duration_or_zero(text: str) -> float:
+    return 0.0 if text.strip() == "0" else parse_duration(text)
 
 
 def _text(text: str) -> str:
@@ -213,6 +219,16 @@ SETTINGS: tuple[Setting, ...] = (
         _duration,
         "500ms",
         "minimum gap between optional progress messages of one series (humantime)",
+    ),
+    Setting(
+        "OXIDICOM_SERIES_SETTLE",
+        "series_settle",
+        _duration_or_zero,
+        "2s",
+        "a series is registered (and gets its LONK done) once no association stores into"
+        " it and it has been quiet this long, so one sent over several associations is"
+        " registered once, whole (humantime); 0: when each association ends, its part of"
+        " the series (the Rust receiver's behaviour)",
     ),
     Setting("OXIDICOM_SCP_AET", "scp_aet", _ae_title, "ChRIS", "our AE title"),
     Setting(

@@ -14,7 +14,16 @@ other associations stored there: CUBE registers the folder either way).
 
 Each process journals in a folder of its own, locked while it lives, exactly like the
 temporary folders of :mod:`oxidicom.storage.tmpdir`: a starting process recovers only
-the folders of processes that are gone. That includes a process that stopped cleanly
+the folders of processes that are gone.
+
+A series that spans associations (``OXIDICOM_SERIES_SETTLE`` above 0, see
+:mod:`oxidicom.notify.settle`) has one entry per process and incarnation, named
+``s-{digest}-{n}`` after the digest of its series folder: the entry is the process's
+*hold* on the series. Whether to register a settled series or leave it to another holder
+is decided under one outbox-wide ``flock`` (:meth:`SeriesJournal.settling`), which the
+recovery of dead processes' entries takes too: of all the holders of a series, the last
+to decide registers it, counting the files in its folder, and the entries of dead
+holders go with that registration. That includes a process that stopped cleanly
 while its outbox could not be written: its entries stay, its folder is unlocked at the
 stop, and the next start registers them. Entries are written without fsync, once per
 series and association: they survive the death of the process (they are in the page
@@ -26,9 +35,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import logging
 import os
 import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +53,62 @@ from oxidicom.storage.tmpdir import LOCK_NAME, WorkDir
 log = logging.getLogger("oxidicom.registrations")
 
 JOURNAL_DIR_NAME = ".journal"
+#: The outbox-wide lock of settle decisions, beside the process folders.
+SETTLE_LOCK_NAME = ".settle.lock"
 _SUFFIX = ".json"
+#: Entries of series that span associations: ``s-{digest}-{n}.json``.
+_SERIES_PREFIX = "s-"
+_DIGEST_LENGTH = 32
+#: Entries of a dead process recovered under one taking of the settle lock.
+_RECOVERY_CHUNK = 256
+
+
+def series_digest(series_dir: str) -> str:
+    """The name of a series folder (relative to FILES_ROOT) in the journal."""
+    return hashlib.blake2b(series_dir.encode(), digest_size=_DIGEST_LENGTH // 2).hexdigest()
+
+
+def series_entry_name(digest: str, incarnation: int) -> str:
+    """The journal key of one process's hold on a series that spans associations."""
+    return f"{_SERIES_PREFIX}{digest}-{incarnation}"
+
+
+def digest_of_key(key: str) -> str | None:
+    """The series digest of a hold's journal key; None for a per-association entry."""
+    if key.startswith(_SERIES_PREFIX) and len(key) > len(_SERIES_PREFIX) + _DIGEST_LENGTH:
+        return key[len(_SERIES_PREFIX) : len(_SERIES_PREFIX) + _DIGEST_LENGTH]
+    return None
+
+
+def count_series_files(series_dir: Path) -> int:
+    """The ``.dcm`` files in a series folder: what CUBE compares ``ndicom`` with."""
+    try:
+        with os.scandir(series_dir) as entries:
+            return sum(
+                1 for e in entries if e.name.endswith(".dcm") and e.is_file(follow_symlinks=False)
+            )
+    except FileNotFoundError:
+        return 0
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A journal entry of a series that spans associations, in some process's folder."""
+
+    path: Path
+    #: Its process lives (or cannot be judged: when in doubt, it is taken as alive).
+    live: bool
+
+
+class SeriesHolds:
+    """A snapshot of every process's holds, by series digest (taken under the lock)."""
+
+    def __init__(self, holds: dict[str, list[Hold]]) -> None:
+        self._holds = holds
+
+    def others(self, digest: str, own: Path) -> list[Hold]:
+        """The holds on a series other than the entry ``own``."""
+        return [h for h in self._holds.get(digest, ()) if h.path != own]
 
 
 class JournalEntry(msgspec.Struct, frozen=True):
@@ -104,6 +171,57 @@ class SeriesJournal:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(f"{self._prefix}{key}{_SUFFIX}")
 
+    def path_of(self, key: str) -> Path:
+        """The file of our entry ``key``."""
+        return Path(f"{self._prefix}{key}{_SUFFIX}")
+
+    @contextlib.contextmanager
+    def settling(self) -> Iterator[None]:
+        """Hold the outbox-wide lock under which holds are judged, registered or dropped.
+
+        Blocks (in the executor) while another process decides; a decision is a few file
+        operations per series. The kernel lets go of the lock if its holder dies.
+        """
+        fd = os.open(self.root / SETTLE_LOCK_NAME, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def holds(self, *, dead_too: Path | None = None, own: bool = True) -> SeriesHolds:
+        """Every process's holds (call under :meth:`settling`).
+
+        Each folder's owner is judged once: ours and ``dead_too`` (a folder being
+        recovered, whose lock the caller holds) count as they are, alive and dead.
+        ``own=False`` leaves our folder out (the caller knows our holds from memory: a
+        listing of it per batch would cost time in the number of series we hold).
+        """
+        own_path = str(self.work_dir.path)
+        holds: dict[str, list[Hold]] = {}
+        with contextlib.suppress(FileNotFoundError), os.scandir(self.root) as folders:
+            for folder in folders:
+                if not folder.is_dir(follow_symlinks=False):
+                    continue
+                if not own and folder.path == own_path:
+                    continue
+                names = [n for n in _listdir(folder.path) if n.startswith(_SERIES_PREFIX)]
+                if not names:
+                    continue
+                if folder.path == own_path:
+                    live = True
+                elif dead_too is not None and folder.path == str(dead_too):
+                    live = False
+                else:
+                    live = _owner_alive(Path(folder.path))
+                for name in names:
+                    if not name.endswith(_SUFFIX):
+                        continue
+                    digest = digest_of_key(name[: -len(_SUFFIX)])
+                    if digest is not None:
+                        holds.setdefault(digest, []).append(Hold(Path(folder.path, name), live))
+        return SeriesHolds(holds)
+
     def release(self) -> None:
         """At a clean stop: remove our folder if no entry is left in it, and unlock it.
 
@@ -133,16 +251,23 @@ class SeriesJournal:
             if os.fstat(fd).st_nlink == 0:
                 return 0  # another starting process recovered it first
             recovered = 0
-            for path in sorted(folder.glob(f"*{_SUFFIX}")):
+            registered: set[str] = set()
+            paths = sorted(folder.glob(f"*{_SUFFIX}"))
+            for start in range(0, len(paths), _RECOVERY_CHUNK):
                 try:
-                    recovered += self._recover_entry(path, outbox)
+                    with self.settling():
+                        holds = self.holds(dead_too=folder)
+                        for path in paths[start : start + _RECOVERY_CHUNK]:
+                            recovered += self._recover_entry(
+                                path, outbox, folder, registered, holds
+                            )
                 except OSError as error:
                     # The outbox cannot be written either: keep the folder (unlocked,
                     # so the next start tries again) and this run's own journal works.
                     log.error(
-                        "cannot register journal entry %s in the outbox %s: %s; kept for"
+                        "cannot register journal entries of %s in the outbox %s: %s; kept for"
                         " the next start",
-                        path,
+                        folder,
                         outbox.directory,
                         error,
                     )
@@ -152,20 +277,39 @@ class SeriesJournal:
         finally:
             os.close(fd)
 
-    def _recover_entry(self, path: Path, outbox: Outbox) -> int:
+    def _recover_entry(
+        self, path: Path, outbox: Outbox, folder: Path, registered: set[str], holds: SeriesHolds
+    ) -> int:
+        """One entry of a dead process, under :meth:`settling`.
+
+        A series that a live process holds is left to it (it counts the folder when it
+        registers); one registered already from this folder is not registered again; the
+        entries of other dead processes on the same series go with this registration.
+        """
         try:
             journaled = _decode(path.read_bytes())
-            series_dir = self.files_root / journaled.kwargs["path"]
+            relative = journaled.kwargs["path"]
+            series_dir = self.files_root / relative
         except (OSError, msgspec.DecodeError, KeyError, TypeError) as error:
             aside = outbox.directory / f"journal-{path.stem}{INVALID_SUFFIX}"
             log.warning("journal entry %s is unreadable (%s): kept as %s", path, error, aside)
             with contextlib.suppress(OSError):
                 path.rename(aside)
             return 0
-        try:
-            files = sum(1 for p in series_dir.iterdir() if p.suffix == ".dcm" and p.is_file())
-        except FileNotFoundError:
-            files = 0
+        digest = series_digest(str(relative))
+        others = holds.others(digest, path)
+        if digest in registered or any(h.live for h in others):
+            log.info(
+                "series %s of association %s, left in the journal by an earlier run: %s",
+                journaled.kwargs.get("SeriesInstanceUID"),
+                journaled.association_id,
+                "registered with another entry"
+                if digest in registered
+                else "another receiver process holds it and registers it",
+            )
+            path.unlink()
+            return 0
+        files = count_series_files(series_dir)
         if files:
             registration = Registration.new(
                 TASK_NAME,
@@ -184,5 +328,34 @@ class SeriesJournal:
                 files,
                 registration.task_id,
             )
+            registered.add(digest)
+            for hold in others:  # dead: their files are counted in this registration
+                if hold.path.parent != folder:
+                    with contextlib.suppress(OSError):
+                        hold.path.unlink()
         path.unlink()
         return 1 if files else 0
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except FileNotFoundError:
+        return []
+
+
+def _owner_alive(folder: Path) -> bool:
+    """Whether the process of a journal folder lives (when in doubt: yes)."""
+    try:
+        fd = os.open(folder / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return True  # being created (or gone): not ours to judge
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True  # locked by its live owner (or by a process recovering it)
+    finally:
+        os.close(fd)  # a lock we took goes with the descriptor
+    return False

@@ -5,16 +5,22 @@ run on the event loop inside the receiver's hot path (``instance_stored`` once p
 none of them waits, and only the first file of a series in an association touches the
 disk (its journal entry, a few hundred bytes: see :mod:`oxidicom.notify.journal`).
 
-The end of an association is worked off in the background, :data:`END_CHUNK` series at
-a time: the registrations of a chunk in one executor trip, then their LONK final
-progress and done, once the LONK queue has room, and the loop is given back between
-chunks. An association of 20 000 single-instance series (an archive migration) so
-never holds up the others, nor overflows the LONK queue.
+With ``OXIDICOM_SERIES_SETTLE`` at 0, the end of an association is worked off in the
+background, :data:`END_CHUNK` series at a time: the registrations of a chunk in one
+executor trip, then their LONK final progress and done, once the LONK queue has room, and
+the loop is given back between chunks. An association of 20 000 single-instance series
+(an archive migration) so never holds up the others, nor overflows the LONK queue.
+
+Above 0, series span associations (:mod:`oxidicom.notify.settle`): the end of an
+association only releases its series, and a background task settles each series once
+it is due, :data:`END_CHUNK` at a time in the same way; LONK progress counts the whole
+series, and its final progress and done follow the registration.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -23,10 +29,11 @@ from oxidicom import telemetry
 from oxidicom.background import Background
 from oxidicom.dicom.head import HeadFields
 from oxidicom.notify.celery import default_origin
-from oxidicom.notify.journal import SeriesJournal
+from oxidicom.notify.journal import SeriesJournal, series_digest
 from oxidicom.notify.outbox import Outbox
 from oxidicom.notify.progress import ProgressPolicy
-from oxidicom.notify.registrations import Registrations
+from oxidicom.notify.registrations import KEPT, Registrations
+from oxidicom.notify.settle import PendingSeries, SeriesSettler
 from oxidicom.series import SeriesRecord
 from oxidicom.settings import Settings
 
@@ -42,6 +49,8 @@ LONK_SHUTDOWN_TIMEOUT: Final = 5.0
 #: Series of an ended association handled between two returns to the loop: about 3 ms
 #: of loop time (two log lines and two LONK messages each), one executor trip.
 END_CHUNK: Final = 64
+#: Series of an ended association released between two returns to the loop (about 1 ms).
+RELEASE_CHUNK: Final = 1024
 
 
 class ChrisNotifier:
@@ -52,6 +61,8 @@ class ChrisNotifier:
         registrations: Registrations,
         lonk: LonkPublisher | None,
         progress: ProgressPolicy | None,
+        *,
+        settle: float = 0.0,
     ) -> None:
         self.registrations = registrations
         self.lonk = lonk
@@ -59,16 +70,39 @@ class ChrisNotifier:
         self._loop = asyncio.get_running_loop()
         #: The ends of associations being worked off.
         self._ends = Background()
+        #: Series across associations (None: registered per association).
+        self.settler = SeriesSettler(settle) if settle > 0 else None
+        self._settling: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._stopping = False
 
     # -- Notifier --------------------------------------------------------------------------
 
     def series_starting(self, series: SeriesRecord, fields: HeadFields, series_dir: str) -> None:
-        self.registrations.promise(series, fields, series_dir)
+        settler = self.settler
+        if settler is None:
+            self.registrations.promise(series, fields, series_dir)
+            return
+        digest = series_digest(series_dir)
+        pending = settler.held(digest)
+        if pending is None:
+            pending = settler.new(
+                digest, series.pacs_name, series.series_instance_uid, series.association_id
+            )
+            self.registrations.promise(series, fields, series_dir, key=pending.key)
+            settler.hold(pending)
+        else:
+            series.journal_key = pending.key
+        settler.opened(pending)
+        series.pending = pending
 
     def instance_stored(self, series: SeriesRecord) -> None:
+        pending = series.pending
+        if pending is not None:
+            pending.count += 1
         progress = self.progress
         if progress is not None:
-            progress.stored(series, self._loop.time())
+            progress.stored(series if pending is None else pending, self._loop.time())
 
     def instance_failed(
         self, association_id: str, pacs_name: str, series_instance_uid: str | None, message: str
@@ -77,6 +111,12 @@ class ChrisNotifier:
             self.progress.failed(pacs_name, series_instance_uid, message)
 
     def association_ended(self, association_id: str, series: list[SeriesRecord]) -> None:
+        settler = self.settler
+        if settler is not None:
+            self._release(settler, series[:RELEASE_CHUNK])
+            if len(series) > RELEASE_CHUNK:
+                self._ends.add(asyncio.ensure_future(self._release_rest(settler, series)))
+            return
         if series:
             # The task runs in a copy of this context: its logs and spans are the
             # association's. The trace context is taken now, while it is current.
@@ -110,6 +150,79 @@ class ChrisNotifier:
             # Whatever the executor did: the loop is given back between two chunks.
             await asyncio.sleep(0)
 
+    # -- series across associations ------------------------------------------------------
+
+    def _release(self, settler: SeriesSettler, series: list[SeriesRecord]) -> None:
+        now = self._loop.time()
+        for record in series:
+            if record.pending is not None and settler.released(record.pending, now):
+                self._wake.set()
+
+    async def _release_rest(self, settler: SeriesSettler, series: list[SeriesRecord]) -> None:
+        for start in range(RELEASE_CHUNK, len(series), RELEASE_CHUNK):
+            await asyncio.sleep(0)  # an archive migration's 20 000 series: in slices
+            self._release(settler, series[start : start + RELEASE_CHUNK])
+
+    async def _settle_due(self, settler: SeriesSettler) -> None:
+        """Settle each held series once due; at a stop, every one at once."""
+        loop = self._loop
+        while True:
+            due = settler.next_due()
+            if due is None:
+                if self._stopping:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            delay = due - loop.time()
+            if delay > 0 and not self._stopping:
+                # Series released later are due later: only a stop needs waking us.
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                continue
+            now = float("inf") if self._stopping else loop.time()
+            chunk = settler.take_due(now, END_CHUNK)
+            try:
+                outcomes = await self.registrations.settle(
+                    [s.key for s in chunk], lambda digest: settler.held(digest) is not None
+                )
+            except Exception:  # a bug: the journal still holds them for the next start
+                log.exception("cannot settle %d series", len(chunk))
+                outcomes = {}
+            for pending in chunk:
+                await self._settled(settler, pending, outcomes.get(pending.key))
+            await asyncio.sleep(0)  # the loop is given back between two chunks
+
+    async def _settled(
+        self, settler: SeriesSettler, pending: PendingSeries, outcome: int | str | None
+    ) -> None:
+        if not isinstance(outcome, int) and outcome != KEPT:
+            # Another holder (another process, or a newer hold of ours) registers it.
+            log.info(
+                "series %s from %s: %d file(s) stored here, registered by another holder",
+                pending.series_instance_uid,
+                pending.pacs_name,
+                pending.count,
+                extra={"association": pending.association_id},
+            )
+            settler.handed_over(pending)
+            return
+        if isinstance(outcome, int):
+            pending.count = outcome  # the final progress is the series' whole count
+        if self.lonk is not None:
+            await self.lonk.room()
+        log.info(
+            "series finished: %d file(s) of %s from %s (%d association(s) here)",
+            pending.count,
+            pending.series_instance_uid,
+            pending.pacs_name,
+            pending.associations,
+            extra={"association": pending.association_id},
+        )
+        if self.progress is not None:
+            self.progress.ended(pending)
+
     # -- life cycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -117,11 +230,19 @@ class ChrisNotifier:
         await self.registrations.start()
         if self.lonk is not None:
             self.lonk.start()
+        if self.settler is not None:
+            self._settling = asyncio.create_task(
+                self._settle_due(self.settler), name="series-settle"
+            )
 
     async def stop(self) -> None:
-        """Finish the ends of associations, publish pending registrations and LONK
-        messages (bounded time), then close."""
+        """Finish the ends of associations, settle every held series, publish pending
+        registrations and LONK messages (bounded time), then close."""
         await self._ends.drain()
+        if self._settling is not None:
+            self._stopping = True
+            self._wake.set()
+            await self._settling
         await self.registrations.stop(REGISTRATION_SHUTDOWN_TIMEOUT)
         if self.lonk is not None:
             await self.lonk.stop(LONK_SHUTDOWN_TIMEOUT)
@@ -151,4 +272,4 @@ def build_notifier(settings: Settings) -> ChrisNotifier:
         progress = ProgressPolicy(
             settings.root_subject, settings.progress_interval, lonk.offer, lonk.room_for_optional
         )
-    return ChrisNotifier(registrations, lonk, progress)
+    return ChrisNotifier(registrations, lonk, progress, settle=settings.series_settle)

@@ -1,13 +1,15 @@
 """Which LONK messages a series gets, and when (CONTRACT section 4); pure, time passed in.
 
-Per series and association, in this order:
+Per series (per series and association when series do not settle: see
+:mod:`oxidicom.notify.settle`), in this order:
 
 1. progress with count 1, always;
 2. further progress, optional: at most one per ``interval`` per series, and only while the
    outgoing buffer has room for optional messages; counts strictly increase;
-3. at the end of the association, progress with the exact total, then done, both always.
-   The final progress is left out only when the last progress handed over already carried
-   the total (counts must strictly increase).
+3. with its registration (at the end of the association when series do not settle),
+   progress with the exact total, then done, both always. The final progress is left out
+   only when the last progress handed over already carried the total (counts must
+   strictly increase).
 
 Errors are always sent. A series none of whose instances was stored gets its errors and
 nothing else: it never reaches steps 1-3.
@@ -19,19 +21,31 @@ refused does not count as sent, so the final progress is never skipped because o
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 from oxidicom import telemetry
 from oxidicom.notify import lonk
-from oxidicom.series import SeriesRecord
 
 #: ``send(subject, payload, required)``: hand a message over; False if it was dropped.
 Send = Callable[[str, bytes, bool], bool]
 
 
+class Tally(Protocol):
+    """A series' count and what was told of it: an association's part of it
+    (:class:`~oxidicom.series.SeriesRecord`) or the whole of it across associations
+    (:class:`~oxidicom.notify.settle.PendingSeries`)."""
+
+    pacs_name: str
+    series_instance_uid: str
+    count: int
+    progress_sent: int
+    progress_at: float
+
+
 class ProgressPolicy:
     """Turns storage outcomes into LONK messages, rate-limited per series.
 
-    What was sent of a series is kept in its :class:`SeriesRecord` (``progress_sent``,
+    What was sent of a series is kept in its :class:`Tally` (``progress_sent``,
     ``progress_at``): nothing here grows with the number of series.
     """
 
@@ -43,7 +57,7 @@ class ProgressPolicy:
         self._send = send
         self._room = room
 
-    def stored(self, record: SeriesRecord, now: float) -> None:
+    def stored(self, record: Tally, now: float) -> None:
         """``record.count`` files of the series are stored (called once per file)."""
         if not record.progress_sent:
             required = True
@@ -63,12 +77,12 @@ class ProgressPolicy:
         subject = lonk.subject_of(self.root_subject, pacs_name, series_instance_uid)
         self._send(subject, lonk.error(message), True)
 
-    def ended(self, record: SeriesRecord) -> None:
+    def ended(self, record: Tally) -> None:
         """The association is over: final progress and done for a series it stored."""
         subject = self._subject(record)
         if record.count > record.progress_sent:
             self._send(subject, lonk.progress(record.count), True)
         self._send(subject, lonk.done(), True)
 
-    def _subject(self, record: SeriesRecord) -> str:
+    def _subject(self, record: Tally) -> str:
         return lonk.subject_of(self.root_subject, record.pacs_name, record.series_instance_uid)

@@ -8,6 +8,12 @@ outbox entries in one trip to the loop's default executor (the journal entries r
 back, the outbox files written, one directory ``fsync``, then the journal entries
 removed), and the publisher picks the entries up from there.
 
+A series that spans associations (``OXIDICOM_SERIES_SETTLE`` above 0) is promised once
+per process and incarnation (:meth:`Registrations.promise` with its hold's key) and
+*settled* (:meth:`Registrations.settle`) once it has been quiet: under the outbox-wide
+settle lock, it is left to another holder if one lives, else registered with ``ndicom``
+counted from the files in its folder (see :mod:`oxidicom.notify.journal`).
+
 An outbox that cannot be written (full, read-only, failing) loses nothing: the
 promises stay in the journal and the write is retried with backoff (1 s doubling to
 60 s) until it succeeds; at a stop what is still unwritten stays in the journal, and
@@ -21,13 +27,21 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from oxidicom import telemetry
 from oxidicom.dicom.head import HeadFields
 from oxidicom.notify.celery import TASK_NAME, registration_kwargs
-from oxidicom.notify.journal import JournalEntry, SeriesJournal
+from oxidicom.notify.journal import (
+    JournalEntry,
+    SeriesHolds,
+    SeriesJournal,
+    count_series_files,
+    digest_of_key,
+)
 from oxidicom.notify.outbox import Outbox, Registration
 from oxidicom.series import SeriesRecord
 
@@ -47,11 +61,21 @@ _PARALLEL_TRIPS: Final = 4
 
 @dataclass(frozen=True, slots=True)
 class _Promise:
-    """A registration to write: its journal entry, and the files stored."""
+    """A registration to write: its journal entry, and the files stored.
+
+    ``ndicom`` None: a settled series (its entry's key names it): registered under the
+    settle lock with the files in its folder, unless another holder lives.
+    """
 
     journal_key: str
-    ndicom: int
+    ndicom: int | None
     traceparent: str | None
+
+
+#: What :meth:`Registrations.settle` did with a series: registered (with this ``ndicom``),
+#: left to another holder, or kept in the journal for the outbox retry.
+HANDED_OVER = "handed_over"
+KEPT = "kept"
 
 
 @dataclass(slots=True)
@@ -62,6 +86,8 @@ class _Batch:
     #: Not written (the outbox failed at the first of them), and why.
     unwritten: list[_Promise]
     error: OSError | None = None
+    #: Settled series by journal key: the ``ndicom`` registered, or :data:`HANDED_OVER`.
+    settled: dict[str, int | str] = field(default_factory=dict)
     #: Their outbox entries are written, but the directory fsync failed: their journal
     #: entries stay (a restart registers them again, which CUBE tolerates).
     unsynced: OSError | None = None
@@ -127,23 +153,28 @@ class Registrations:
 
     # -- on the loop, in the hot path ------------------------------------------------------
 
-    def promise(self, record: SeriesRecord, fields: HeadFields, series_dir: str) -> None:
+    def promise(
+        self, record: SeriesRecord, fields: HeadFields, series_dir: str, key: str | None = None
+    ) -> None:
         """The first file of a series in an association is about to be placed: journal it.
 
-        Raises (OSError when the journal cannot be written): the file must then be
-        refused. A few hundred bytes written on the loop, once per series and association.
+        ``key``: the entry's name (a settled series' hold); by default one of its own for
+        this association. Raises (OSError when the journal cannot be written): the file
+        must then be refused. A few hundred bytes written on the loop, once per series and
+        association (once per series and process for a settled series).
         """
         kwargs, warnings = registration_kwargs(fields, record.pacs_name, series_dir, 1)
         for warning in warnings:
             log.warning("%s", warning)
-        key = next(self._journal_keys)
+        if key is None:
+            key = f"{record.association_id}-{next(self._journal_keys)}"
         entry = JournalEntry(
             self.queue_name,
             kwargs,
             association_id=record.association_id,
             traceparent=telemetry.current_traceparent(),
         )
-        self.journal.record(_journal_name(record.association_id, key), entry)
+        self.journal.record(key, entry)
         record.journal_key = key
 
     # -- at the end of an association -----------------------------------------------------
@@ -156,7 +187,7 @@ class Registrations:
         once the trip is over, whatever the outbox did.
         """
         promises = [
-            _Promise(_journal_name(r.association_id, r.journal_key), r.count, traceparent)
+            _Promise(r.journal_key, r.count, traceparent)
             for r in records
             if r.journal_key is not None
         ]
@@ -181,14 +212,65 @@ class Registrations:
         if unwritten:
             self._keep(unwritten, error)
 
-    def _write_batch(self, promises: list[_Promise]) -> _Batch:
-        # In the executor: outbox entries first, one directory fsync, then (they are
-        # durable) the journal entries go. A crash in between registers twice, never not.
+    async def settle(
+        self, keys: list[str], held_here: Callable[[str], bool]
+    ) -> dict[str, int | str]:
+        """Settle these series (their holds' journal keys): one executor trip.
+
+        ``held_here(digest)``: whether this process holds the series again (a newer
+        hold, in memory). Returns what became of each: the ``ndicom`` registered,
+        :data:`HANDED_OVER` (another holder lives, or it has no file), or :data:`KEPT` (the
+        outbox refused it: retried in the background like any other).
+        """
+        promises = [_Promise(key, None, None) for key in keys]
+        loop = asyncio.get_running_loop()
+        batch = await loop.run_in_executor(None, self._write_batch, promises, held_here)
+        self._written(batch)
+        outcomes: dict[str, int | str] = dict(batch.settled)
+        for promise in batch.unwritten:
+            outcomes[promise.journal_key] = KEPT
+        if batch.unwritten:
+            self._keep(batch.unwritten, batch.error)
+        return outcomes
+
+    def _write_batch(
+        self, promises: list[_Promise], held_here: Callable[[str], bool] | None = None
+    ) -> _Batch:
+        # In the executor. Settled series are judged and registered under the settle lock,
+        # so that of two holders deciding at once, one registers and one hands over. Our
+        # own newer holds come from memory when the caller knows them (``held_here``), from
+        # a listing of our folder otherwise (a retry).
+        if any(p.ndicom is None for p in promises):
+            with self.journal.settling():
+                holds = self.journal.holds(own=held_here is None)
+                return self._write_batch_locked(promises, holds, held_here)
+        return self._write_batch_locked(promises, None, None)
+
+    def _write_batch_locked(
+        self,
+        promises: list[_Promise],
+        holds: SeriesHolds | None,
+        held_here: Callable[[str], bool] | None,
+    ) -> _Batch:
+        # Outbox entries first, one directory fsync, then (they are durable) the journal
+        # entries go. A crash in between registers twice, never not.
         journal, outbox = self.journal, self.outbox
         batch = _Batch([], [])
         done: list[str] = []
+        #: Entries of dead holders that the registrations written here stand for.
+        adopted: list[Path] = []
         for index, promise in enumerate(promises):
-            if not promise.ndicom:
+            ndicom = promise.ndicom
+            dead: list[Path] = []
+            if ndicom is None and holds is not None:
+                digest = digest_of_key(promise.journal_key) or ""
+                others = holds.others(digest, journal.path_of(promise.journal_key))
+                if any(hold.live for hold in others) or (held_here and held_here(digest)):
+                    batch.settled[promise.journal_key] = HANDED_OVER
+                    done.append(promise.journal_key)
+                    continue
+                dead = [hold.path for hold in others]
+            if ndicom == 0:
                 done.append(promise.journal_key)
                 continue
             try:
@@ -206,10 +288,17 @@ class Registrations:
             except OSError as error:
                 batch.unwritten, batch.error = promises[index:], error
                 break
+            if ndicom is None:
+                ndicom = count_series_files(journal.files_root / entry.kwargs["path"])
+                if not ndicom:  # every file of it is gone: nothing to register
+                    batch.settled[promise.journal_key] = HANDED_OVER
+                    done.append(promise.journal_key)
+                    continue
+                batch.settled[promise.journal_key] = ndicom
             registration = Registration.new(
                 TASK_NAME,
                 entry.queue,
-                entry.kwargs | {"ndicom": promise.ndicom},
+                entry.kwargs | {"ndicom": ndicom},
                 association_id=entry.association_id,
                 traceparent=promise.traceparent or entry.traceparent,
             )
@@ -220,6 +309,7 @@ class Registrations:
                 break
             batch.written.append((name, registration))
             done.append(promise.journal_key)
+            adopted += dead
         if batch.written:
             try:
                 outbox.sync()
@@ -229,6 +319,9 @@ class Registrations:
         for key in done:
             with contextlib.suppress(OSError):  # left: registered again at the next start
                 journal.forget(key)
+        for path in adopted:
+            with contextlib.suppress(OSError):
+                path.unlink()
         return batch
 
     def _written(self, batch: _Batch) -> None:
@@ -345,7 +438,3 @@ class Registrations:
                 self.outbox.directory,
                 "; they are sent at the next start" if self.publisher is not None else "",
             )
-
-
-def _journal_name(association_id: str, key: int | None) -> str:
-    return f"{association_id}-{key}"

@@ -38,8 +38,12 @@ def test_json_lines_carry_the_association_id_and_no_patient_data(tmp_path: Path)
         mr_instance(instance_number=4, series_uid=series, StudyDate=None, **PATIENT),
         tmp_path / "bad.dcm",
     )
-    # auto: stderr is a pipe here, so the receiver must choose JSON by itself.
-    receiver = start_receiver(tmp_path / "rx", {"OXIDICOM_LOG_FORMAT": "auto"})
+    # auto: stderr is a pipe here, so the receiver must choose JSON by itself. Series are
+    # registered per association (settle 0), so that the end of the series is one of the
+    # association's own lines, before the next association's.
+    receiver = start_receiver(
+        tmp_path / "rx", {"OXIDICOM_LOG_FORMAT": "auto", "OXIDICOM_SERIES_SETTLE": "0"}
+    )
     try:
         subprocess.run(
             [STORESCU, "-aet", "LOGPACS", "-aec", "ChRIS", "127.0.0.1", str(receiver.port)]
