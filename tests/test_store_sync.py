@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from oxidicom.storage.writer import Store, memory_backed
+from oxidicom.storage.writer import KNOWN_DIRS_MAX, Store, memory_backed
 from tests.dicom_factory import mr_instance
 
 MR = "1.2.840.10008.5.1.4.1.1.4"
@@ -85,3 +85,28 @@ async def test_small_instance_lands_whole(tmp_path: Path, fsync: bool) -> None:
     assert stored.size == len(content)
     assert not list(store.work_dir.path.glob("*.part"))  # no temporary file left
     store.close()
+
+
+def test_the_folders_remembered_are_bounded_and_a_forgotten_one_is_made_again(
+    tmp_path: Path,
+) -> None:
+    """An archive migration places a folder per instance: what the store remembers of
+    them must not grow with the life of the process."""
+    store = Store(tmp_path / "files")
+    store.prepare()
+    try:
+        for n in range(KNOWN_DIRS_MAX + 10):
+            temp = tmp_path / "files" / f".t{n}"
+            temp.write_bytes(b"x")
+            directory = tmp_path / "files" / "SERVICES" / f"series-{n}"
+            store.place(str(temp), str(directory), str(directory / "1.dcm"))
+        assert len(store._known_dirs) <= KNOWN_DIRS_MAX
+        # The first folder was forgotten; removed meanwhile, it is made again.
+        first = tmp_path / "files" / "SERVICES" / "series-0"
+        shutil.rmtree(first)
+        temp = tmp_path / "files" / ".again"
+        temp.write_bytes(b"y")
+        store.place(str(temp), str(first), str(first / "1.dcm"))
+        assert (first / "1.dcm").read_bytes() == b"y"
+    finally:
+        store.close()

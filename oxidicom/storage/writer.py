@@ -46,6 +46,10 @@ TMP_DIR_NAME = ".oxidicom-tmp"
 #: 51, 55 MiB; benches/results/flush-sweep.md). At most two batches exist per association.
 DEFAULT_FLUSH_BYTES = 4 * 1024 * 1024
 _IOV_MAX = 512
+#: Series folders remembered as existing (a ``makedirs`` saved per instance). Bounded: an
+#: archive migration writes a folder per instance, millions over a process's life; past
+#: this many the memory starts over, and a forgotten folder costs one ``makedirs`` again.
+KNOWN_DIRS_MAX = 4096
 _OUT_OF_RESOURCES = 0xA700
 
 
@@ -142,9 +146,12 @@ class Store:
 
     def place(self, temp: str, directory: str, final: str) -> None:
         """Rename the finished temporary file to its final path (blocking)."""
-        if directory not in self._known_dirs:
+        known = self._known_dirs
+        if directory not in known:
             os.makedirs(directory, exist_ok=True)
-            self._known_dirs.add(directory)
+            if len(known) >= KNOWN_DIRS_MAX:
+                known.clear()
+            known.add(directory)
         try:
             os.replace(temp, final)
         except FileNotFoundError:
