@@ -141,8 +141,11 @@ class Association:
         self.conn.accept(answer.response)
 
     def _reject(self, where: str, answer: AssociateRJ, reason: str, detail: str) -> None:
-        """A-ASSOCIATE-RJ: one warning, counted by ``reason`` (``oxidicom.reject.reason``)."""
-        self._log.warning("association from %s rejected: %s", where, detail)
+        """A-ASSOCIATE-RJ: counted by ``reason`` (``oxidicom.reject.reason``), and one
+        warning, or during a flood one count per 10 s for each reason, calling AE title
+        and host."""
+        key = f"{reason}: {self.calling_ae_title} from {self.peer.rpartition(':')[0]}"
+        self.server.rejections.occurred(key, where, detail, logger=self._log)
         self.telemetry.rejected(detail, reason)
         self.conn.reject(answer)
 

@@ -283,8 +283,9 @@ SETTINGS: tuple[Setting, ...] = (
         "max_associations",
         _int_between(1, 100_000),
         "8",
-        "maximum number of concurrent associations; beyond it A-ASSOCIATE-RJ"
-        " (transient, local limit exceeded)",
+        "maximum number of concurrent associations; one more preempts the slowest below"
+        " OXIDICOM_MIN_TRANSFER_RATE, else gets A-ASSOCIATE-RJ (transient, local limit"
+        " exceeded)",
     ),
     Setting(
         "OXIDICOM_LISTENER_PORT",

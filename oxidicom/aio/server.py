@@ -12,7 +12,7 @@ from oxidicom.acceptance import AcceptancePolicy
 from oxidicom.access import AccessPolicy
 from oxidicom.aio.context import ConnectionContext
 from oxidicom.aio.protocol import AssociationProtocol
-from oxidicom.aio.summarized import SummarizedWarning
+from oxidicom.aio.summarized import SummarizedWarning, SummarizedWarnings
 from oxidicom.aio.tls import server_tls_context
 from oxidicom.aio.transfer_rate import WINDOW
 from oxidicom.association import Association
@@ -65,6 +65,12 @@ class ServerContext:
             f" {self.max_pending} connections without an association",
             f"closed %d more connection(s) without an association (more than {self.max_pending}"
             " open) since the last message",
+        )
+        #: A-ASSOCIATE-RJ, logged once per reason and peer host during a flood.
+        self.rejections = SummarizedWarnings(
+            logging.getLogger("oxidicom.association"),
+            "association from %s rejected: %s",
+            "rejected %d more association(s) (%s) since the last message",
         )
         self._ids = itertools.count(1)
         # Random, not the pid: pids repeat across containers sharing storage and logs.
@@ -179,6 +185,7 @@ class ServerContext:
     def flush_logs(self) -> None:
         """Log what summarized warnings have counted so far (at shutdown)."""
         self._evictions.flush()
+        self.rejections.flush()
 
 
 class Receiver:

@@ -16,6 +16,8 @@ import logging
 #: Seconds between two summary lines of one warning during a flood.
 SUMMARY_INTERVAL = 10.0
 
+_Logger = logging.Logger | logging.LoggerAdapter[logging.Logger]
+
 
 class SummarizedWarning:
     """One kind of warning: ``first % args`` at once, then ``summary % count`` per interval."""
@@ -35,12 +37,13 @@ class SummarizedWarning:
         self._counted = 0
         self._timer: asyncio.TimerHandle | None = None
 
-    def occurred(self, *args: object) -> None:
-        """The event happened once more (``args`` fill in ``first`` if it is logged)."""
+    def occurred(self, *args: object, logger: _Logger | None = None) -> None:
+        """The event happened once more (``args`` fill in ``first`` if it is logged, by
+        ``logger`` when given: an association's, with its id)."""
         loop = asyncio.get_running_loop()
         now = loop.time()
         if not self._counted and now >= self._quiet_until:
-            self._log.warning(self._first, *args)
+            (logger or self._log).warning(self._first, *args)
             self._quiet_until = now + self.interval
             return
         self._counted += 1
@@ -62,3 +65,49 @@ class SummarizedWarning:
             self._quiet_until = asyncio.get_running_loop().time() + self.interval
         except RuntimeError:  # no loop (flushed after the loop stopped): nothing to time
             self._quiet_until = float("-inf")
+
+
+class SummarizedWarnings:
+    """A :class:`SummarizedWarning` per key (a reason and a peer host, say).
+
+    Each key is logged in full the first time and counted during its flood, so a flood
+    from one peer hides neither another peer nor another reason. At most ``max_keys``
+    keys: beyond, the rest share one catch-all, so a flood from many addresses costs
+    bounded memory too.
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        first: str,
+        summary: str,
+        max_keys: int = 256,
+        interval: float = SUMMARY_INTERVAL,
+    ) -> None:
+        self._log = logger
+        self._first = first
+        #: ``summary % (count, key text)``.
+        self._summary = summary
+        self.max_keys = max_keys
+        self.interval = interval
+        self._warnings: dict[str, SummarizedWarning] = {}
+
+    def occurred(self, key: str, *args: object, logger: _Logger | None = None) -> None:
+        """The event happened once more for ``key`` (``args`` fill in ``first``)."""
+        warning = self._warnings.get(key)
+        if warning is None:
+            if len(self._warnings) >= self.max_keys:
+                key = "others"
+                warning = self._warnings.get(key)
+            if warning is None:
+                # The key is text from the network (an AE title, an address): no % in it
+                # may reach the format.
+                summary = self._summary.replace("%s", key.replace("%", "%%"))
+                warning = SummarizedWarning(self._log, self._first, summary, self.interval)
+                self._warnings[key] = warning
+        warning.occurred(*args, logger=logger)
+
+    def flush(self) -> None:
+        """Log every key's count now (at shutdown)."""
+        for warning in self._warnings.values():
+            warning.flush()

@@ -126,18 +126,23 @@ def test_only_listed_peers_store(guarded: RunningReceiver, tmp_path: Path) -> No
     assert answer_to(RawPeer.connect(guarded.port), associate_rq("pacs")) == (
         CALLING_NOT_RECOGNIZED
     )
-    # Each rejection is one WARNING with the peer address, both AE titles and the reason.
-    guarded.wait_for_log_count(r"association from MR@.* rejected", 2)
-    [line, _] = rejection_lines(guarded, "MR")
+    # A rejection is one WARNING with the peer address, both AE titles and the reason;
+    # the same rejection again within 10 s is counted, and the count logged (at the
+    # latest at the stop), so that a flood of requests is not a flood of lines.
+    assert guarded.stop() == 0
+    [line] = rejection_lines(guarded, "MR")
     assert re.search(
         r"association from MR@127\.0\.0\.1:\d+ -> ChRIS rejected: calling AE title not"
         r" recognized: 'MR' is allowed only as MR@10\.0\.0\.0/8, not from 127\.0\.0\.1",
         line,
     )
-    assert len(rejection_lines(guarded, "STRANGER")) == 2
-    assert (
-        "'STRANGER' is not in OXIDICOM_SCP_ALLOWED_PEERS" in rejection_lines(guarded, "STRANGER")[0]
-    )
+    [line] = rejection_lines(guarded, "STRANGER")
+    assert "'STRANGER' is not in OXIDICOM_SCP_ALLOWED_PEERS" in line
+    for calling in ("MR", "STRANGER"):
+        assert re.search(
+            rf"WARNING.*rejected 1 more association\(s\) \(\w+: {calling} from 127\.0\.0\.1\)",
+            guarded.log(),
+        ), guarded.log()
 
 
 @pytest.mark.parametrize(
@@ -320,3 +325,30 @@ def test_a_certificate_not_listed_is_rejected(
         r" \(other-device\) is in OXIDICOM_TLS_CLIENT_AETS"
     )
     assert bound_tls.stored_files() == []
+
+
+@pytest.mark.parametrize(
+    "guarded", [{"OXIDICOM_SCP_ALLOWED_PEERS": "PACS@127.0.0.1"}], indirect=True
+)
+def test_a_flood_of_rejected_requests_is_logged_as_counts(guarded: RunningReceiver) -> None:
+    """300 requests from an unlisted AE title cost a few log lines, not 300; another
+    peer rejected meanwhile still gets its own line."""
+    for n in range(300):
+        calling = "OTHER" if n == 150 else "STRANGER"
+        assert answer_to(RawPeer.connect(guarded.port), associate_rq(calling)) == (
+            CALLING_NOT_RECOGNIZED
+        )
+    assert guarded.stop() == 0  # the last count is logged at the stop
+    log = guarded.log()
+    assert len(rejection_lines(guarded, "STRANGER")) == 1
+    assert len(rejection_lines(guarded, "OTHER")) == 1
+    counts = [
+        int(n)
+        for n in re.findall(
+            r"rejected (\d+) more association\(s\) \(calling_ae_title_not_recognized:"
+            r" STRANGER from 127\.0\.0\.1\)",
+            log,
+        )
+    ]
+    assert 1 <= len(counts) <= 3
+    assert sum(counts) == 298
