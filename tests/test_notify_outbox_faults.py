@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -15,19 +16,20 @@ import pytest
 from oxidicom import telemetry
 from oxidicom.notify.journal import SeriesJournal
 from oxidicom.notify.outbox import Outbox, Registration
-from oxidicom.notify.registrations import Registrations
+from oxidicom.notify.registrations import KEPT, Registrations
 from oxidicom.series import SeriesRecord
 from tests.test_layout import fields
 
 
 class FailingOutbox(Outbox):
-    """An outbox whose writes fail with ENOSPC while ``full``."""
+    """An outbox whose writes fail (ENOSPC unless told otherwise) while ``full``."""
 
     full = False
+    errno = errno.ENOSPC
 
     def add(self, registration: Registration, *, sync_directory: bool = True) -> str:
         if self.full:
-            raise OSError(errno.ENOSPC, "No space left on device")
+            raise OSError(self.errno, os.strerror(self.errno))
         return super().add(registration, sync_directory=sync_directory)
 
 
@@ -54,22 +56,24 @@ def journal_entries(tmp_path: Path) -> list[Path]:
     return sorted((tmp_path / "outbox" / ".journal").rglob("*.json"))
 
 
+@pytest.mark.parametrize("error", [errno.ENOSPC, errno.EIO, errno.EROFS], ids=errno.errorcode.get)
 async def test_a_full_outbox_keeps_the_registrations_and_writes_them_once_it_has_room(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, error: int
 ) -> None:
     registrations, outbox = make_registrations(tmp_path)
     await registrations.start()
     records = [promise(registrations, tmp_path / "files", n) for n in range(3)]
     outbox.full = True
+    outbox.errno = error
     with caplog.at_level(logging.INFO, "oxidicom.registrations"):
         await registrations.register(records, None)
         assert registrations.unwritten == 3
         assert telemetry.TALLIES.registrations_unwritten == 3
         assert outbox.names() == []
         assert len(journal_entries(tmp_path)) == 3  # a crash now still registers them
-        [error] = [r for r in caplog.records if r.levelno == logging.ERROR]
-        assert "cannot write 3 registration(s) to the outbox" in error.getMessage()
-        assert "No space left on device" in error.getMessage()
+        [logged] = [r for r in caplog.records if r.levelno == logging.ERROR]
+        assert "cannot write 3 registration(s) to the outbox" in logged.getMessage()
+        assert os.strerror(outbox.errno) in logged.getMessage()
 
         retrying = registrations._retrying
         assert retrying is not None
@@ -139,3 +143,31 @@ async def test_a_promise_that_cannot_be_journaled_raises_and_leaves_nothing(
         journal._prefix = own
         await registrations.stop(1.0)
     assert journal_entries(tmp_path) == []
+
+
+async def test_a_settled_series_the_outbox_refuses_is_kept_and_registered_whole_later(
+    tmp_path: Path,
+) -> None:
+    """Series that settle: an outbox failing (EIO) at the settle keeps the hold, and the
+    retry registers the files of the folder then, once."""
+    registrations, outbox = make_registrations(tmp_path)
+    await registrations.start()
+    series_dir = "SERVICES/PACS/PACS/1.2.3.9"
+    (tmp_path / "files" / series_dir).mkdir(parents=True)
+    (tmp_path / "files" / series_dir / "0001.dcm").write_bytes(b"")
+    key = "s-" + "0" * 32 + "-1"
+    record = SeriesRecord("a-1", "PACS", "1.2.3.9")
+    registrations.promise(record, fields(series_instance_uid="1.2.3.9"), series_dir, key=key)
+    outbox.full, outbox.errno = True, errno.EIO
+    assert await registrations.settle([key], lambda digest: False) == {key: KEPT}
+    assert outbox.names() == []
+    assert len(journal_entries(tmp_path)) == 1
+    (tmp_path / "files" / series_dir / "0002.dcm").write_bytes(b"")  # stored meanwhile
+    retrying = registrations._retrying
+    assert retrying is not None
+    outbox.full = False
+    await retrying
+    [name] = outbox.names()
+    assert Registration.from_json((outbox.directory / name).read_bytes()).kwargs["ndicom"] == 2
+    assert journal_entries(tmp_path) == []
+    await registrations.stop(1.0)
