@@ -224,3 +224,26 @@ async def test_a_receiver_killed_while_a_series_settles_registers_it_once_at_res
         await stop(again)
     assert await registered(worker) == [WHOLE]
     assert list((receiver.outbox_dir / ".journal").glob("*/*.json")) == []
+
+
+async def test_quarters_at_once_to_two_workers_are_registered_once_whole(
+    tmp_path: Path,
+    halves: tuple[list[Path], list[Path]],
+    worker: CeleryWorker,
+    lonk: LonkCollector,
+) -> None:
+    """OXIDICOM_WORKERS=2 as deployed: the kernel hands the four associations to either
+    worker (the test above makes the split certain); whichever way, one registration."""
+    env = env_for(worker, lonk, OXIDICOM_WORKERS="2", OXIDICOM_SERIES_SETTLE="1s")
+    receiver = await asyncio.to_thread(start_receiver, tmp_path, env)
+    await asyncio.to_thread(receiver.wait_for_log_count, r"AMQP connected", 2)
+    files = [*halves[0], *halves[1]]
+    subject = lonk.subject(PACS, SAG_UID)
+    try:
+        await asyncio.gather(*(storescu(receiver.port, files[n::4]) for n in range(4)))
+        await lonk.wait_until(lambda: "done" in lonk.decoded(subject))
+    finally:
+        await stop(receiver)
+    assert await registered(worker) == [WHOLE]
+    await lonk.settle()
+    assert_one_whole_series(lonk, lonk.decoded(subject))
