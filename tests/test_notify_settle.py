@@ -8,11 +8,17 @@ The holders here are journals of one outbox, each locked like a live process's (
 from __future__ import annotations
 
 import asyncio
+import errno
+import fcntl
 import json
+import logging
+import os
 from pathlib import Path
 
+import pytest
+
 from oxidicom.notify import lonk
-from oxidicom.notify.journal import SeriesJournal, series_digest
+from oxidicom.notify.journal import SETTLE_LOCK_NAME, SeriesJournal, series_digest
 from oxidicom.notify.notifier import ChrisNotifier
 from oxidicom.notify.outbox import Outbox
 from oxidicom.notify.progress import ProgressPolicy
@@ -234,3 +240,24 @@ async def test_a_stop_settles_every_held_series_at_once(tmp_path: Path) -> None:
     assert registered(tmp_path) == []
     await notifier.stop()
     assert registered(tmp_path) == [2]
+
+
+async def test_without_locks_on_the_filesystem_a_series_is_still_registered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A filesystem that refuses flock must not keep series from being registered."""
+    one = holder(tmp_path)
+    key = hold(one, SeriesSettler(1.0), "a-1")
+    store_files(tmp_path, range(1, 4))
+    real_flock = fcntl.flock
+
+    def flock(fd: int, operation: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(SETTLE_LOCK_NAME):
+            raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    with caplog.at_level(logging.WARNING, "oxidicom.registrations"):
+        assert await one.settle([key], NOT_HELD) == {key: 3}
+    assert registered(tmp_path) == [3]
+    assert "processes sharing this outbox may register" in caplog.text

@@ -132,6 +132,7 @@ class SeriesJournal:
         self.files_root = files_root
         self.work_dir = WorkDir(self.root)
         self._prefix = ""
+        self._unlocked_warned = False
 
     def prepare(self) -> None:
         """Create and lock our folder (at start)."""
@@ -184,7 +185,20 @@ class SeriesJournal:
         """
         fd = os.open(self.root / SETTLE_LOCK_NAME, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as error:
+                # No locks on this filesystem: a process alone decides right all the same;
+                # processes sharing the outbox may then both register a series (which
+                # CUBE refuses the second time), never neither.
+                if not self._unlocked_warned:
+                    self._unlocked_warned = True
+                    log.warning(
+                        "cannot lock %s (%s): processes sharing this outbox may register a"
+                        " series split between them twice",
+                        self.root / SETTLE_LOCK_NAME,
+                        error,
+                    )
             yield
         finally:
             os.close(fd)
