@@ -8,6 +8,7 @@ import sys
 import tracemalloc
 import zlib
 from pathlib import Path
+from unittest.mock import patch
 
 import pydicom
 import pytest
@@ -23,10 +24,15 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
+from oxidicom.dicom import head as head_module
 from oxidicom.dicom.errors import DatasetError
 from oxidicom.dicom.head import (
+    INFLATE_INPUT_STEP,
+    INFLATE_STEP,
     MAX_DECODED_BYTES,
     MAX_DEPTH,
+    MAX_ELEMENTS,
+    MAX_INFLATED,
     MAX_VALUE_LENGTH,
     HeadFields,
     HeadParser,
@@ -462,16 +468,16 @@ class _Zeros:
 HUGE = 50_000_000
 
 
-def huge_private_pieces(ts: str):
+def huge_private_pieces(ts: str, size: int = HUGE):
     ds = base_dataset()
     low, high = split_dataset(ds, 0x00100000, ts)
     if ts == ImplicitVRLittleEndian:
         creator = le_implicit(0x00090010, b"OXI ")
-        header = struct.pack("<HHL", 0x0009, 0x1001, HUGE)
+        header = struct.pack("<HHL", 0x0009, 0x1001, size)
     else:
         creator = le_explicit(0x00090010, b"LO", b"OXI ")
-        header = b"\x09\x00\x01\x10OB\x00\x00" + struct.pack("<L", HUGE)
-    return ds, [low, creator, header], _Zeros(HUGE), [high]
+        header = b"\x09\x00\x01\x10OB\x00\x00" + struct.pack("<L", size)
+    return ds, [low, creator, header], _Zeros(size), [high]
 
 
 @pytest.mark.parametrize("ts", [ImplicitVRLittleEndian, ExplicitVRLittleEndian])
@@ -498,8 +504,10 @@ def test_huge_private_element_is_skipped_not_buffered(ts: str) -> None:
 
 
 def test_huge_private_element_deflated() -> None:
+    """As large as the inflated bytes before (0020,0013) may be (MAX_INFLATED)."""
     ts = DeflatedExplicitVRLittleEndian
-    ds, before, zeros, after = huge_private_pieces(ExplicitVRLittleEndian)
+    size = MAX_INFLATED - 4096
+    ds, before, zeros, after = huge_private_pieces(ExplicitVRLittleEndian, size)
     compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
     parser = HeadParser(ts)
     max_buf = 0
@@ -531,6 +539,249 @@ def test_deflate_bomb_of_tiny_elements_is_refused() -> None:
         parser.finish()
     assert info.value.status == 0xC000
     assert "elements" in info.value.comment
+
+
+# -- cost: the walk to (0020,0013) is capped, not timed ---------------------------------
+#
+# What one head may cost on the event loop is bounded by MAX_ELEMENTS elements walked and
+# MAX_INFLATED bytes inflated; these tests count the work (elements, bytes, calls), the
+# times are in benches/head_walk_cost.py.
+
+
+def empty_elements(ts: str, n: int, vr: bytes = b"LO") -> bytes:
+    """``n`` empty private elements (0009,1001); the walk reads them in any order."""
+    if ts == ImplicitVRLittleEndian:
+        return struct.pack("<HHL", 0x0009, 0x1001, 0) * n
+    order = ">" if ts == ExplicitVRBigEndian else "<"
+    if vr in (b"OB", b"SQ", b"UN"):
+        return struct.pack(order + "HH2sHL", 0x0009, 0x1001, vr, 0, 0) * n
+    return struct.pack(order + "HH2sH", 0x0009, 0x1001, vr, 0) * n
+
+
+def in_an_item(ts: str, content: bytes) -> bytes:
+    """``content`` in one item of a sequence, both of undefined length: 4 more units."""
+    order = ">" if ts == ExplicitVRBigEndian else "<"
+    if ts == ImplicitVRLittleEndian:
+        sq = struct.pack("<HHL", 0x0009, 0x1000, 0xFFFFFFFF)
+    else:
+        sq = struct.pack(order + "HH2sHL", 0x0009, 0x1000, b"SQ", 0, 0xFFFFFFFF)
+    return (
+        sq
+        + struct.pack(order + "HHL", 0xFFFE, 0xE000, 0xFFFFFFFF)
+        + content
+        + struct.pack(order + "HHL", 0xFFFE, 0xE00D, 0)
+        + struct.pack(order + "HHL", 0xFFFE, 0xE0DD, 0)
+    )
+
+
+def deflated(data: bytes) -> bytes:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return compressor.compress(data) + compressor.flush()
+
+
+def with_filler(ts: str, filler: bytes) -> tuple[bytes, HeadFields, int]:
+    """base_dataset() with ``filler`` (private group 0009) inserted: (bytes to send in
+    ``ts``, the fields, the elements the walk counts without the filler)."""
+    plain_ts = ExplicitVRLittleEndian if ts == DeflatedExplicitVRLittleEndian else ts
+    ds = base_dataset()
+    low, high = split_dataset(ds, 0x00090000, plain_ts)
+    parser = HeadParser(plain_ts)
+    parser.feed(low + high)
+    parser.finish()
+    data = low + filler + high
+    return (deflated(data) if plain_ts != ts else data), expected(ds), parser._count
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["top-level", "in-an-item"])
+@pytest.mark.parametrize("ts", ENCODINGS)
+def test_a_head_of_max_elements_is_stored_one_more_is_refused(ts: str, nested: bool) -> None:
+    """Exactly at the cap, whatever the fragments; one element more is C000."""
+
+    def data(extra: int) -> tuple[bytes, HeadFields]:
+        _data, _fields, base = with_filler(ts, b"")
+        n = MAX_ELEMENTS - base - (4 if nested else 0) + extra
+        filler = empty_elements(ts, n)
+        data, fields, _base = with_filler(ts, in_an_item(ts, filler) if nested else filler)
+        return data, fields
+
+    at_cap, fields = data(0)
+    over_cap, _fields = data(1)
+    for sizes in ([len(at_cap)], [16384], [7, 1000, 13]):
+        assert feed_chunks(ts, at_cap, sizes) == fields
+        with pytest.raises(DatasetError) as info:
+            feed_chunks(ts, over_cap, sizes)
+        assert info.value.status == 0xC000
+        assert info.value.comment == (
+            f"head over limit: more than {MAX_ELEMENTS} elements before (0020,0013)"
+        )
+
+
+@pytest.mark.parametrize(
+    ("nested", "vr"), [(False, b"LO"), (True, b"LO"), (True, b"OB")], ids=["top", "item", "ob"]
+)
+@pytest.mark.parametrize("ts", ENCODINGS)
+def test_a_fragment_of_many_elements_stops_at_the_cap(ts: str, nested: bool, vr: bytes) -> None:
+    """The cap holds inside one fragment: on main a 16 MiB fragment walked 2 million."""
+    filler = empty_elements(ts, 4 * MAX_ELEMENTS, vr)
+    data, _fields, _base = with_filler(ts, in_an_item(ts, filler) if nested else filler)
+    parser = HeadParser(ts)
+    assert parser.feed(data)
+    assert parser._count <= MAX_ELEMENTS + 2
+    with pytest.raises(DatasetError) as info:
+        parser.finish()
+    assert info.value.status == 0xC000
+    assert "elements" in info.value.comment
+
+
+@pytest.mark.parametrize("ts", [ImplicitVRLittleEndian, ExplicitVRLittleEndian])
+def test_a_value_skipped_near_the_cap_is_skipped_in_one_span(
+    ts: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Near the cap the walk goes in short spans; a long value is still skipped by count,
+    not 8 bytes at a time."""
+    _data, _fields, base = with_filler(ts, b"")
+    size = 4 * 1024 * 1024
+    if ts == ImplicitVRLittleEndian:
+        big = struct.pack("<HHL", 0x0009, 0x1002, size) + bytes(size)
+    else:
+        big = struct.pack("<HH2sHL", 0x0009, 0x1002, b"OB", 0, size) + bytes(size)
+    filler = empty_elements(ts, MAX_ELEMENTS - base - 3) + big
+    data, fields, _base = with_filler(ts, filler)
+    walks = 0
+    feed_plain = HeadParser._feed_plain
+
+    def counted(self: HeadParser, data: bytes | bytearray | memoryview) -> None:
+        nonlocal walks
+        walks += 1
+        feed_plain(self, data)
+
+    monkeypatch.setattr(HeadParser, "_feed_plain", counted)
+    assert parse_head(ts, data) == fields
+    assert walks <= 4
+
+
+def bomb(size: int) -> bytes:
+    """A deflated head whose private value of ``size`` zeros comes before (0020,0013)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    ds = base_dataset()
+    low, high = split_dataset(ds, 0x00090000, ExplicitVRLittleEndian)
+    out = [compressor.compress(low + struct.pack("<HH2sHL", 0x0009, 0x1001, b"OB", 0, size))]
+    block = bytes(1024 * 1024)
+    for start in range(0, size, len(block)):
+        out.append(compressor.compress(block[: size - start]))
+    out.append(compressor.compress(high))
+    out.append(compressor.flush())
+    return b"".join(out)
+
+
+def test_a_deflate_bomb_stops_at_the_inflated_cap() -> None:
+    data = bomb(4 * MAX_INFLATED)
+    assert len(data) < 4 * MAX_INFLATED // 1000
+    parser = HeadParser(DeflatedExplicitVRLittleEndian)
+    assert parser.feed(data)
+    assert parser._inflated <= MAX_INFLATED + INFLATE_STEP
+    with pytest.raises(DatasetError) as info:
+        parser.finish()
+    assert info.value.status == 0xC000
+    assert info.value.comment == (
+        f"head over limit: more than {MAX_INFLATED >> 20} MiB inflated before (0020,0013)"
+    )
+
+
+class _RecordingInflater:
+    """A zlib decompressor that records how many bytes each call is given."""
+
+    def __init__(self) -> None:
+        self._inner = zlib.decompressobj(-15)
+        self.sizes: list[int] = []
+
+    def decompress(self, data: bytes | memoryview, max_length: int = 0) -> bytes:
+        self.sizes.append(len(data))
+        return self._inner.decompress(data, max_length)
+
+    @property
+    def unconsumed_tail(self) -> bytes:
+        return self._inner.unconsumed_tail
+
+    @property
+    def eof(self) -> bool:
+        return self._inner.eof
+
+
+@pytest.mark.parametrize("size", [MAX_INFLATED - 4096, 4 * MAX_INFLATED])
+def test_the_inflater_is_given_a_bounded_input_at_a_time(size: int) -> None:
+    """zlib copies the input a call leaves unused (``unconsumed_tail``): given a whole
+    16 MiB fragment, once per 64 KiB inflated, it copied gigabytes (1.2 s for a 64 KiB
+    bomb and a 15 MiB tail). Given at most INFLATE_INPUT_STEP bytes, it copies at most
+    that per call, and makes one call per step of output or input."""
+    compressed = bomb(size)
+    data = compressed + bytes(4 * 1024 * 1024)  # never reached
+    parser = HeadParser(DeflatedExplicitVRLittleEndian)
+    recorder = _RecordingInflater()
+    parser._inflater = recorder  # type: ignore[assignment]
+    parser.feed(data)
+    assert max(recorder.sizes) <= INFLATE_INPUT_STEP
+    steps = min(size, MAX_INFLATED) // INFLATE_STEP + len(compressed) // INFLATE_INPUT_STEP
+    assert len(recorder.sizes) <= steps + 4
+    assert parser.done
+
+
+def test_real_heads_are_far_below_the_caps(real_files) -> None:
+    for path, ts, data, _want in real_files:
+        parser = HeadParser(ts)
+        assert parser.feed(data), path
+        assert parser._count <= MAX_ELEMENTS // 50, path
+
+
+def siemens_like() -> Dataset:
+    """Vendor-shaped head: private (0019,10xx) before the path tags, 2 x 100 KB of
+    (0029,xxxx) after them (where Siemens keeps its CSA headers), then pixels."""
+    ds = base_dataset()
+    block = ds.private_block(0x0019, "SIEMENS MR HEADER", create=True)
+    for offset in range(0x08, 0xFF):
+        block.add_new(offset, "LO", f"value {offset}")
+    csa = ds.private_block(0x0029, "SIEMENS CSA HEADER", create=True)
+    noise = random.Random(29)
+    csa.add_new(0x10, "OB", noise.randbytes(100_000))
+    csa.add_new(0x20, "OB", noise.randbytes(100_000))
+    return ds
+
+
+@pytest.mark.parametrize("ts", ENCODINGS)
+def test_big_private_data_after_the_path_tags_is_not_walked(ts: str) -> None:
+    ds = siemens_like()
+    data = encode(ds, ts)
+    assert len(data) > 200_000
+    for sizes in ([len(data)], [16384], [1000, 7]):
+        parser = HeadParser(ts)
+        for start in range(0, len(data), sizes[0]):
+            if parser.feed(data[start : start + sizes[0]]):
+                break
+        assert parser.finish() == expected(ds)
+        assert parser._count < 300
+        assert parser._inflated <= INFLATE_STEP
+
+
+@pytest.mark.parametrize("ts", ENCODINGS)
+def test_undefined_length_references_to_2400_instances_are_stored(ts: str) -> None:
+    """What MAX_ELEMENTS leaves to a real head at the worst: a derived image whose Source
+    Image Sequence, before (0020,0013), has items of undefined length for 2 400 source
+    instances (4 units each: item, (0008,1150), (0008,1155), delimiter)."""
+    ds = base_dataset()
+    items = []
+    for i in range(2400):
+        item = Dataset()
+        item.ReferencedSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+        item.ReferencedSOPInstanceUID = f"1.2.826.0.1.3680043.2.1143.{i}"
+        item.is_undefined_length_sequence_item = True
+        items.append(item)
+    ds.SourceImageSequence = Sequence(items)
+    ds["SourceImageSequence"].is_undefined_length = True
+    data = encode(ds, ts)
+    parser = HeadParser(ts)
+    parser.feed(data)
+    assert parser.finish() == expected(ds)
+    assert 4 * 2400 < parser._count <= MAX_ELEMENTS
 
 
 # -- errors -----------------------------------------------------------------------------
@@ -723,6 +974,26 @@ text = st.text(
     alphabet=st.characters(blacklist_categories=["Cs", "Cc"], blacklist_characters="\\^="),
     max_size=20,
 )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    ts=st.sampled_from(ENCODINGS),
+    data=st.one_of(structured_bytes(), st.binary(max_size=300)),
+    cuts=st.lists(st.integers(1, 50), min_size=1, max_size=10),
+    limit=st.integers(0, 12),
+)
+def test_the_cap_does_not_depend_on_fragments(
+    ts: str, data: bytes, cuts: list[int], limit: int
+) -> None:
+    """With a cap of a few elements, the walk goes in spans of a few bytes: any cut of
+    the same bytes gives the same outcome as the whole."""
+    if ts == DeflatedExplicitVRLittleEndian:
+        data = deflated(data)
+    with patch.object(head_module, "MAX_ELEMENTS", limit):
+        whole = outcome(parse_head, ts, data)
+        assert outcome(feed_chunks, ts, data, cuts) == whole
+        assert outcome(feed_chunks, ts, data, [1]) == whole
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -21,9 +21,13 @@ Bounded memory, whatever the input:
   walking their items and delimiters (7.5.2, Table 7.5-1..3), nesting at most
   :data:`MAX_DEPTH` deep. Item and delimiter tags are always tag + 4-byte length.
 - Deflated data sets are inflated incrementally, at most :data:`INFLATE_STEP` bytes of
-  output at a time, and no more than :data:`MAX_INFLATED` bytes in all; the number of
-  elements walked is capped by :data:`MAX_ELEMENTS` (against decompression bombs made of
-  tiny elements, which would otherwise cost CPU, not memory).
+  output (from at most :data:`INFLATE_INPUT_STEP` bytes of input) at a time, and no
+  more than :data:`MAX_INFLATED` bytes in all.
+
+Bounded CPU, whatever the input: the number of elements walked before (0020,0013) is
+capped by :data:`MAX_ELEMENTS`, inside a fragment as between fragments (against heads of
+many tiny elements, plain or deflated, which cost CPU, not memory), and inflating by
+:data:`MAX_INFLATED`: a few ms per instance at most (see the constants).
 
 Errors: :meth:`HeadParser.feed` never raises. When the bytes cannot be decoded the parser
 stops (``feed`` returns ``True``) and :meth:`HeadParser.finish` raises the
@@ -67,17 +71,32 @@ MAX_VALUE_LENGTH: Final = 64 * 1024
 MAX_DECODED_BYTES: Final = 1024
 #: Deepest nesting of undefined-length sequences/items walked before giving up.
 MAX_DEPTH: Final = 64
-#: Most elements walked before (0020,0013), items and delimiters included: checked after
-#: each fragment (each :data:`INFLATE_STEP` of a deflated data set), so it bounds the CPU
-#: a deflate "bomb" of tiny elements can cost.
-MAX_ELEMENTS: Final = 500_000
+# What the walk to (0020,0013) may cost, on the event loop, whatever the peer sends
+# (benches/head_walk_cost.py, benches/results/decode-cost.md). Real heads are small: the
+# sample MR series have 37 and 88 elements and ~2 KB before (0020,0013), pydicom's 160
+# test files at most 143 elements; a Siemens instance's ~100 KB of private data comes
+# after it, in (0029,xxxx). A head over a limit gets 0xC000 (``_over_limit``), like one
+# that cannot be decoded: the instance is refused, never stored without its path fields.
+#
+#: Most elements walked before (0020,0013), items and delimiters of undefined-length
+#: sequences included (those of defined length are skipped whole, not counted). The
+#: slowest element to walk (an empty OB inside an item, deflated) costs ~0.4 us on this
+#: project's machine, so the cap bounds the walk to ~4 ms per instance (500 000 cost
+#: 0.2 s, from 12 kB sent); still 70 times the largest real head, or undefined-length
+#: references to ~2 500 instances (4 units each: item, (0008,1150), (0008,1155),
+#: delimiter). Checked inside a fragment too (``_feed_bounded``).
+MAX_ELEMENTS: Final = 10_000
 #: Fragments are walked at most this many bytes at a time, so that an undefined length
 #: (0xFFFFFFFF) can never look like a value that ends inside the fragment.
 _MAX_SPAN: Final = 1 << 30
-#: Most bytes inflated from a deflated data set before (0020,0013) (bounds zlib time).
-MAX_INFLATED: Final = 256 * 1024 * 1024
+#: Most bytes inflated from a deflated data set before (0020,0013). zlib inflates a bomb
+#: (1032:1) at ~3 GB/s here: 8 MiB is ~3 ms (256 MiB was 80 ms, from 261 kB sent), and
+#: 4 000 times a real head; only private values before (0020,0013) could be larger.
+MAX_INFLATED: Final = 8 * 1024 * 1024
 #: Most bytes inflated by one call of the decompressor.
 INFLATE_STEP: Final = 64 * 1024
+#: Most bytes of a fragment given to the decompressor at a time (see ``_feed_deflated``).
+INFLATE_INPUT_STEP: Final = 16 * 1024
 
 _LAST_TAG: Final = 0x00200013
 _UNDEFINED: Final = 0xFFFFFFFF
@@ -92,8 +111,6 @@ _LONG_VRS: Final = frozenset(
 
 _LE_TAG_LEN: Final = Struct("<HHL")  # implicit element header / item header: tag, length
 _BE_TAG_LEN: Final = Struct(">HHL")
-_LE_EXPLICIT: Final = Struct("<HH2sH")  # explicit header: tag, VR, 2-byte length
-_BE_EXPLICIT: Final = Struct(">HH2sH")
 _LE_EXPLICIT_LONG: Final = Struct("<HH2sHL")  # the same + the 4-byte length of long VRs
 _BE_EXPLICIT_LONG: Final = Struct(">HH2sHL")
 # The same with the VR as a 16-bit integer (cheaper to hash than 2 bytes).
@@ -177,6 +194,11 @@ _TEXT_DELIMITERS: Final = frozenset(TEXT_VR_DELIMS)
 _FALLBACK_ENCODINGS: Final = (DEFAULT_ENCODING,)
 _FIELD_NAMES: Final = HeadFields.__struct_fields__
 _ALL_COMPLETE: Final = [True] * _N_SLOTS  # read only
+
+
+def _over_limit(what: str) -> UndecodableDatasetError:
+    """A head that costs more to walk than we spend on one (0xC000, see the limits)."""
+    return UndecodableDatasetError(f"head over limit: more than {what} before (0020,0013)")
 
 
 def _digest(raw: bytes) -> str:
@@ -295,16 +317,8 @@ class HeadParser:
         try:
             if self._inflater is not None:
                 self._feed_deflated(data)
-            elif len(data) <= _MAX_SPAN:
-                self._feed_plain(data)
-                self._check_count()
             else:
-                view = memoryview(data)
-                for start in range(0, len(view), _MAX_SPAN):
-                    self._feed_plain(view[start : start + _MAX_SPAN])
-                    self._check_count()
-                    if self._done:
-                        break
+                self._feed_bounded(data)
         except DatasetError as exc:
             self._fail(exc)
         return self._done
@@ -334,10 +348,15 @@ class HeadParser:
     # -- internals -------------------------------------------------------------------
 
     def _check_count(self) -> None:
-        if self._count > MAX_ELEMENTS and not self._done:
-            raise UndecodableDatasetError(f"more than {MAX_ELEMENTS} elements before (0020,0013)")
+        # Also when the walk is done: whether a head is over the limit must not depend
+        # on where the fragments end.
+        if self._count > MAX_ELEMENTS:
+            raise _over_limit(f"{MAX_ELEMENTS} elements")
 
     def _fail(self, exc: DatasetError) -> None:
+        # The traceback's frames hold the caller's fragment (a memoryview, maybe of a
+        # buffer it reuses): the error outlives the call, the fragment must not.
+        exc.__traceback__ = None
         self._error = exc
         self._done = True
         self._release()
@@ -361,30 +380,67 @@ class HeadParser:
         return None
 
     def _feed_deflated(self, data: bytes | bytearray | memoryview) -> None:
-        """PS3.5 A.5: inflate in bounded steps and walk the output."""
+        """PS3.5 A.5: inflate in bounded steps and walk the output.
+
+        The input goes to zlib :data:`INFLATE_INPUT_STEP` bytes at a time: each call
+        that stops at :data:`INFLATE_STEP` bytes of output copies the input it has not
+        used into ``unconsumed_tail``, and on a whole 16 MiB fragment that copy, once per
+        64 KiB inflated, cost more than the inflating (1.2 s for a 64 KiB bomb followed
+        by 15 MiB).
+        """
         inflater = self._inflater
         if inflater is None or inflater.eof:
             return
-        chunk: bytes | bytearray | memoryview = data
-        while not self._done:
-            try:
-                out = inflater.decompress(chunk, INFLATE_STEP)
-            except zlib.error as exc:
-                msg = f"deflated data set does not inflate: {exc}"
-                raise UndecodableDatasetError(msg) from None
-            self._inflated += len(out)
-            if self._inflated > MAX_INFLATED:
-                raise UndecodableDatasetError(
-                    f"more than {MAX_INFLATED} inflated bytes before (0020,0013)"
-                )
-            if out:
-                self._feed_plain(out)
-                self._check_count()
-            if inflater.eof:
-                return
-            chunk = inflater.unconsumed_tail
-            if not chunk and len(out) < INFLATE_STEP:
-                return
+        view = memoryview(data)
+        for start in range(0, len(view), INFLATE_INPUT_STEP):
+            chunk: bytes | memoryview = view[start : start + INFLATE_INPUT_STEP]
+            while True:
+                try:
+                    out = inflater.decompress(chunk, INFLATE_STEP)
+                except zlib.error as exc:
+                    msg = f"deflated data set does not inflate: {exc}"
+                    raise UndecodableDatasetError(msg) from None
+                self._inflated += len(out)
+                if self._inflated > MAX_INFLATED:
+                    raise _over_limit(f"{MAX_INFLATED >> 20} MiB inflated")
+                if out:
+                    self._feed_bounded(out)
+                    if self._done:
+                        return
+                if inflater.eof:
+                    return
+                chunk = inflater.unconsumed_tail
+                if not chunk and len(out) < INFLATE_STEP:
+                    break
+
+    def _feed_bounded(self, data: bytes | bytearray | memoryview) -> None:
+        """Walk ``data``, never past :data:`MAX_ELEMENTS` elements, even inside a fragment.
+
+        Checking the count only between fragments let a 16 MiB fragment of 8-byte
+        elements walk 2 million of them first. Every element, item and delimiter header
+        is at least 8 bytes, so beyond the rest of a value being skipped and of a unit
+        being buffered, a span of 8 x (n + 1) bytes starts at most n + 1 of them: spans
+        that size, with the count checked after each, stop the walk within 2 elements of
+        the cap. Ordinary data is walked in one span: the head ends long before.
+        """
+        end = len(data)
+        span = self._span()
+        if end <= span:
+            self._feed_plain(data)
+            self._check_count()
+            return
+        view = memoryview(data)
+        start = 0
+        while start < end and not self._done:
+            self._feed_plain(view[start : start + span])
+            self._check_count()
+            start += span
+            span = self._span()
+
+    def _span(self) -> int:
+        """Bytes that :meth:`_feed_bounded` may walk next (see there)."""
+        pending = self._skip + (self._want - len(self._buf) if self._buf else 0)
+        return min(8 * (MAX_ELEMENTS - self._count + 1) + pending, _MAX_SPAN)
 
     def _feed_plain(self, data: bytes | bytearray | memoryview) -> None:
         off = 0
@@ -484,6 +540,7 @@ class HeadParser:
                         raise self._bad_kept(tag, length)
                     vend = vstart + length
                     if vend > end:
+                        count -= 1  # walked again, whole, with the next bytes
                         self._want = 8 + length
                         return pos
                     values[slots[tag]] = bytes(buf[vstart:vend])
@@ -565,6 +622,7 @@ class HeadParser:
                 count += 1
                 if vr in long_vrs:
                     if length4 < 0:
+                        count -= 1  # walked again, whole, with the next bytes
                         self._want = 12
                         return pos
                     length = length4
@@ -576,6 +634,7 @@ class HeadParser:
                     if length > MAX_VALUE_LENGTH:
                         raise self._bad_kept(tag, length)
                     if vend > end:
+                        count -= 1  # walked again, whole, with the next bytes
                         self._want = vend - pos
                         return pos
                     values[slots[tag]] = bytes(buf[vstart:vend])
@@ -625,9 +684,7 @@ class HeadParser:
                 tag = group << 16 | elem
                 count += 1
                 if count > MAX_ELEMENTS:
-                    raise UndecodableDatasetError(
-                        f"more than {MAX_ELEMENTS} elements before (0020,0013)"
-                    )
+                    raise _over_limit(f"{MAX_ELEMENTS} elements")
                 if not in_item:
                     if tag == _SEQUENCE_DELIMITER:
                         stack.pop()
@@ -656,12 +713,20 @@ class HeadParser:
                         self._push(False, True, False)
                         continue
                 else:
+                    # Explicit VR: the 4 bytes just read as a length are the VR and a
+                    # 2-byte length (PS3.5 Table 7.1-2); split them rather than read again
+                    # (this loop is what a hostile peer makes the walk spend its time in).
                     if big_endian:
-                        _g, _e, vr, length = _BE_EXPLICIT.unpack_from(buf, pos)
+                        vr = length >> 16
+                        long_vr = vr in _LONG_VR_CODES_BE
+                        length &= 0xFFFF
                     else:
-                        _g, _e, vr, length = _LE_EXPLICIT.unpack_from(buf, pos)
-                    if vr in _LONG_VRS:
+                        vr = length & 0xFFFF
+                        long_vr = vr in _LONG_VR_CODES_LE
+                        length >>= 16
+                    if long_vr:
                         if pos + 12 > end:
+                            count -= 1  # walked again, whole, with the next bytes
                             self._want = 12
                             return pos
                         if big_endian:
@@ -671,7 +736,7 @@ class HeadParser:
                         pos += 12
                         if length == _UNDEFINED:
                             # PS3.5 6.2.2: UN of undefined length holds implicit VR LE.
-                            if vr == b"UN":
+                            if vr == (_UN_BE if big_endian else _UN_LE):
                                 self._push(False, True, False)
                             else:
                                 self._push(False, False, big_endian)
