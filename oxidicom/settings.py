@@ -356,7 +356,9 @@ SETTINGS: tuple[Setting, ...] = (
         "8KiB/s",
         "when every association slot is taken, a new association request preempts"
         " (A-ABORT) the running association receiving least, if it received less than this"
-        " over the last 10 s (B/s, kB/s, KiB/s, MB/s, MiB/s); 0: never, reject instead",
+        " over the last 10 s (B/s, kB/s, KiB/s, MB/s, MiB/s), else the slowest association of"
+        " the host holding most slots if the newcomer's host holds at least two fewer;"
+        " 0: never, reject instead",
     ),
     Setting(
         "OXIDICOM_FSYNC",

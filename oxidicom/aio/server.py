@@ -11,6 +11,7 @@ from oxidicom import telemetry
 from oxidicom.acceptance import AcceptancePolicy
 from oxidicom.access import AccessPolicy
 from oxidicom.aio.context import ConnectionContext
+from oxidicom.aio.fairness import Holder, host_share_victim
 from oxidicom.aio.protocol import AssociationProtocol
 from oxidicom.aio.summarized import SummarizedWarning
 from oxidicom.aio.tls import server_tls_context
@@ -113,29 +114,50 @@ class ServerContext:
                 self._add_pending(self._protocols[association])
 
     def _preempt_for(self, newcomer: Association | None) -> bool:
-        """Abort the least productive association below the minimum rate, if any."""
+        """Abort one running association for ``newcomer``, if a rule allows it.
+
+        First the rate rule: the least productive association below the minimum rate.
+        Then, when none is, per-host fairness (:mod:`oxidicom.aio.fairness`): the slowest
+        association of a host holding at least two slots more than the newcomer's.
+        """
         min_rate = self.min_transfer_rate
         if not min_rate:
             return False
         now = asyncio.get_running_loop().time()
+        who = f"{newcomer.calling_ae_title}@{newcomer.peer}" if newcomer is not None else "another"
+        holders: list[Holder[AssociationProtocol]] = []
         victim: AssociationProtocol | None = None
         victim_rate = 0.0
         for holder in self._holders:
             protocol = self._protocols.get(holder)
             if protocol is None:
                 continue
-            rate = protocol.preemptible_rate(now, min_rate)
-            if rate is not None and (victim is None or rate < victim_rate):
+            rate = protocol.judged_rate(now)
+            holders.append(Holder(protocol, _host(holder.peer), rate))
+            if rate is not None and rate < min_rate and (victim is None or rate < victim_rate):
                 victim, victim_rate = protocol, rate
-        if victim is None:
+        if victim is not None:
+            received, span = victim.meter.recent(now)
+            telemetry.association_preempted(telemetry.PREEMPTED_BELOW_MIN_RATE)
+            victim.preempt(
+                f"{received} bytes received in the last {span:.1f} s ({victim_rate:.0f} B/s,"
+                f" below OXIDICOM_MIN_TRANSFER_RATE={min_rate} B/s over {WINDOW:g} s),"
+                f" its slot goes to {who}"
+            )
+            return True
+        if newcomer is None:
             return False
-        received, span = victim.meter.recent(now)
-        who = f"{newcomer.calling_ae_title}@{newcomer.peer}" if newcomer is not None else "another"
-        telemetry.association_preempted()
-        victim.preempt(
-            f"{received} bytes received in the last {span:.1f} s ({victim_rate:.0f} B/s, below"
-            f" OXIDICOM_MIN_TRANSFER_RATE={min_rate} B/s over {WINDOW:g} s),"
-            f" its slot goes to {who}"
+        share = host_share_victim(holders, _host(newcomer.peer))
+        if share is None:
+            return False
+        protocol = share.holder.item
+        received, span = protocol.meter.recent(now)
+        telemetry.association_preempted(telemetry.PREEMPTED_HOST_SHARE)
+        protocol.preempt(
+            f"{share.holder.host} holds {share.host_holds} of the {self.max_associations}"
+            f" slots and {_host(newcomer.peer)} {share.newcomer_holds}; this is the slowest of"
+            f" {share.holder.host}'s ({received} bytes in the last {span:.1f} s), its slot goes"
+            f" to {who}"
         )
         return True
 
@@ -179,6 +201,11 @@ class ServerContext:
     def flush_logs(self) -> None:
         """Log what summarized warnings have counted so far (at shutdown)."""
         self._evictions.flush()
+
+
+def _host(peer: str) -> str:
+    """The address of ``host:port`` (IPv6 addresses have colons of their own)."""
+    return peer.rpartition(":")[0]
 
 
 class Receiver:

@@ -54,4 +54,6 @@ async def test_a_preempted_association_and_evicted_connections_are_counted(
     name = "oxidicom.connections.evicted"
     assert value(evicted, name) - value(before, name) == 3
     name = "oxidicom.associations.preempted"
-    assert value(after, name) - value(before, name) == 1
+    reason = {"oxidicom.preempt.reason": "below_min_rate"}
+    assert value(after, name, **reason) - value(before, name, **reason) == 1
+    assert value(after, name, **{"oxidicom.preempt.reason": "host_share"}) == 0
