@@ -346,8 +346,8 @@ SETTINGS: tuple[Setting, ...] = (
         "max_pending_connections",
         _int_between(1, 100_000),
         "64",
-        "connections without an association (not yet requested, rejected, ended) kept"
-        " open at once; beyond it the oldest is closed",
+        "connections without an association (in the TLS handshake, not yet requested,"
+        " rejected, ended) kept open at once; beyond it the oldest is closed",
     ),
     Setting(
         "OXIDICOM_MIN_TRANSFER_RATE",

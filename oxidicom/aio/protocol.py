@@ -302,6 +302,11 @@ class AssociationProtocol(asyncio.Protocol):
     # -- limits and shutdown -------------------------------------------------------------
 
     @property
+    def peer(self) -> str:
+        """``host:port`` of the peer, for the log."""
+        return self.association.peer if self.association is not None else "?"
+
+    @property
     def is_open(self) -> bool:
         """True until the transport is closing or gone."""
         return not self._lost and self.transport is not None and not self.transport.is_closing()
