@@ -334,8 +334,10 @@ At most 128 presentation contexts are accepted in one request.
 process (`OXIDICOM_LISTENER_THREADS`). When all are running, a new request preempts the
 running association that received least over the last 10 s, if that is less than
 {min_rate} (`OXIDICOM_MIN_TRANSFER_RATE`; 0 disables it) and the association is at least
-2 s old and not waiting for local storage: that association gets A-ABORT (source
-service-user, 0), which drops only an instance not yet answered. Otherwise the request is
+2 s old and not waiting for local storage; failing that, the slowest such association of
+the host (network address) holding the most associations, if the requestor's host holds
+at least two fewer. That association gets A-ABORT (source service-user, 0), which drops
+only an instance not yet answered. Otherwise the request is
 rejected with A-ASSOCIATE-RJ, result transient (2), source service-provider presentation
 related (3), reason local limit exceeded (2), so that the sender can retry. Several
 receiver processes (`OXIDICOM_WORKERS`, default 1) or replicas can serve one port or one

@@ -347,8 +347,8 @@ SETTINGS: tuple[Setting, ...] = (
         "max_pending_connections",
         _int_between(1, 100_000),
         "64",
-        "connections without an association (not yet requested, rejected, ended) kept"
-        " open at once; beyond it the oldest is closed",
+        "connections without an association (in the TLS handshake, not yet requested,"
+        " rejected, ended) kept open at once; beyond it the oldest is closed",
     ),
     Setting(
         "OXIDICOM_MIN_TRANSFER_RATE",
@@ -357,7 +357,9 @@ SETTINGS: tuple[Setting, ...] = (
         "8KiB/s",
         "when every association slot is taken, a new association request preempts"
         " (A-ABORT) the running association receiving least, if it received less than this"
-        " over the last 10 s (B/s, kB/s, KiB/s, MB/s, MiB/s); 0: never, reject instead",
+        " over the last 10 s (B/s, kB/s, KiB/s, MB/s, MiB/s), else the slowest association of"
+        " the host holding most slots if the newcomer's host holds at least two fewer;"
+        " 0: never, reject instead",
     ),
     Setting(
         "OXIDICOM_FSYNC",

@@ -302,6 +302,11 @@ class AssociationProtocol(asyncio.Protocol):
     # -- limits and shutdown -------------------------------------------------------------
 
     @property
+    def peer(self) -> str:
+        """``host:port`` of the peer, for the log."""
+        return self.association.peer if self.association is not None else "?"
+
+    @property
     def is_open(self) -> bool:
         """True until the transport is closing or gone."""
         return not self._lost and self.transport is not None and not self.transport.is_closing()
@@ -311,16 +316,21 @@ class AssociationProtocol(asyncio.Protocol):
         if self.transport is not None:
             self._close(self.transport)
 
-    def preemptible_rate(self, now: float, min_rate: float) -> float | None:
-        """This association's rate (bytes/s) if it may be preempted for a newcomer.
+    def judged_rate(self, now: float) -> float | None:
+        """This association's rate (bytes/s) if it may be preempted at all, else None.
 
-        Only an established association that receives less than ``min_rate`` and is
-        not waiting for our own storage (then we are the slow one, not the peer).
+        Only an established association past its grace period and not waiting for our
+        own storage (then we are the slow one, not the peer).
         """
         conn = self.conn
         if conn is None or conn.state is not State.STA6 or self._blocked or not self.is_open:
             return None
-        return self.meter.shortfall(now, min_rate)
+        return self.meter.rate(now)
+
+    def preemptible_rate(self, now: float, min_rate: float) -> float | None:
+        """This association's rate (bytes/s) if it may be preempted and is below ``min_rate``."""
+        rate = self.judged_rate(now)
+        return rate if rate is not None and rate < min_rate else None
 
     def preempt(self, reason: str) -> None:
         """A-ABORT now, so that another peer gets this association's slot.

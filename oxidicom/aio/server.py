@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import socket
+from collections.abc import Callable
+from typing import Protocol
 
 from oxidicom import telemetry
 from oxidicom.acceptance import AcceptancePolicy
 from oxidicom.access import AccessPolicy
 from oxidicom.aio.context import ConnectionContext
+from oxidicom.aio.fairness import Holder, host_share_victim
 from oxidicom.aio.protocol import AssociationProtocol
 from oxidicom.aio.summarized import SummarizedWarning, SummarizedWarnings
-from oxidicom.aio.tls import server_tls_context
+from oxidicom.aio.tls import TLSHandshake, server_tls_context
 from oxidicom.aio.transfer_rate import WINDOW
 from oxidicom.association import Association
 from oxidicom.notify.base import Notifier
@@ -22,6 +26,18 @@ from oxidicom.settings import Settings
 from oxidicom.storage.writer import Store
 
 log = logging.getLogger("oxidicom.server")
+
+
+class PendingConnection(Protocol):
+    """An open connection that holds no association slot (see ServerContext._add_pending)."""
+
+    @property
+    def peer(self) -> str: ...
+
+    @property
+    def is_open(self) -> bool: ...
+
+    def evict(self) -> None: ...
 
 
 class ServerContext:
@@ -53,7 +69,9 @@ class ServerContext:
         self.connections: set[AssociationProtocol] = set()
         #: Open connections holding no association slot, oldest first (see connection_opened).
         self.max_pending = settings.max_pending_connections
-        self._pending: dict[AssociationProtocol, None] = {}
+        self._pending: dict[PendingConnection, None] = {}
+        #: TLS connections whose handshake is not over (they are pending too).
+        self.handshakes: set[TLSHandshake] = set()
         self._protocols: dict[Association, AssociationProtocol] = {}
         #: The associations that hold a slot (acquire_slot to release_slot).
         self._holders: dict[Association, None] = {}
@@ -119,29 +137,50 @@ class ServerContext:
                 self._add_pending(self._protocols[association])
 
     def _preempt_for(self, newcomer: Association | None) -> bool:
-        """Abort the least productive association below the minimum rate, if any."""
+        """Abort one running association for ``newcomer``, if a rule allows it.
+
+        First the rate rule: the least productive association below the minimum rate.
+        Then, when none is, per-host fairness (:mod:`oxidicom.aio.fairness`): the slowest
+        association of a host holding at least two slots more than the newcomer's.
+        """
         min_rate = self.min_transfer_rate
         if not min_rate:
             return False
         now = asyncio.get_running_loop().time()
+        who = f"{newcomer.calling_ae_title}@{newcomer.peer}" if newcomer is not None else "another"
+        holders: list[Holder[AssociationProtocol]] = []
         victim: AssociationProtocol | None = None
         victim_rate = 0.0
         for holder in self._holders:
             protocol = self._protocols.get(holder)
             if protocol is None:
                 continue
-            rate = protocol.preemptible_rate(now, min_rate)
-            if rate is not None and (victim is None or rate < victim_rate):
+            rate = protocol.judged_rate(now)
+            holders.append(Holder(protocol, _host(holder.peer), rate))
+            if rate is not None and rate < min_rate and (victim is None or rate < victim_rate):
                 victim, victim_rate = protocol, rate
-        if victim is None:
+        if victim is not None:
+            received, span = victim.meter.recent(now)
+            telemetry.association_preempted(telemetry.PREEMPTED_BELOW_MIN_RATE)
+            victim.preempt(
+                f"{received} bytes received in the last {span:.1f} s ({victim_rate:.0f} B/s,"
+                f" below OXIDICOM_MIN_TRANSFER_RATE={min_rate} B/s over {WINDOW:g} s),"
+                f" its slot goes to {who}"
+            )
+            return True
+        if newcomer is None:
             return False
-        received, span = victim.meter.recent(now)
-        who = f"{newcomer.calling_ae_title}@{newcomer.peer}" if newcomer is not None else "another"
-        telemetry.association_preempted()
-        victim.preempt(
-            f"{received} bytes received in the last {span:.1f} s ({victim_rate:.0f} B/s, below"
-            f" OXIDICOM_MIN_TRANSFER_RATE={min_rate} B/s over {WINDOW:g} s),"
-            f" its slot goes to {who}"
+        share = host_share_victim(holders, _host(newcomer.peer))
+        if share is None:
+            return False
+        protocol = share.holder.item
+        received, span = protocol.meter.recent(now)
+        telemetry.association_preempted(telemetry.PREEMPTED_HOST_SHARE)
+        protocol.preempt(
+            f"{share.holder.host} holds {share.host_holds} of the {self.max_associations}"
+            f" slots and {_host(newcomer.peer)} {share.newcomer_holds}; this is the slowest of"
+            f" {share.holder.host}'s ({received} bytes in the last {span:.1f} s), its slot goes"
+            f" to {who}"
         )
         return True
 
@@ -157,16 +196,27 @@ class ServerContext:
         if protocol.association is not None:
             self._protocols.pop(protocol.association, None)
 
+    def handshake_started(self, handshake: TLSHandshake) -> None:
+        """A TLS connection was accepted: pending from now on, like a plain one."""
+        self.handshakes.add(handshake)
+        self._add_pending(handshake)
+
+    def handshake_ended(self, handshake: TLSHandshake) -> None:
+        """Its handshake is over: failed, or the association protocol takes it over."""
+        self.handshakes.discard(handshake)
+        self._pending.pop(handshake, None)
+
     @property
     def pending_connections(self) -> int:
         return len(self._pending)
 
-    def _add_pending(self, protocol: AssociationProtocol) -> None:
+    def _add_pending(self, protocol: PendingConnection) -> None:
         """Track a connection without an association; close the oldest beyond the cap.
 
-        Connections that hold no slot (waiting for the A-ASSOCIATE-RQ, or for the peer
-        to close after a reject, release or abort) cost a file descriptor each and do no
-        work: a flood of them must not exhaust descriptors. Closing the *oldest* keeps
+        Connections that hold no slot (in the TLS handshake, waiting for the
+        A-ASSOCIATE-RQ, or for the peer to close after a reject, release or abort) cost
+        a file descriptor each and do no work: a flood of them must not exhaust
+        descriptors. Closing the *oldest* keeps
         the door open: a real peer sends its request within milliseconds of connecting,
         so only connections that linger are ever closed.
         """
@@ -177,15 +227,18 @@ class ServerContext:
             oldest = next(iter(self._pending))
             del self._pending[oldest]
             telemetry.connection_evicted()
-            self._evictions.occurred(
-                oldest.association.peer if oldest.association is not None else "?"
-            )
+            self._evictions.occurred(oldest.peer)
             oldest.evict()
 
     def flush_logs(self) -> None:
         """Log what summarized warnings have counted so far (at shutdown)."""
         self._evictions.flush()
         self.rejections.flush()
+
+
+def _host(peer: str) -> str:
+    """The address of ``host:port`` (IPv6 addresses have colons of their own)."""
+    return peer.rpartition(":")[0]
 
 
 class Receiver:
@@ -208,17 +261,17 @@ class Receiver:
         loop = asyncio.get_running_loop()
         settings = self.context.settings
 
-        def factory() -> ConnectionContext:
+        def association() -> ConnectionContext:
             return ConnectionContext(AssociationProtocol(self.context))
 
         tls = server_tls_context(settings)
-        # A TLS handshake happens before the protocol sees the connection: bound it by
-        # ARTIM too, or idle TLS connections would escape the pending-connection cap.
-        handshake = {"ssl_handshake_timeout": settings.artim_timeout} if tls else {}
+        factory: Callable[[], asyncio.Protocol] = association
+        if tls is not None:
+            # TCP first, then our own handshake: pending (and evictable) from the accept.
+            factory = functools.partial(TLSHandshake, self.context, tls, association)
+
         if sock is not None:
-            self._server = await loop.create_server(
-                factory, sock=sock, backlog=512, ssl=tls, **handshake
-            )
+            self._server = await loop.create_server(factory, sock=sock, backlog=512)
         else:
             self._server = await loop.create_server(
                 factory,
@@ -226,8 +279,6 @@ class Receiver:
                 port=settings.listener_port,
                 reuse_address=True,
                 backlog=512,
-                ssl=tls,
-                **handshake,
             )
 
     async def stop(self, timeout: float) -> None:
@@ -236,6 +287,8 @@ class Receiver:
         context.accepting = False
         if self._server is not None:
             self._server.close()
+        for handshake in list(context.handshakes):
+            handshake.evict()  # no association yet, and none will be accepted now
         pending = [p.closed for p in context.connections]
         if pending:
             log.info("waiting up to %.0f s for %d connection(s) to finish", timeout, len(pending))

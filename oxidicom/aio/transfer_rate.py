@@ -59,17 +59,22 @@ class TransferMeter:
         covered_from = self._bucket_end - self._width * len(self._counts)
         return sum(self._counts), now - max(covered_from, self.started)
 
+    def rate(self, now: float) -> float | None:
+        """The measured rate (bytes/s), or None for an association younger than :data:`GRACE`."""
+        if now - self.started < GRACE:
+            return None
+        received, span = self.recent(now)
+        return received / span if span > 0 else None
+
     def shortfall(self, now: float, min_rate: float) -> float | None:
         """The measured rate (bytes/s) when it is below ``min_rate``, else None.
 
         None as well for an association younger than :data:`GRACE`.
         """
-        if now - self.started < GRACE:
+        rate = self.rate(now)
+        if rate is None or rate >= min_rate:
             return None
-        received, span = self.recent(now)
-        if span <= 0 or received >= min_rate * span:
-            return None
-        return received / span
+        return rate
 
     def _roll(self, now: float) -> None:
         counts = self._counts

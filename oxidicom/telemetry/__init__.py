@@ -212,9 +212,15 @@ def lonk_dropped(reason: str) -> None:
     TALLIES.lonk_dropped[reason] += 1
 
 
-def association_preempted() -> None:
-    """A running association was aborted to give its slot to a new one."""
-    TALLIES.associations_preempted += 1
+#: ``oxidicom.preempt.reason``: the association received less than the minimum rate.
+PREEMPTED_BELOW_MIN_RATE = "below_min_rate"
+#: ``oxidicom.preempt.reason``: its host held at least two slots more than the newcomer's.
+PREEMPTED_HOST_SHARE = "host_share"
+
+
+def association_preempted(reason: str) -> None:
+    """A running association was aborted to give its slot to a new one, for ``reason``."""
+    TALLIES.associations_preempted[reason] += 1
 
 
 def connection_evicted() -> None:

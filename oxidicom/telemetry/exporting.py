@@ -125,7 +125,10 @@ def _register_instruments(meter_provider: MeterProvider) -> Histogram:
         ]
 
     def preempted(_: CallbackOptions) -> Iterable[Observation]:
-        return _observe(tallies.associations_preempted)
+        return [
+            Observation(n, {"oxidicom.preempt.reason": reason})
+            for reason, n in list(tallies.associations_preempted.items())
+        ]
 
     def evicted(_: CallbackOptions) -> Iterable[Observation]:
         return _observe(tallies.connections_evicted)
@@ -179,7 +182,7 @@ def _register_instruments(meter_provider: MeterProvider) -> Histogram:
         "oxidicom.associations.preempted",
         [preempted],
         "{association}",
-        "associations aborted to give their slot to a new one (below the minimum rate)",
+        "associations aborted to give their slot to a new one, by oxidicom.preempt.reason",
     )
     counter(
         "oxidicom.connections.evicted",

@@ -39,8 +39,9 @@ class Tallies:
         self.active_associations = 0
         #: By oxidicom.reject.reason (``too_many_associations``, ...).
         self.associations_rejected: Counter[str] = Counter()
-        #: Aborted to give their slot to a new association (below the minimum rate).
-        self.associations_preempted = 0
+        #: Aborted to give their slot to a new association, by oxidicom.preempt.reason
+        #: (``below_min_rate``, ``host_share``).
+        self.associations_preempted: Counter[str] = Counter()
         #: Connections without an association closed beyond the pending cap.
         self.connections_evicted = 0
         self.registrations_published = 0

@@ -64,8 +64,14 @@ class RawPeer:
     received: list[ul.PDU] = field(default_factory=list)
 
     @classmethod
-    def connect(cls, port: int) -> RawPeer:
-        sock = socket.create_connection(("127.0.0.1", port), timeout=READ_TIMEOUT)
+    def connect(cls, port: int, source: str | None = None) -> RawPeer:
+        """Connect to the receiver on 127.0.0.1, from ``source`` (another loopback
+        address such as 127.0.0.2 is another host to the receiver)."""
+        sock = socket.create_connection(
+            ("127.0.0.1", port),
+            timeout=READ_TIMEOUT,
+            source_address=(source, 0) if source is not None else None,
+        )
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return cls(sock)
 

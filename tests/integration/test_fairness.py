@@ -271,6 +271,145 @@ def test_an_association_storing_steadily_is_not_preempted(tuned: RunningReceiver
     assert "preempted" not in tuned.log()
 
 
+# -- one host holding every slot above the minimum rate ------------------------------------------
+
+#: Loopback addresses other than 127.0.0.1 are other hosts to the receiver (storescu,
+#: the newcomer, connects from 127.0.0.1).
+ATTACKER = "127.0.0.2"
+HONEST = "127.0.0.3"
+#: What each draining peer sends per half second: 32 KiB/s, four times the default
+#: minimum rate, so that the rate rule never sees it below (not even on a loaded machine).
+DRAIN_CHUNK = 16 * 1024
+_PREEMPTED_ANY = re.compile(
+    r"association from (\w+)@([\d.]+):(\d+) preempted: (.*), its slot goes to (\S+)"
+)
+
+
+class DrainingPeers:
+    """Peers that each start a C-STORE the receiver refuses at once (the command names
+    another SOP instance than the data set: A900), then keep sending more of its data
+    set, which is read and thrown away, forever: bytes, but no progress."""
+
+    def __init__(self, port: int, count: int, source: str) -> None:
+        uid, dataset = instance_bytes()
+        command = encode_request(
+            CommandField.C_STORE_RQ,
+            1,
+            affected_sop_class_uid=MR_STORAGE,
+            affected_sop_instance_uid=f"{uid}.999",  # not the data set's: refused
+            has_dataset=True,
+            priority=0,
+        )
+        self.peers: list[RawPeer] = []
+        for _ in range(count):
+            peer = RawPeer.connect(port, source)
+            self.peers.append(peer)
+            peer.associate(associate_rq(contexts=STORE_CONTEXTS))
+            peer.send(pdata(3, True, True, command) + pdata(3, False, False, dataset))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._drip, daemon=True)
+        self._thread.start()
+
+    def _drip(self) -> None:
+        chunk = pdata(3, False, False, b"\0" * DRAIN_CHUNK)
+        while not self._stop.wait(0.5):
+            for peer in self.peers:
+                with contextlib.suppress(OSError):  # the preempted one
+                    peer.send(chunk)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        for peer in self.peers:
+            peer.close()
+
+
+@pytest.mark.parametrize(
+    "tuned", [{"OXIDICOM_LISTENER_THREADS": "8", "OXIDICOM_IDLE_TIMEOUT": "120s"}], indirect=True
+)
+def test_one_host_draining_refused_data_sets_in_every_slot_does_not_lock_storescu_out(
+    tuned: RunningReceiver, sample_data: Path
+) -> None:
+    require_tool(STORESCU)
+    attack = DrainingPeers(tuned.port, 8, ATTACKER)
+    try:
+        threading.Event().wait(GRACE + 1.0)  # every slot held past the grace: the scenario
+        source = sorted((sample_data / "SAG-anon").glob("*.dcm"))[0]
+        result = storescu(tuned, source)
+        assert result.returncode == 0, result.stderr
+        assert len(tuned.stored_files()) == 1
+        [match] = _PREEMPTED_ANY.finditer(tuned.log())
+        assert match.group(1, 2) == ("RAWPEER", ATTACKER)
+        assert match.group(4).startswith(f"{ATTACKER} holds 8 of the 8 slots and 127.0.0.1 0")
+        assert match.group(5).startswith("OXITESTORTHANC@127.0.0.1:")
+        [preempted] = [p for p in attack.peers if p.sock.getsockname()[1] == int(match.group(3))]
+        # Its refused C-STORE is never answered (that waits for the end of the data set):
+        # one A-ABORT, then the close.
+        assert preempted.read_until_closed() == [ul.Abort(0, 0)]
+    finally:
+        attack.close()
+
+
+@pytest.mark.parametrize(
+    "tuned", [{"OXIDICOM_LISTENER_THREADS": "3", "OXIDICOM_IDLE_TIMEOUT": "120s"}], indirect=True
+)
+def test_a_steady_sender_keeps_its_slot_while_the_host_holding_most_gives_one_up(
+    tuned: RunningReceiver, sample_data: Path
+) -> None:
+    require_tool(STORESCU)
+    uid, dataset = instance_bytes(rows=256, columns=256)  # 128 KiB of pixels
+    honest = RawPeer.connect(tuned.port, HONEST)
+    honest.associate(associate_rq(calling="HONEST", contexts=STORE_CONTEXTS))
+    stop = threading.Event()
+    statuses: list[int] = []
+
+    def store() -> None:
+        while not stop.is_set():
+            statuses.append(honest.c_store(dataset, uid, context_id=3))
+
+    storing = threading.Thread(target=store)
+    storing.start()
+    attack = DrainingPeers(tuned.port, 2, ATTACKER)
+    try:
+        threading.Event().wait(GRACE + 1.0)  # every slot held past the grace: the scenario
+        source = sorted((sample_data / "SAG-anon").glob("*.dcm"))[0]
+        result = storescu(tuned, source)
+        assert result.returncode == 0, result.stderr
+        [match] = _PREEMPTED_ANY.finditer(tuned.log())
+        assert match.group(1, 2) == ("RAWPEER", ATTACKER)
+        assert match.group(4).startswith(f"{ATTACKER} holds 2 of the 3 slots")
+    finally:
+        stop.set()
+        storing.join(30)
+        attack.close()
+    assert statuses and set(statuses) == {0x0000}
+    honest.release()
+    honest.close()
+
+
+@pytest.mark.parametrize(
+    "tuned",
+    [{"OXIDICOM_LISTENER_THREADS": "2", "OXIDICOM_MIN_TRANSFER_RATE": "0"}],
+    indirect=True,
+)
+def test_with_a_minimum_rate_of_zero_one_host_may_hold_every_slot(tuned: RunningReceiver) -> None:
+    holders = [RawPeer.connect(tuned.port, ATTACKER) for _ in range(2)]
+    try:
+        for holder in holders:
+            holder.associate()
+        threading.Event().wait(GRACE + 0.5)  # past the grace
+        with RawPeer.connect(tuned.port) as newcomer:
+            newcomer.send(associate_rq())
+            assert newcomer.read_until_closed() == [reject_busy()]
+        for holder in holders:
+            assert holder.c_echo() == 0x0000  # still there
+            holder.release()
+    finally:
+        for holder in holders:
+            holder.close()
+    assert "preempted" not in tuned.log()
+
+
 # -- a flood of idle connections ---------------------------------------------------------------
 
 

@@ -4,7 +4,9 @@ certificates required. Certificates are made for each run with the openssl CLI.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -165,3 +167,45 @@ def test_unusable_certificate_stops_the_start_with_one_line(tmp_path: Path) -> N
         f"oxidicom: cannot use OXIDICOM_TLS_CERTIFICATE={str(missing)!r}"
         f" / OXIDICOM_TLS_KEY=None: No such file or directory"
     ]
+
+
+def _open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_connections_in_the_tls_handshake_count_as_pending(pki: Pki, tmp_path: Path) -> None:
+    # 300 connections that never send a ClientHello, with room for 10 pending ones, and
+    # an ARTIM (the handshake's timeout) far beyond the test: only eviction closes them.
+    env = {
+        **tls_env(pki, mutual=True),
+        "OXIDICOM_MAX_PENDING_CONNECTIONS": "10",
+        "OXIDICOM_ARTIM_TIMEOUT": "300s",
+    }
+    receiver = start_receiver(tmp_path, env)
+    pid = receiver.process.pid
+    credentials = ("+tls", pki.client.key, pki.client.cert, "+cf", pki.ca.cert)
+    try:
+        assert echo(receiver, *credentials).returncode == 0
+        baseline = _open_fds(pid)
+        flood = [socket.create_connection(("127.0.0.1", receiver.port)) for _ in range(300)]
+        try:
+            # The receiver accepts in order, so once this client is served, every
+            # connection of the flood has been accepted (and all but 10 evicted).
+            during = echo(receiver, *credentials)
+            assert during.returncode == 0, during.stderr
+            # Up to 10 pending ones, and echoscu's, which may still be closing.
+            assert _open_fds(pid) <= baseline + 10 + 2, (baseline, _open_fds(pid))
+            for sock in flood[:290]:
+                sock.settimeout(30)
+                with contextlib.suppress(ConnectionResetError):  # closed: EOF or reset
+                    assert sock.recv(1) == b""  # by the receiver, oldest first
+        finally:
+            for sock in flood:
+                sock.close()
+        after = echo(receiver, *credentials)
+        assert after.returncode == 0, after.stderr
+    finally:
+        assert receiver.stop() == 0
+    log = receiver.log()
+    assert "Traceback" not in log
+    assert re.search(r"closing connection from 127\.0\.0\.1:\d+: more than 10 connections", log)
