@@ -1,0 +1,268 @@
+"""The DICOMweb listener: aiohttp on the receiver's event loop, STOW-RS only.
+
+``POST /dicom-web/studies`` and ``POST /dicom-web/studies/{StudyInstanceUID}``
+(PS3.18 10.5). Before a byte of the body is read (also when the client waits for
+``Expect: 100-continue``), a request is checked in this order: the receiver is not
+stopping (503), its credentials (401, or 503 while too many password checks wait), its
+Content-Type (415/400), its Content-Length (413), the study UID of the path (400), and a
+free request slot (503: at most OXIDICOM_LISTENER_THREADS requests at once). Then its
+parts are stored one after the other (:mod:`oxidicom.dicomweb.ingest`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Callable
+from typing import Final
+
+from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.multipart import BodyPartReader
+from aiohttp.web_urldispatcher import _default_expect_handler
+
+from oxidicom.acceptance import AcceptancePolicy
+from oxidicom.aio.tls import server_tls_context
+from oxidicom.dicomweb.auth import Allowed, Authenticator, Refused
+from oxidicom.dicomweb.ingest import StowRequest
+from oxidicom.dicomweb.multipart import (
+    Budget,
+    ClientStalled,
+    RequestTooLarge,
+    check_content_type,
+    part_chunks,
+)
+from oxidicom.dicomweb.response import MEDIA_TYPE, http_status, response_body
+from oxidicom.dicomweb.telemetry import request_telemetry
+from oxidicom.logs import CURRENT_ASSOCIATION
+from oxidicom.notify.base import Notifier
+from oxidicom.settings import Settings
+from oxidicom.storage.writer import Store
+
+log = logging.getLogger("oxidicom.dicomweb")
+
+BASE: Final = "/dicom-web"
+#: A UID (PS3.5 9.1): digits and dots, at most 64 characters.
+_UID: Final = re.compile(r"[0-9][0-9.]{0,63}")
+_ALLOWED: Final = "oxidicom.allowed"
+#: The end reason of a request whose client closed the connection inside the body.
+GONE: Final = "the client went away"
+
+
+def _plain(status: int, text: str, **headers: str) -> web.Response:
+    return web.Response(status=status, text=text + "\n", headers=headers or None)
+
+
+class StowServer:
+    """The HTTP listener and what its requests share."""
+
+    def __init__(
+        self, settings: Settings, store: Store, notifier: Notifier, next_id: Callable[[], str]
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.notifier = notifier
+        self.next_id = next_id
+        self.auth = Authenticator(
+            settings.dicomweb_users, settings.dicomweb_token, settings.dicomweb_pacs_name
+        )
+        # The same SOP classes and transfer syntaxes as the DIMSE listener accepts.
+        self.policy = AcceptancePolicy(
+            ae_title=settings.scp_aet,
+            max_pdu_length=settings.scp_max_pdu_length,
+            promiscuous=settings.scp_promiscuous,
+            uncompressed_only=settings.scp_uncompressed_only,
+        )
+        self.max_requests = settings.max_associations
+        self.active = 0
+        self.accepting = True
+        self.app = web.Application()
+        for path in (f"{BASE}/studies", f"{BASE}/studies/{{study}}"):
+            self.app.router.add_post(path, self._stow, expect_handler=self._expect)
+        self._runner: web.AppRunner | None = None
+
+    # -- start and stop ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen (raises OSError, or TLSSetupError for unusable TLS files)."""
+        settings = self.settings
+        tls = server_tls_context(settings)
+        runner = web.AppRunner(
+            self.app,
+            handle_signals=False,
+            access_log=None,
+            # Running requests finish like running associations do, then are cancelled.
+            shutdown_timeout=settings.shutdown_timeout,
+        )
+        await runner.setup()
+        site = web.TCPSite(
+            runner,
+            settings.dicomweb_address,
+            settings.dicomweb_port,
+            ssl_context=tls,
+            backlog=128,
+            reuse_address=True,
+        )
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+
+    @property
+    def url(self) -> str:
+        """Where STOW-RS is served, as a client would write it."""
+        assert self._runner is not None
+        host, port = self._runner.addresses[0][:2]
+        scheme = "https" if self.settings.tls_certificate else "http"
+        host = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{host}:{port}{BASE}/studies"
+
+    async def stop(self) -> None:
+        """Stop listening; running requests may finish for OXIDICOM_SHUTDOWN_TIMEOUT."""
+        self.accepting = False
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+        self.auth.close()
+
+    # -- requests ------------------------------------------------------------------------
+
+    async def _admit(self, request: web.Request) -> Allowed | web.Response:
+        """Everything decided before the body is read (once per request)."""
+        admitted = request.get(_ALLOWED)
+        if admitted is not None:
+            return admitted  # type: ignore[no-any-return]
+        answer = await self._check(request)
+        request[_ALLOWED] = answer
+        return answer
+
+    async def _check(self, request: web.Request) -> Allowed | web.Response:
+        if not self.accepting:
+            return _plain(503, "stopping", **{hdrs.RETRY_AFTER: "5"})
+        allowed = await self.auth.check(request.headers.get(hdrs.AUTHORIZATION))
+        if isinstance(allowed, Refused):
+            log.warning("STOW-RS from %s refused: %s", _peer(request), allowed.reason)
+            if allowed.status == 401:
+                return _plain(
+                    401, "authentication required", **{hdrs.WWW_AUTHENTICATE: self.auth.challenge()}
+                )
+            return _plain(allowed.status, allowed.reason, **{hdrs.RETRY_AFTER: "1"})
+        problem = check_content_type(request.headers.get(hdrs.CONTENT_TYPE))
+        if problem is not None:
+            return _plain(problem.status, problem.reason)
+        length = request.content_length
+        if length is not None and length > self.settings.dicomweb_max_request_size:
+            return _plain(
+                413, f"larger than {self.settings.dicomweb_max_request_size} bytes (the limit)"
+            )
+        study = request.match_info.get("study")
+        if study is not None and not _UID.fullmatch(study):
+            return _plain(400, "the path's StudyInstanceUID is not a UID")
+        if self.active >= self.max_requests:
+            return _plain(
+                503, f"{self.max_requests} requests already running", **{hdrs.RETRY_AFTER: "1"}
+            )
+        return allowed
+
+    async def _expect(self, request: web.Request) -> web.StreamResponse | None:
+        """Expect: 100-continue: refuse before the client sends a body we would not take."""
+        answer = await self._admit(request)
+        if isinstance(answer, web.Response):
+            answer.force_close()
+            return answer
+        await _default_expect_handler(request)
+        return None
+
+    async def _stow(self, request: web.Request) -> web.StreamResponse:
+        answer = await self._admit(request)
+        if isinstance(answer, web.Response):
+            answer.force_close()
+            return answer
+        self.active += 1
+        telemetry = request_telemetry(self.next_id(), _peer(request))
+        scope = CURRENT_ASSOCIATION.set(telemetry)
+        try:
+            telemetry.started(request.method, request.path, answer.pacs_name, answer.user)
+            stow = StowRequest(
+                store=self.store,
+                notifier=self.notifier,
+                policy=self.policy,
+                telemetry=telemetry,
+                pacs_name=answer.pacs_name,
+                study_instance_uid=request.match_info.get("study"),
+            )
+            log.info(
+                "STOW-RS request from %s as %s%s",
+                _peer(request),
+                answer.pacs_name,
+                f" (user {answer.user})" if answer.user else "",
+            )
+            status, reason = await self._receive(request, stow)
+            if status is None:
+                status = http_status(stow.outcomes) if stow.outcomes else 400
+            gone = reason == GONE
+            telemetry.finished(
+                status, reason if gone or (status >= 400 and not stow.outcomes) else None
+            )
+            if not stow.outcomes:
+                response = _plain(status, reason)
+            else:
+                response = web.Response(
+                    status=status, body=response_body(stow.outcomes), content_type=MEDIA_TYPE
+                )
+            if gone or status in (400, 408, 413):
+                response.force_close()  # the rest of the body is not read
+            return response
+        finally:
+            CURRENT_ASSOCIATION.reset(scope)
+            self.active -= 1
+
+    async def _receive(self, request: web.Request, stow: StowRequest) -> tuple[int | None, str]:
+        """Store every part; (HTTP status when it is not the parts' to say, end reason)."""
+        budget = Budget(self.settings.dicomweb_max_request_size)
+        status: int | None = None
+        reason = "completed"
+        try:
+            reader = await request.multipart()
+            while True:
+                part = await reader.next()
+                if part is None:
+                    break
+                content_type = part.headers.get(hdrs.CONTENT_TYPE)
+                if isinstance(part, BodyPartReader):
+                    chunks = part_chunks(part, budget, self.settings.idle_timeout)
+                else:  # a nested multipart: not an instance
+                    await part.release()
+                    chunks = _nothing()
+                await stow.store_part(chunks, content_type)
+            if not stow.outcomes:
+                status, reason = 400, "the multipart body has no part"
+        except RequestTooLarge as error:
+            status, reason = 413, str(error)
+        except ClientStalled as error:
+            status, reason = 408, str(error)
+        except (ConnectionError, HttpProcessingError) as error:
+            log.debug("STOW-RS body lost", exc_info=error)
+            reason = GONE
+        except ValueError as error:  # aiohttp's word for broken multipart framing
+            status, reason = 400, f"malformed multipart body: {error}"
+        except BaseException:
+            stow.end("cancelled")
+            raise
+        stow.end(reason)
+        return status, reason
+
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""  # an async generator that yields nothing
+
+
+def _peer(request: web.Request) -> str:
+    transport = request.transport
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return request.remote or "?"
