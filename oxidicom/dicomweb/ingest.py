@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 from oxidicom.acceptance import AcceptancePolicy
 from oxidicom.dicom.errors import DatasetError
 from oxidicom.dicom.head import HeadFields
+from oxidicom.dicom.uids import VERIFICATION_SOP_CLASS
 from oxidicom.dicomweb.meta import FileMeta, MetaError, MetaReader
 from oxidicom.dicomweb.response import PartOutcome
 from oxidicom.dicomweb.telemetry import RequestTelemetry
@@ -144,7 +145,8 @@ class StowRequest:
                 REFERENCED_TRANSFER_SYNTAX_NOT_SUPPORTED,
                 f"transfer syntax {meta.transfer_syntax_uid} is not accepted",
             )
-        if not self.policy.accepts_abstract_syntax(meta.sop_class_uid):
+        uid = meta.sop_class_uid
+        if uid == VERIFICATION_SOP_CLASS or not self.policy.accepts_abstract_syntax(uid):
             raise PartRefused(
                 REFERENCED_SOP_CLASS_NOT_SUPPORTED,
                 f"SOP class {meta.sop_class_uid} is not a storage SOP class",
