@@ -80,3 +80,31 @@ async def test_a_request_over_the_budget_raises_too_large() -> None:
 async def test_a_part_that_stops_sending_raises_stalled() -> None:
     with pytest.raises(ClientStalled):
         await collect(FakePart([b"abc"], stall=30), Budget(100), idle=0.05)
+
+
+async def test_a_73_character_boundary_as_orthanc_sends_it_is_read() -> None:
+    from aiohttp.streams import StreamReader
+
+    from oxidicom.dicomweb.multipart import StowMultipartReader
+
+    class Protocol:  # what StreamReader needs of its protocol: flow control it ignores
+        _reading_paused = False
+
+        def pause_reading(self, **_: object) -> None: ...
+
+        def resume_reading(self, **_: object) -> None: ...
+
+    boundary = "f28b9a62-62bc-4984-bd21-321768b41446-f28b9a62-62bc-4984-bd21-321768b41446"
+    assert len(boundary) == 73
+    body = (
+        f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\nDATA\r\n--{boundary}--\r\n"
+    ).encode()
+    stream = StreamReader(Protocol(), 2**16, loop=asyncio.get_running_loop())  # type: ignore[arg-type]
+    stream.feed_data(body)
+    stream.feed_eof()
+    headers = {"Content-Type": f'multipart/related; type="application/dicom"; boundary={boundary}'}
+    reader = StowMultipartReader(headers, stream)
+    part = await reader.next()
+    assert part is not None
+    assert await collect(part, Budget(100)) == [b"DATA"]  # type: ignore[arg-type]
+    assert await reader.next() is None

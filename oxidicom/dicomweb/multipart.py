@@ -15,10 +15,13 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from aiohttp.helpers import parse_mimetype
+from aiohttp.multipart import MultipartReader
 
-#: Bytes asked of the multipart reader at a time: large enough that a 256 MiB part is
-#: a thousand reads, small enough to be nothing next to the writer's 4 MiB batches.
-CHUNK_SIZE: Final = 256 * 1024
+#: Bytes asked of the multipart reader at a time. Below glibc's mmap threshold (128 KiB)
+#: on purpose: larger chunks raise the threshold and settle in the heap, where they left
+#: the receiver 5-8 MiB higher at the peak for the same throughput (64 KiB with 1 MiB
+#: batches: 60.6 MiB peak after three 256 MiB parts; 256 KiB with 4 MiB: 68.1 MiB).
+CHUNK_SIZE: Final = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,22 @@ def check_content_type(value: str | None) -> BodyProblem | None:
     if not mime.parameters.get("boundary"):
         return BodyProblem(400, "multipart/related without a boundary parameter")
     return None
+
+
+#: Longest boundary taken. RFC 2046 says 70 characters and aiohttp enforces that, but
+#: Orthanc's DICOMweb plugin (1.7, Debian's) sends 73: refusing it protects nothing, as
+#: the reader looks for the boundary in a window of its own size either way.
+MAX_BOUNDARY: Final = 256
+
+
+class StowMultipartReader(MultipartReader):
+    """aiohttp's streaming multipart reader, with boundaries up to :data:`MAX_BOUNDARY`."""
+
+    def _get_boundary(self) -> str:
+        boundary: str = self._mimetype.parameters["boundary"]
+        if len(boundary) > MAX_BOUNDARY:
+            raise ValueError(f"boundary is too long ({MAX_BOUNDARY} characters at most)")
+        return boundary
 
 
 class RequestTooLarge(Exception):
