@@ -11,6 +11,7 @@ parts are stored one after the other (:mod:`oxidicom.dicomweb.ingest`).
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import re
@@ -250,7 +251,11 @@ class StowServer:
         try:
             reader = StowMultipartReader(request.headers, request.content)
             while True:
-                part = await reader.next()
+                try:
+                    async with asyncio.timeout(self.settings.idle_timeout):
+                        part = await reader.next()  # a part's headers, or the end
+                except TimeoutError:
+                    raise ClientStalled(f"no data for {self.settings.idle_timeout:g} s") from None
                 if part is None:
                     break
                 content_type = part.headers.get(hdrs.CONTENT_TYPE)
