@@ -93,10 +93,13 @@ async def serve(
             started(receiver)
         await stop.wait()
         log.info("stopping: no new associations")
-        if stow is None:
-            await receiver.stop(settings.shutdown_timeout)
-        else:  # both at once: neither transport's requests wait for the other's
-            await asyncio.gather(receiver.stop(settings.shutdown_timeout), stow.stop())
+        if stow is not None:
+            # Both listeners stop at once. The store closes (its temporary folder goes) at
+            # the end of receiver.stop, once its background work is drained: the running
+            # STOW-RS requests are made part of that work, so they finish writing first.
+            stopping = asyncio.ensure_future(stow.stop())
+            receiver.context.store.track(stopping)
+        await receiver.stop(settings.shutdown_timeout)
         await notifier.stop()
         log.info("stopped")
     finally:

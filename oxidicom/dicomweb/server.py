@@ -4,8 +4,8 @@
 (PS3.18 10.5). Before a byte of the body is read (also when the client waits for
 ``Expect: 100-continue``), a request is checked in this order: the receiver is not
 stopping (503), its credentials (401, or 503 while too many password checks wait), its
-Content-Type (415/400), its Content-Length (413), the study UID of the path (400), and a
-free request slot (503: at most OXIDICOM_LISTENER_THREADS requests at once). Then its
+Content-Type (415/400), its Content-Length (413), the study UID of the path (400); then
+it needs a free request slot (503: at most OXIDICOM_LISTENER_THREADS requests at once). Then its
 parts are stored one after the other (:mod:`oxidicom.dicomweb.ingest`).
 """
 
@@ -184,10 +184,6 @@ class StowServer:
         study = request.match_info.get("study")
         if study is not None and not _UID.fullmatch(study):
             return _plain(400, "the path's StudyInstanceUID is not a UID")
-        if self.active >= self.max_requests:
-            return _plain(
-                503, f"{self.max_requests} requests already running", **{hdrs.RETRY_AFTER: "1"}
-            )
         return allowed
 
     async def _expect(self, request: web.Request) -> web.StreamResponse | None:
@@ -204,6 +200,12 @@ class StowServer:
         if isinstance(answer, web.Response):
             answer.force_close()
             return answer
+        if self.active >= self.max_requests:  # here, where the slot is taken: no await between
+            busy = _plain(
+                503, f"{self.max_requests} requests already running", **{hdrs.RETRY_AFTER: "1"}
+            )
+            busy.force_close()
+            return busy
         self.active += 1
         telemetry = request_telemetry(self.next_id(), _peer(request))
         scope = CURRENT_ASSOCIATION.set(telemetry)

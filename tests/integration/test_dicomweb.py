@@ -8,7 +8,9 @@ outbox (no broker configured: they stay there, readable).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -29,7 +31,13 @@ from tests.integration.dicomweb import (
 )
 from tests.integration.many_series import memory_kib
 from tests.integration.orthanc import Orthanc
-from tests.integration.services import ndicom_by_series, outbox_entries
+from tests.integration.services import (
+    NATS_URL,
+    assert_progress_contract,
+    lonk_collector,
+    ndicom_by_series,
+    outbox_entries,
+)
 from tests.integration.tls_certs import make_ca, make_leaf
 from tests.sample_data import (
     EXPECTED_TASKS,
@@ -390,5 +398,78 @@ def test_bearer_token_over_https_with_the_dicom_tls_certificate(tmp_path: Path) 
         assert done.stdout == b"200", done.stderr
         [path] = running.stored_files()
         assert "/SERVICES/PACS/DICOMWEB/" in str(path)
+    finally:
+        assert running.receiver.stop() == 0
+
+
+# -- LONK progress and a graceful stop ---------------------------------------------------
+
+
+async def test_lonk_progress_and_done_per_request_and_an_error_for_a_bad_part(
+    tmp_path: Path,
+) -> None:
+    async with lonk_collector() as lonk:
+        env = {"OXIDICOM_NATS_ADDRESS": NATS_URL, "OXIDICOM_ROOT_SUBJECT": lonk.root_subject}
+        running = await asyncio.to_thread(start_stow_receiver, tmp_path, env)
+        try:
+            series = mr_instance().SeriesInstanceUID
+            parts = [part10(mr_instance(instance_number=n)) for n in (1, 2, 3)]
+            body, content_type = multipart([*parts, b"not a DICOM file"])
+            answer = await asyncio.to_thread(
+                post, running.http_port, "/dicom-web/studies", body, {"Content-Type": content_type}
+            )
+            assert answer.status == 202
+            subject = lonk.subject("DICOMWEB", series)
+            unknown = lonk.subject("DICOMWEB", "UNKNOWN")
+            await lonk.wait_until(lambda: "done" in lonk.decoded(subject))
+            await lonk.settle()
+            assert_progress_contract(lonk.decoded(subject), 3)
+            [error] = lonk.decoded(unknown)
+            assert error.startswith("error:") and "Part-10" in error
+        finally:
+            assert await asyncio.to_thread(running.receiver.stop) == 0
+
+
+def test_sigterm_lets_a_running_request_finish(stow: StowReceiver) -> None:
+    parts = [part10(mr_instance(instance_number=n)) for n in (1, 2)]
+    body, content_type = multipart(parts, boundary="stop")
+    half = body.index(parts[1])
+    with socket.create_connection(("127.0.0.1", stow.http_port)) as sock:
+        head = (
+            f"POST /dicom-web/studies HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        sock.sendall(head.encode() + body[:half])
+        stow.receiver.wait_for_log(r"STOW-RS request from")
+        stow.receiver.process.send_signal(signal.SIGTERM)
+        stow.receiver.wait_for_log(r"stopping: no new associations")
+        sock.sendall(body[half:])
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert stow.receiver.process.wait(60) == 0
+    assert len(stow.stored_files()) == 2
+    [entry] = outbox_entries(stow.receiver.outbox_dir)
+    assert entry["kwargs"]["ndicom"] == 2
+
+
+def test_more_requests_than_slots_get_503_with_retry_after(tmp_path: Path) -> None:
+    running = start_stow_receiver(tmp_path, {"OXIDICOM_LISTENER_THREADS": "1"})
+    try:
+        body, content_type = multipart([part10(mr_instance())], boundary="slot")
+        with socket.create_connection(("127.0.0.1", running.http_port)) as sock:
+            head = (
+                f"POST /dicom-web/studies HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            )
+            sock.sendall(head.encode() + body[:200])  # holds the only slot, mid-body
+            running.receiver.wait_for_log(r"STOW-RS request from")
+            busy = post(
+                running.http_port, "/dicom-web/studies", body, {"Content-Type": content_type}
+            )
+            assert busy.status == 503 and busy.headers["retry-after"] == "1"
+            sock.sendall(body[200:])
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+        again = post(running.http_port, "/dicom-web/studies", body, {"Content-Type": content_type})
+        assert again.status == 200  # the slot is free again
     finally:
         assert running.receiver.stop() == 0
