@@ -15,7 +15,7 @@ import asyncio
 import copy
 import logging
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Final
 
 from aiohttp import hdrs, web
@@ -241,6 +241,9 @@ class StowServer:
             if gone or status in (400, 408, 413):
                 response.force_close()  # the rest of the body is not read
             return response
+        except BaseException as error:  # cancelled at the end of a stop, or a bug
+            telemetry.finished(500, f"request not completed: {error!r}")
+            raise
         finally:
             CURRENT_ASSOCIATION.reset(scope)
             self.active -= 1
@@ -260,13 +263,12 @@ class StowServer:
                     raise ClientStalled(f"no data for {self.settings.idle_timeout:g} s") from None
                 if part is None:
                     break
-                content_type = part.headers.get(hdrs.CONTENT_TYPE)
-                if isinstance(part, BodyPartReader):
-                    chunks = part_chunks(part, budget, self.settings.idle_timeout)
-                else:  # a nested multipart: not an instance
-                    await part.release()
-                    chunks = _nothing()
-                await stow.store_part(chunks, content_type)
+                if not isinstance(part, BodyPartReader):
+                    # A nested multipart is no instance, and draining it would escape the
+                    # size limit: the body is malformed for STOW-RS.
+                    raise ValueError("a part is itself multipart")
+                chunks = part_chunks(part, budget, self.settings.idle_timeout)
+                await stow.store_part(chunks, part.headers.get(hdrs.CONTENT_TYPE))
             if not stow.outcomes:
                 status, reason = 400, "the multipart body has no part"
         except RequestTooLarge as error:
@@ -283,11 +285,6 @@ class StowServer:
             raise
         stow.end(reason)
         return status, reason
-
-
-async def _nothing() -> AsyncIterator[bytes]:
-    return
-    yield b""  # an async generator that yields nothing
 
 
 def _peer(request: web.Request) -> str:

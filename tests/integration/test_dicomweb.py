@@ -196,6 +196,18 @@ def test_a_broken_multipart_body_gets_400(stow: StowReceiver) -> None:
     assert stow.stored_files() == []
 
 
+def test_a_nested_multipart_part_gets_400(stow: StowReceiver) -> None:
+    inner = b"--inner\r\nContent-Type: application/dicom\r\n\r\nx\r\n--inner--\r\n"
+    body = (
+        b"--outer\r\nContent-Type: multipart/mixed; boundary=inner\r\n\r\n"
+        + inner
+        + b"\r\n--outer--\r\n"
+    )
+    content_type = 'multipart/related; type="application/dicom"; boundary=outer'
+    got, _, payload = curl(stow, "/studies", body, content_type)
+    assert got == 400 and b"itself multipart" in payload
+
+
 def test_a_request_over_the_limit_gets_413_and_nothing_is_stored(tmp_path: Path) -> None:
     running = start_stow_receiver(tmp_path, {"OXIDICOM_DICOMWEB_MAX_REQUEST_SIZE": "1MiB"})
     try:
