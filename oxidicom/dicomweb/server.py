@@ -12,6 +12,7 @@ parts are stored one after the other (:mod:`oxidicom.dicomweb.ingest`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import re
@@ -48,6 +49,9 @@ BASE: Final = "/dicom-web"
 #: A UID (PS3.5 9.1): digits and dots, at most 64 characters.
 _UID: Final = re.compile(r"[0-9][0-9.]{0,63}")
 _ALLOWED: Final = "oxidicom.allowed"
+#: Seconds aiohttp gives a request still running after stop() waited for it, before
+#: cancelling it (it receives no more bytes by then).
+_CANCEL_GRACE: Final = 1.0
 #: The end reason of a request whose client closed the connection inside the body.
 GONE: Final = "the client went away"
 
@@ -99,6 +103,9 @@ class StowServer:
         )
         self.max_requests = settings.max_associations
         self.active = 0
+        #: Set while no request is running (stop waits for it).
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.accepting = True
         self.app = web.Application()
         for path in (f"{BASE}/studies", f"{BASE}/studies/{{study}}"):
@@ -115,8 +122,8 @@ class StowServer:
             self.app,
             handle_signals=False,
             access_log=None,
-            # Running requests finish like running associations do, then are cancelled.
-            shutdown_timeout=settings.shutdown_timeout,
+            # stop() waits for running requests itself; what is left then is cancelled.
+            shutdown_timeout=_CANCEL_GRACE,
         )
         await runner.setup()
         site = web.TCPSite(
@@ -144,10 +151,25 @@ class StowServer:
         return f"{scheme}://{host}:{port}{BASE}/studies"
 
     async def stop(self) -> None:
-        """Stop listening; running requests may finish for OXIDICOM_SHUTDOWN_TIMEOUT."""
+        """Stop listening; running requests may finish for OXIDICOM_SHUTDOWN_TIMEOUT.
+
+        aiohttp's own graceful stop (``runner.cleanup``) drops every byte that arrives
+        once it has begun, so a request still receiving its body could only time out.
+        The listening socket is closed first, then the running requests are waited for
+        here, and only then is the runner cleaned up (idle keep-alive connections closed,
+        what is still running cancelled).
+        """
         self.accepting = False
         runner, self._runner = self._runner, None
         if runner is not None:
+            for site in list(runner.sites):
+                await site.stop()
+            if self.active:
+                timeout = self.settings.shutdown_timeout
+                log.info("waiting up to %.0f s for %d STOW-RS request(s)", timeout, self.active)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await self._idle.wait()
             await runner.cleanup()
         self.auth.close()
 
@@ -207,6 +229,7 @@ class StowServer:
             busy.force_close()
             return busy
         self.active += 1
+        self._idle.clear()
         telemetry = request_telemetry(self.next_id(), _peer(request))
         scope = CURRENT_ASSOCIATION.set(telemetry)
         try:
@@ -247,6 +270,8 @@ class StowServer:
         finally:
             CURRENT_ASSOCIATION.reset(scope)
             self.active -= 1
+            if not self.active:
+                self._idle.set()
 
     async def _receive(self, request: web.Request, stow: StowRequest) -> tuple[int | None, str]:
         """Store every part; (HTTP status when it is not the parts' to say, end reason)."""

@@ -462,7 +462,7 @@ def test_sigterm_lets_a_running_request_finish(stow: StowReceiver) -> None:
         stow.receiver.wait_for_log(r"stopping: no new associations")
         sock.sendall(body[half:])
         answer = sock.recv(65536)
-    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert answer.startswith(b"HTTP/1.1 200"), (answer[:200], stow.receiver.log())
     assert stow.receiver.process.wait(60) == 0
     assert len(stow.stored_files()) == 2
     [entry] = outbox_entries(stow.receiver.outbox_dir)
