@@ -8,6 +8,7 @@ import signal
 import socket
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from oxidicom import access, telemetry
 from oxidicom.aio.server import Receiver, ServerContext
@@ -15,6 +16,9 @@ from oxidicom.aio.tls import TLSSetupError
 from oxidicom.notify.notifier import ChrisNotifier, build_notifier
 from oxidicom.settings import Settings
 from oxidicom.storage.writer import Store
+
+if TYPE_CHECKING:
+    from oxidicom.dicomweb.server import StowServer
 
 log = logging.getLogger("oxidicom")
 
@@ -80,12 +84,21 @@ async def serve(
     telemetry.setup()  # here, in the serving process: each worker exports its own
     try:
         receiver, notifier = await _start(settings, listen_fd)
+        stow = await _start_dicomweb(settings, receiver, notifier)
         log.info(describe_start(settings, receiver))
         _log_access(settings, receiver)
+        if stow is not None:
+            log.info(describe_dicomweb(settings, stow))
         if started is not None:
             started(receiver)
         await stop.wait()
         log.info("stopping: no new associations")
+        if stow is not None:
+            # Both listeners stop at once. The store closes (its temporary folder goes) at
+            # the end of receiver.stop, once its background work is drained: the running
+            # STOW-RS requests are made part of that work, so they finish writing first.
+            stopping = asyncio.ensure_future(stow.stop())
+            receiver.context.store.track(stopping)
         await receiver.stop(settings.shutdown_timeout)
         await notifier.stop()
         log.info("stopped")
@@ -93,6 +106,43 @@ async def serve(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
         await loop.run_in_executor(None, telemetry.shutdown)  # flush spans and metrics
+
+
+def describe_dicomweb(settings: Settings, stow: StowServer) -> str:
+    """The start line of the DICOMweb listener: where, and who may store."""
+    if settings.dicomweb_users is not None:
+        who = f"HTTP Basic users of {settings.dicomweb_users.path}"
+        if settings.dicomweb_token is not None:
+            who += " or the bearer token"
+    elif settings.dicomweb_token is not None:
+        who = f"the bearer token, as {settings.dicomweb_pacs_name}"
+    else:
+        who = f"anyone, without authentication, as {settings.dicomweb_pacs_name}"
+    return f"DICOMweb STOW-RS at {stow.url}; may store: {who}"
+
+
+async def _start_dicomweb(
+    settings: Settings, receiver: Receiver, notifier: ChrisNotifier
+) -> StowServer | None:
+    """The STOW-RS listener, when OXIDICOM_DICOMWEB_PORT is set."""
+    if settings.dicomweb_port is None:
+        return None
+    from oxidicom.dicomweb.server import StowServer  # aiohttp is loaded only when needed
+
+    context = receiver.context
+    stow = StowServer(settings, context.store, notifier, context.next_association_id)
+    try:
+        await stow.start()
+    except (OSError, TLSSetupError) as error:
+        await receiver.stop(0)
+        await notifier.stop()
+        context.store.close()
+        detail = error.strerror or error if isinstance(error, OSError) else error
+        raise StartError(
+            f"cannot listen for DICOMweb on {settings.dicomweb_address}:{settings.dicomweb_port}:"
+            f" {detail}"
+        ) from error
+    return stow
 
 
 async def _start(settings: Settings, listen_fd: int | None) -> tuple[Receiver, ChrisNotifier]:

@@ -29,6 +29,7 @@ from oxidicom.dicom.uids import (
     UNCOMPRESSED_TRANSFER_SYNTAXES,
     VERIFICATION_SOP_CLASS,
 )
+from oxidicom.dicomweb.conformance import render_stow
 from oxidicom.dimse.commands import Status
 from oxidicom.echo import DEFAULT_CALLING_AE_TITLE
 from oxidicom.settings import SETTINGS, Setting
@@ -209,6 +210,7 @@ default any may. It never initiates associations, except for the separate
 | Verification | Yes (`oxidicom echo` only) | Yes |
 | Every Storage SOP Class of PS3.4 Table B.5-1 (Table 4.2-1 below) | No | Yes |
 | Three private Siemens storage classes (Table 4.2-2) | No | Yes |
+| DICOMweb Studies Store Transaction (STOW-RS, PS3.18 10.5; 4.2.3) | No | Yes, when enabled |
 
 No Media Interchange is supported.
 
@@ -441,7 +443,7 @@ title `{DEFAULT_CALLING_AE_TITLE}` unless `--aet` says otherwise, maximum PDU le
 answer is status `0000`. It accepts no associations. A STORAGE-SCP with
 `OXIDICOM_SCP_ALLOWED_PEERS` set admits it only when that list has its AE title and
 address (`{DEFAULT_CALLING_AE_TITLE}@127.0.0.1` for the default health check).
-
+{render_stow(_default)}
 ### 4.3 Network Interfaces
 
 #### 4.3.1 Physical Network Interface

@@ -7,6 +7,7 @@ the README's table are all made from it.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from oxidicom.access import (
     parse_allowed_peers,
     parse_client_aets,
 )
+from oxidicom.dicomweb.auth import Users, parse_token_file, parse_users_file
 from oxidicom.durations import parse_duration
 
 #: Where the embedded default stores everything, relative to the current directory.
@@ -70,6 +72,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tls_client_aets: ClientAETitles | None = None
     #: Seconds a series must be quiet before it is registered; 0: per association.
     series_settle: float = 2.0
+    #: DICOMweb STOW-RS (oxidicom/dicomweb); no listener when the port is None.
+    dicomweb_port: int | None = None
+    dicomweb_address: str = "0.0.0.0"
+    dicomweb_pacs_name: str = "DICOMWEB"
+    dicomweb_max_request_size: int = 4 * 1024**3
+    dicomweb_users: Users | None = None
+    #: The bearer token itself (read from OXIDICOM_DICOMWEB_TOKEN_FILE at start).
+    dicomweb_token: str | None = None
+    dicomweb_allow_anonymous: bool = False
 
     @property
     def embedded(self) -> bool:
@@ -131,6 +142,30 @@ def _byte_rate(text: str) -> int:
     if not 0 <= rate <= 1024**3:
         raise ValueError("expected a rate from 0 to 1GiB/s")
     return round(rate)
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+
+def _byte_size(text: str) -> int:
+    """``4GiB``, ``512MiB``, ``1048576`` (bytes)."""
+    value = text.strip().lower()
+    number = value.rstrip("abcdefghijklmnopqrstuvwxyz").strip()
+    try:
+        size = round(float(number) * _SIZE_UNITS[value[len(number) :].strip()])
+    except (KeyError, ValueError):
+        raise ValueError("expected a size such as 4GiB, 512MiB or 1048576") from None
+    if not 1024 <= size <= 1024**5:
+        raise ValueError("expected a size from 1KiB to 1PiB")
+    return size
+
+
+def _users_file(text: str) -> Users:
+    return parse_users_file(_text(text))
+
+
+def _token_file(text: str) -> str:
+    return parse_token_file(_text(text))
 
 
 def _duration(text: str) -> float:
@@ -413,6 +448,64 @@ SETTINGS: tuple[Setting, ...] = (
         default_help="unset",
     ),
     Setting(
+        "OXIDICOM_DICOMWEB_PORT",
+        "dicomweb_port",
+        _int_between(0, 65535),
+        None,
+        "TCP port of the DICOMweb STOW-RS listener (POST /dicom-web/studies); unset: none"
+        " (0: any free port)",
+        default_help="unset",
+    ),
+    Setting(
+        "OXIDICOM_DICOMWEB_ADDRESS",
+        "dicomweb_address",
+        _text,
+        "0.0.0.0",
+        "address of the DICOMweb listener; other than loopback, it needs"
+        " OXIDICOM_DICOMWEB_USERS_FILE or OXIDICOM_DICOMWEB_TOKEN_FILE, or"
+        " OXIDICOM_DICOMWEB_ALLOW_ANONYMOUS=true",
+    ),
+    Setting(
+        "OXIDICOM_DICOMWEB_PACS_NAME",
+        "dicomweb_pacs_name",
+        _ae_title,
+        "DICOMWEB",
+        "pacs_name (the {pacs} folder) of what arrives over DICOMweb, unless a user of"
+        " OXIDICOM_DICOMWEB_USERS_FILE sent it: then the user's name",
+    ),
+    Setting(
+        "OXIDICOM_DICOMWEB_MAX_REQUEST_SIZE",
+        "dicomweb_max_request_size",
+        _byte_size,
+        "4GiB",
+        "largest STOW-RS request body (KiB, MiB, GiB); above it: 413",
+    ),
+    Setting(
+        "OXIDICOM_DICOMWEB_USERS_FILE",
+        "dicomweb_users",
+        _users_file,
+        None,
+        "file of name:hash lines (bcrypt or argon2) for HTTP Basic authentication; the"
+        " name must be a valid AE title and becomes the pacs_name",
+        default_help="unset",
+    ),
+    Setting(
+        "OXIDICOM_DICOMWEB_TOKEN_FILE",
+        "dicomweb_token",
+        _token_file,
+        None,
+        "file holding a bearer token (its first line, at least 32 characters) that"
+        " authenticates as OXIDICOM_DICOMWEB_PACS_NAME",
+        default_help="unset",
+    ),
+    Setting(
+        "OXIDICOM_DICOMWEB_ALLOW_ANONYMOUS",
+        "dicomweb_allow_anonymous",
+        _bool,
+        "false",
+        "let a DICOMweb listener on a non-loopback address run without authentication",
+    ),
+    Setting(
         "OXIDICOM_SHUTDOWN_TIMEOUT",
         "shutdown_timeout",
         _duration,
@@ -477,11 +570,41 @@ def _check_together(settings: Settings) -> None:
         raise SettingsError(f"{variable} is set but OXIDICOM_TLS_CERTIFICATE is not")
     if settings.tls_client_aets is not None and settings.tls_client_ca is None:
         raise SettingsError("OXIDICOM_TLS_CLIENT_AETS is set but OXIDICOM_TLS_CLIENT_CA is not")
+    _check_dicomweb(settings)
     if settings.pdu_hard_cap < settings.scp_max_pdu_length:
         raise SettingsError(
             f"OXIDICOM_PDU_HARD_CAP={settings.pdu_hard_cap} is not valid: it is smaller than"
             f" OXIDICOM_SCP_MAX_PDU_LENGTH={settings.scp_max_pdu_length}"
         )
+
+
+def _check_dicomweb(settings: Settings) -> None:
+    if settings.dicomweb_port is None:
+        return
+    if settings.workers > 1:
+        raise SettingsError(
+            "OXIDICOM_DICOMWEB_PORT is set but OXIDICOM_WORKERS is more than 1: the DICOMweb"
+            " listener runs in a single receiver process only"
+        )
+    authenticated = settings.dicomweb_users is not None or settings.dicomweb_token is not None
+    anonymous_ok = settings.dicomweb_allow_anonymous or is_loopback(settings.dicomweb_address)
+    if not authenticated and not anonymous_ok:
+        raise SettingsError(
+            f"OXIDICOM_DICOMWEB_ADDRESS={settings.dicomweb_address!r} is not valid without"
+            " authentication: set OXIDICOM_DICOMWEB_USERS_FILE or"
+            " OXIDICOM_DICOMWEB_TOKEN_FILE, listen on 127.0.0.1, or set"
+            " OXIDICOM_DICOMWEB_ALLOW_ANONYMOUS=true"
+        )
+
+
+def is_loopback(address: str) -> bool:
+    """True for an address only this host can reach (127.0.0.0/8, ::1, localhost)."""
+    if address.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip()).is_loopback
+    except ValueError:
+        return False
 
 
 def describe_settings() -> list[tuple[str, str, str]]:

@@ -34,6 +34,7 @@ from oxidicom.telemetry.tallies import TALLIES, Tallies
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricReader
     from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.trace import Tracer
 
     from oxidicom.telemetry.exporting import Exporting
 
@@ -54,6 +55,7 @@ __all__ = [
     "registrations_unwritten",
     "setup",
     "shutdown",
+    "tracer",
 ]
 
 log = logging.getLogger("oxidicom.telemetry")
@@ -151,6 +153,12 @@ def association(association_id: str, peer: str) -> AssociationTelemetry:
     return AssociationTelemetry(
         association_id, peer, exporting.tracer, exporting.duration_histogram
     )
+
+
+def tracer() -> Tracer | None:
+    """The tracer while traces are exported (spans of other transports than DIMSE)."""
+    exporting = _exporting
+    return exporting.tracer if exporting is not None else None
 
 
 def current_traceparent() -> str | None:

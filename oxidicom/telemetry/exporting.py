@@ -25,6 +25,7 @@ import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
+from typing import Final
 
 from opentelemetry.metrics import CallbackOptions, Histogram, Observation
 from opentelemetry.sdk.metrics import MeterProvider
@@ -95,6 +96,11 @@ def build_resource() -> Resource:
     return Resource.create({k: v for k, v in defaults.items() if k not in from_env})
 
 
+#: ``oxidicom.transport`` of the instance counters: how the instances arrived.
+_DIMSE: Final = {"oxidicom.transport": "dimse"}
+_DICOMWEB: Final = {"oxidicom.transport": "dicomweb"}
+
+
 def _observe(value: int) -> Iterable[Observation]:
     return (Observation(value),)
 
@@ -104,16 +110,26 @@ def _register_instruments(meter_provider: MeterProvider) -> Histogram:
     tallies = TALLIES
 
     def stored(_: CallbackOptions) -> Iterable[Observation]:
-        return _observe(tallies.instances_stored)
+        return (
+            Observation(tallies.instances_stored, _DIMSE),
+            Observation(tallies.dicomweb_instances_stored, _DICOMWEB),
+        )
 
     def failed(_: CallbackOptions) -> Iterable[Observation]:
         return [
-            Observation(n, {"dicom.status": status})
-            for status, n in list(tallies.instances_failed.items())
+            Observation(n, {"dicom.status": status, **transport})
+            for counts, transport in (
+                (tallies.instances_failed, _DIMSE),
+                (tallies.dicomweb_instances_failed, _DICOMWEB),
+            )
+            for status, n in list(counts.items())
         ]
 
     def received(_: CallbackOptions) -> Iterable[Observation]:
-        return _observe(tallies.bytes_received)
+        return (
+            Observation(tallies.bytes_received, _DIMSE),
+            Observation(tallies.dicomweb_bytes_received, _DICOMWEB),
+        )
 
     def active(_: CallbackOptions) -> Iterable[Observation]:
         return _observe(tallies.active_associations)

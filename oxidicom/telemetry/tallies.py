@@ -21,6 +21,9 @@ class Tallies:
         "associations_rejected",
         "bytes_received",
         "connections_evicted",
+        "dicomweb_bytes_received",
+        "dicomweb_instances_failed",
+        "dicomweb_instances_stored",
         "instances_failed",
         "instances_stored",
         "lonk_dropped",
@@ -52,6 +55,11 @@ class Tallies:
         self.lonk_sent: Counter[str] = Counter()
         #: By reason (``rate_limited``, ``unavailable``, ...).
         self.lonk_dropped: Counter[str] = Counter()
+        #: The same three counts for instances received over DICOMweb (STOW-RS): the
+        #: metrics carry them with ``oxidicom.transport`` ``dicomweb``, the above ``dimse``.
+        self.dicomweb_instances_stored = 0
+        self.dicomweb_instances_failed: Counter[str] = Counter()
+        self.dicomweb_bytes_received = 0
         #: Reads the registration outbox's current depth; set by the outbox's owner.
         self.outbox_depth: Callable[[], int] | None = None
 

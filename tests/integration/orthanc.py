@@ -26,7 +26,13 @@ class Orthanc(LoggedProcess):
     """An Orthanc whose AE title is ``ae_title``, knowing the receiver as modality
     ``oxidicom``."""
 
-    def __init__(self, directory: Path, ae_title: str, receiver_port: int) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        ae_title: str,
+        receiver_port: int,
+        extra_config: dict[str, Any] | None = None,
+    ) -> None:
         require_tool(ORTHANC)
         directory.mkdir(parents=True, exist_ok=True)
         self.http_port = free_port()
@@ -46,6 +52,7 @@ class Orthanc(LoggedProcess):
             # Release each association right after its store job (default: 5 s later).
             "DicomAssociationCloseDelay": 0,
             "DicomModalities": {"oxidicom": ["ChRIS", "127.0.0.1", receiver_port]},
+            **(extra_config or {}),
         }
         path = directory / "orthanc.json"
         path.write_text(json.dumps(config, indent=2))
@@ -54,8 +61,10 @@ class Orthanc(LoggedProcess):
         super().__init__([ORTHANC, str(path)], env=env, cwd=directory)
         self.wait_for(r"Orthanc has started", timeout=60)
 
-    def request(self, method: str, url: str, body: bytes | None = None) -> Any:
-        connection = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=120)
+    def request(
+        self, method: str, url: str, body: bytes | None = None, timeout: float = 120
+    ) -> Any:
+        connection = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=timeout)
         try:
             connection.request(method, url, body=body)
             response = connection.getresponse()

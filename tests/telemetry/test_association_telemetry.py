@@ -89,12 +89,13 @@ async def test_association_span_has_its_attributes_and_metrics_count_it(
     assert span.end_time is not None and span.start_time is not None
     assert span.end_time > span.start_time
 
-    assert value(points, "oxidicom.instances.stored") == stored_before + 3
-    assert value(points, "oxidicom.instances.failed", **{"dicom.status": "C001"}) == (
+    dimse = {"oxidicom.transport": "dimse"}
+    assert value(points, "oxidicom.instances.stored", **dimse) == stored_before + 3
+    assert value(points, "oxidicom.instances.failed", **{"dicom.status": "C001", **dimse}) == (
         failed_before + 1
     )
     assert (
-        value(points, "oxidicom.bytes.received") - bytes_before
+        value(points, "oxidicom.bytes.received", **dimse) - bytes_before
         == (attributes["oxidicom.bytes.received"])
     )
     assert value(points, "oxidicom.associations.active") == 0

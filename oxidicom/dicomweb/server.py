@@ -1,0 +1,320 @@
+"""The DICOMweb listener: aiohttp on the receiver's event loop, STOW-RS only.
+
+``POST /dicom-web/studies`` and ``POST /dicom-web/studies/{StudyInstanceUID}``
+(PS3.18 10.5). Before a byte of the body is read (also when the client waits for
+``Expect: 100-continue``), a request is checked in this order: the receiver is not
+stopping (503), its credentials (401, or 503 while too many password checks wait), its
+Content-Type (415/400), its Content-Length (413), the study UID of the path (400); then
+it needs a free request slot (503: at most OXIDICOM_LISTENER_THREADS requests at once). Then its
+parts are stored one after the other (:mod:`oxidicom.dicomweb.ingest`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import re
+from collections.abc import Callable
+from typing import Final
+
+from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.multipart import BodyPartReader
+from aiohttp.web_urldispatcher import _default_expect_handler
+
+from oxidicom.acceptance import AcceptancePolicy
+from oxidicom.aio.tls import server_tls_context
+from oxidicom.dicomweb.auth import Allowed, Authenticator, Refused
+from oxidicom.dicomweb.ingest import StowRequest
+from oxidicom.dicomweb.multipart import (
+    Budget,
+    ClientStalled,
+    RequestTooLarge,
+    StowMultipartReader,
+    check_content_type,
+    part_chunks,
+)
+from oxidicom.dicomweb.response import MEDIA_TYPE, http_status, response_body
+from oxidicom.dicomweb.telemetry import request_telemetry
+from oxidicom.logs import CURRENT_ASSOCIATION
+from oxidicom.notify.base import Notifier
+from oxidicom.settings import Settings
+from oxidicom.storage.writer import Store
+
+log = logging.getLogger("oxidicom.dicomweb")
+
+BASE: Final = "/dicom-web"
+#: A UID (PS3.5 9.1): digits and dots, at most 64 characters.
+_UID: Final = re.compile(r"[0-9][0-9.]{0,63}")
+_ALLOWED: Final = "oxidicom.allowed"
+#: Seconds aiohttp gives a request still running after stop() waited for it, before
+#: cancelling it (it receives no more bytes by then).
+_CANCEL_GRACE: Final = 1.0
+#: The end reason of a request whose client closed the connection inside the body.
+GONE: Final = "the client went away"
+
+
+#: The writer's batch for STOW-RS parts. aiohttp costs the process ~11 MiB that DIMSE
+#: does not (58.6 MiB idle instead of 47.5), and a 256 MiB part must keep the whole
+#: receiver under 64 MiB: with the C-STORE batches (4 MiB) the peak was 66-68 MiB, with
+#: 1 MiB 60.6 MiB, at the same throughput within this machine's noise (~400-500 MiB/s
+#: to tmpfs, see benches/results/stow.md).
+STOW_FLUSH_BYTES: Final = 1024 * 1024
+
+
+def _smaller_batches(store: Store, flush_bytes: int) -> Store:
+    """The same Store (folders, names, cleanups: shared objects) with smaller batches.
+
+    A shallow copy shares every piece of mutable state by reference; only the batch
+    size, read by each writer from its store, differs.
+    """
+    if store.flush_bytes <= flush_bytes:
+        return store
+    twin = copy.copy(store)
+    twin.flush_bytes = flush_bytes
+    return twin
+
+
+def _plain(status: int, text: str, **headers: str) -> web.Response:
+    return web.Response(status=status, text=text + "\n", headers=headers or None)
+
+
+class StowServer:
+    """The HTTP listener and what its requests share."""
+
+    def __init__(
+        self, settings: Settings, store: Store, notifier: Notifier, next_id: Callable[[], str]
+    ) -> None:
+        self.settings = settings
+        self.store = _smaller_batches(store, STOW_FLUSH_BYTES)
+        self.notifier = notifier
+        self.next_id = next_id
+        self.auth = Authenticator(
+            settings.dicomweb_users, settings.dicomweb_token, settings.dicomweb_pacs_name
+        )
+        # The same SOP classes and transfer syntaxes as the DIMSE listener accepts.
+        self.policy = AcceptancePolicy(
+            ae_title=settings.scp_aet,
+            max_pdu_length=settings.scp_max_pdu_length,
+            promiscuous=settings.scp_promiscuous,
+            uncompressed_only=settings.scp_uncompressed_only,
+        )
+        self.max_requests = settings.max_associations
+        self.active = 0
+        #: Set while no request is running (stop waits for it).
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.accepting = True
+        self.app = web.Application()
+        for path in (f"{BASE}/studies", f"{BASE}/studies/{{study}}"):
+            self.app.router.add_post(path, self._stow, expect_handler=self._expect)
+        self._runner: web.AppRunner | None = None
+
+    # -- start and stop ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen (raises OSError, or TLSSetupError for unusable TLS files)."""
+        settings = self.settings
+        tls = server_tls_context(settings)
+        runner = web.AppRunner(
+            self.app,
+            handle_signals=False,
+            access_log=None,
+            # stop() waits for running requests itself; what is left then is cancelled.
+            shutdown_timeout=_CANCEL_GRACE,
+        )
+        await runner.setup()
+        site = web.TCPSite(
+            runner,
+            settings.dicomweb_address,
+            settings.dicomweb_port,
+            ssl_context=tls,
+            backlog=128,
+            reuse_address=True,
+        )
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+
+    @property
+    def url(self) -> str:
+        """Where STOW-RS is served, as a client would write it."""
+        assert self._runner is not None
+        host, port = self._runner.addresses[0][:2]
+        scheme = "https" if self.settings.tls_certificate else "http"
+        host = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{host}:{port}{BASE}/studies"
+
+    async def stop(self) -> None:
+        """Stop listening; running requests may finish for OXIDICOM_SHUTDOWN_TIMEOUT.
+
+        aiohttp's own graceful stop (``runner.cleanup``) drops every byte that arrives
+        once it has begun, so a request still receiving its body could only time out.
+        The listening socket is closed first, then the running requests are waited for
+        here, and only then is the runner cleaned up (idle keep-alive connections closed,
+        what is still running cancelled).
+        """
+        self.accepting = False
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            for site in list(runner.sites):
+                await site.stop()
+            if self.active:
+                timeout = self.settings.shutdown_timeout
+                log.info("waiting up to %.0f s for %d STOW-RS request(s)", timeout, self.active)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await self._idle.wait()
+            await runner.cleanup()
+        self.auth.close()
+
+    # -- requests ------------------------------------------------------------------------
+
+    async def _admit(self, request: web.Request) -> Allowed | web.Response:
+        """Everything decided before the body is read (once per request)."""
+        admitted = request.get(_ALLOWED)
+        if admitted is not None:
+            return admitted  # type: ignore[no-any-return]
+        answer = await self._check(request)
+        request[_ALLOWED] = answer
+        return answer
+
+    async def _check(self, request: web.Request) -> Allowed | web.Response:
+        if not self.accepting:
+            return _plain(503, "stopping", **{hdrs.RETRY_AFTER: "5"})
+        allowed = await self.auth.check(request.headers.get(hdrs.AUTHORIZATION))
+        if isinstance(allowed, Refused):
+            log.warning("STOW-RS from %s refused: %s", _peer(request), allowed.reason)
+            if allowed.status == 401:
+                return _plain(
+                    401, "authentication required", **{hdrs.WWW_AUTHENTICATE: self.auth.challenge()}
+                )
+            return _plain(allowed.status, allowed.reason, **{hdrs.RETRY_AFTER: "1"})
+        problem = check_content_type(request.headers.get(hdrs.CONTENT_TYPE))
+        if problem is not None:
+            return _plain(problem.status, problem.reason)
+        length = request.content_length
+        if length is not None and length > self.settings.dicomweb_max_request_size:
+            return _plain(
+                413, f"larger than {self.settings.dicomweb_max_request_size} bytes (the limit)"
+            )
+        study = request.match_info.get("study")
+        if study is not None and not _UID.fullmatch(study):
+            return _plain(400, "the path's StudyInstanceUID is not a UID")
+        return allowed
+
+    async def _expect(self, request: web.Request) -> web.StreamResponse | None:
+        """Expect: 100-continue: refuse before the client sends a body we would not take."""
+        answer = await self._admit(request)
+        if isinstance(answer, web.Response):
+            answer.force_close()
+            return answer
+        await _default_expect_handler(request)
+        return None
+
+    async def _stow(self, request: web.Request) -> web.StreamResponse:
+        answer = await self._admit(request)
+        if isinstance(answer, web.Response):
+            answer.force_close()
+            return answer
+        if self.active >= self.max_requests:  # here, where the slot is taken: no await between
+            busy = _plain(
+                503, f"{self.max_requests} requests already running", **{hdrs.RETRY_AFTER: "1"}
+            )
+            busy.force_close()
+            return busy
+        self.active += 1
+        self._idle.clear()
+        telemetry = request_telemetry(self.next_id(), _peer(request))
+        scope = CURRENT_ASSOCIATION.set(telemetry)
+        try:
+            telemetry.started(request.method, request.path, answer.pacs_name, answer.user)
+            stow = StowRequest(
+                store=self.store,
+                notifier=self.notifier,
+                policy=self.policy,
+                telemetry=telemetry,
+                pacs_name=answer.pacs_name,
+                study_instance_uid=request.match_info.get("study"),
+            )
+            log.info(
+                "STOW-RS request from %s as %s%s",
+                _peer(request),
+                answer.pacs_name,
+                f" (user {answer.user})" if answer.user else "",
+            )
+            status, reason = await self._receive(request, stow)
+            if status is None:
+                status = http_status(stow.outcomes) if stow.outcomes else 400
+            gone = reason == GONE
+            telemetry.finished(
+                status, reason if gone or (status >= 400 and not stow.outcomes) else None
+            )
+            if not stow.outcomes:
+                response = _plain(status, reason)
+            else:
+                response = web.Response(
+                    status=status, body=response_body(stow.outcomes), content_type=MEDIA_TYPE
+                )
+            if gone or status in (400, 408, 413):
+                response.force_close()  # the rest of the body is not read
+            return response
+        except BaseException as error:  # cancelled at the end of a stop, or a bug
+            telemetry.finished(500, f"request not completed: {error!r}")
+            raise
+        finally:
+            CURRENT_ASSOCIATION.reset(scope)
+            self.active -= 1
+            if not self.active:
+                self._idle.set()
+
+    async def _receive(self, request: web.Request, stow: StowRequest) -> tuple[int | None, str]:
+        """Store every part; (HTTP status when it is not the parts' to say, end reason)."""
+        budget = Budget(self.settings.dicomweb_max_request_size)
+        status: int | None = None
+        reason = "completed"
+        try:
+            reader = StowMultipartReader(request.headers, request.content)
+            while True:
+                try:
+                    async with asyncio.timeout(self.settings.idle_timeout):
+                        part = await reader.next()  # a part's headers, or the end
+                except TimeoutError:
+                    raise ClientStalled(f"no data for {self.settings.idle_timeout:g} s") from None
+                if part is None:
+                    break
+                if not isinstance(part, BodyPartReader):
+                    # A nested multipart is no instance, and draining it would escape the
+                    # size limit: the body is malformed for STOW-RS.
+                    raise ValueError("a part is itself multipart")
+                chunks = part_chunks(part, budget, self.settings.idle_timeout)
+                await stow.store_part(chunks, part.headers.get(hdrs.CONTENT_TYPE))
+            if not stow.outcomes:
+                status, reason = 400, "the multipart body has no part"
+        except RequestTooLarge as error:
+            status, reason = 413, str(error)
+        except ClientStalled as error:
+            status, reason = 408, str(error)
+        except (ConnectionError, HttpProcessingError) as error:
+            log.debug("STOW-RS body lost", exc_info=error)
+            reason = GONE
+        except ValueError as error:  # aiohttp's word for broken multipart framing
+            status, reason = 400, f"malformed multipart body: {error}"
+        except BaseException:
+            stow.end("cancelled")
+            raise
+        stow.end(reason)
+        return status, reason
+
+
+def _peer(request: web.Request) -> str:
+    transport = request.transport
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        return f"{peer[0]}:{peer[1]}"
+    return request.remote or "?"
