@@ -70,9 +70,12 @@ class StowRequest:
         telemetry: RequestTelemetry,
         pacs_name: str,
         study_instance_uid: str | None = None,
+        flush_bytes: int | None = None,
     ) -> None:
         self.id = telemetry.id
         self.store = store
+        #: Batches of a streamed part, when not the store's (see the server's choice).
+        self.flush_bytes = flush_bytes
         self.notifier = notifier
         self.policy = policy
         self.telemetry = telemetry
@@ -156,6 +159,7 @@ class StowRequest:
             sop_class_uid=meta.sop_class_uid,
             sop_instance_uid=meta.sop_instance_uid,
             transfer_syntax_uid=meta.transfer_syntax_uid,
+            flush_bytes=self.flush_bytes,
         )
 
     async def _finish(self, meta: FileMeta, writer: InstanceWriter) -> PartOutcome:

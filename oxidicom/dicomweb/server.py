@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import logging
 import re
 from collections.abc import Callable
@@ -64,19 +63,6 @@ GONE: Final = "the client went away"
 STOW_FLUSH_BYTES: Final = 1024 * 1024
 
 
-def _smaller_batches(store: Store, flush_bytes: int) -> Store:
-    """The same Store (folders, names, cleanups: shared objects) with smaller batches.
-
-    A shallow copy shares every piece of mutable state by reference; only the batch
-    size, read by each writer from its store, differs.
-    """
-    if store.flush_bytes <= flush_bytes:
-        return store
-    twin = copy.copy(store)
-    twin.flush_bytes = flush_bytes
-    return twin
-
-
 def _plain(status: int, text: str, **headers: str) -> web.Response:
     return web.Response(status=status, text=text + "\n", headers=headers or None)
 
@@ -88,7 +74,7 @@ class StowServer:
         self, settings: Settings, store: Store, notifier: Notifier, next_id: Callable[[], str]
     ) -> None:
         self.settings = settings
-        self.store = _smaller_batches(store, STOW_FLUSH_BYTES)
+        self.store = store
         self.notifier = notifier
         self.next_id = next_id
         self.auth = Authenticator(
@@ -241,6 +227,7 @@ class StowServer:
                 telemetry=telemetry,
                 pacs_name=answer.pacs_name,
                 study_instance_uid=request.match_info.get("study"),
+                flush_bytes=min(STOW_FLUSH_BYTES, self.store.flush_bytes),
             )
             log.info(
                 "STOW-RS request from %s as %s%s",

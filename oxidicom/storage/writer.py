@@ -117,13 +117,21 @@ class Store:
         await self._cleanups.drain()
 
     def begin(
-        self, *, pacs_name: str, sop_class_uid: str, sop_instance_uid: str, transfer_syntax_uid: str
+        self,
+        *,
+        pacs_name: str,
+        sop_class_uid: str,
+        sop_instance_uid: str,
+        transfer_syntax_uid: str,
+        flush_bytes: int | None = None,
     ) -> InstanceWriter:
-        """Start receiving one instance."""
+        """Start receiving one instance (``flush_bytes``: its batches, if not the store's)."""
         meta = file_meta(sop_class_uid, sop_instance_uid, transfer_syntax_uid, pacs_name)
         temp = f"{self._prefix}{next(self._names)}.part"
         command = (sop_class_uid, sop_instance_uid)
-        return InstanceWriter(self, pacs_name, meta, transfer_syntax_uid, temp, command)
+        return InstanceWriter(
+            self, pacs_name, meta, transfer_syntax_uid, temp, command, flush_bytes
+        )
 
     # On the loop, or in the executor with fsync: every blocking call of a small instance.
     def write_whole(
@@ -254,8 +262,10 @@ class InstanceWriter:
         transfer_syntax_uid: str,
         temp: str,
         command_uids: tuple[str, str],
+        flush_bytes: int | None = None,
     ) -> None:
         self._store = store
+        self._flush_bytes = store.flush_bytes if flush_bytes is None else flush_bytes
         self._pacs_name = pacs_name
         #: (AffectedSOPClassUID, AffectedSOPInstanceUID) of the C-STORE-RQ: the file meta's.
         self._command_uids = command_uids
@@ -298,7 +308,7 @@ class InstanceWriter:
                 return None
         self._parts.append(data)
         self._gathered += len(data)
-        if self._gathered < self._store.flush_bytes:
+        if self._gathered < self._flush_bytes:
             return None
         if self._flushing is not None and not self._flushing.done():
             return self._flushing

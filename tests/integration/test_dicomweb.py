@@ -106,6 +106,21 @@ def test_dicomweb_client_stores_both_sample_series(stow: StowReceiver) -> None:
     assert stow.temporary_files() == []
 
 
+def test_a_series_sent_in_two_requests_is_registered_once_whole(stow: StowReceiver) -> None:
+    """A client that splits a series over requests (Orthanc's STOW client splits large
+    studies): one registration of the whole series, as for associations."""
+    from dicomweb_client.api import DICOMwebClient
+
+    paths = sorted((require_sample_data() / "SAG-anon").glob("*.dcm"))
+    client = DICOMwebClient(stow.base)
+    for half in (paths[:96], paths[96:]):
+        answer = client.store_instances([pydicom.dcmread(p) for p in half])
+        assert len(answer.ReferencedSOPSequence) == 96
+    stow.wait_registrations(1)
+    assert stow.receiver.stop() == 0  # settles whatever is left: nothing more comes
+    assert ndicom_by_series(registrations(stow)) == {("DICOMWEB", SAG_UID): [192]}
+
+
 # -- curl and hand-made bodies ----------------------------------------------------------
 
 
