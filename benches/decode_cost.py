@@ -105,9 +105,9 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, args.src)
 
-    from oxidicom import logs
     from oxidicom.dicom.head import HeadParser
     from oxidicom.storage import layout
+    from oxidicom.telemetry import logs
 
     with open(os.devnull, "w", encoding="utf-8") as devnull:
         logs.configure("INFO", "json", devnull)

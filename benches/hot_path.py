@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, 
 from oxidicom.aio.context import ConnectionContext
 from oxidicom.aio.protocol import AssociationProtocol
 from oxidicom.aio.server import ServerContext
+from oxidicom.app.settings import load_settings
 from oxidicom.dimse.commands import CommandField, encode_request
 from oxidicom.notify.notifier import build_notifier
-from oxidicom.settings import load_settings
 from oxidicom.storage.writer import Store
 from oxidicom.ul import pdu as ul
 from oxidicom.ul.constants import DICOM_APPLICATION_CONTEXT

@@ -18,7 +18,7 @@ from oxidicom.notify.notifier import ChrisNotifier
 from oxidicom.notify.outbox import Outbox
 from oxidicom.notify.progress import ProgressPolicy
 from oxidicom.notify.registrations import Registrations
-from oxidicom.series import SeriesRecord
+from oxidicom.storage.series import SeriesRecord
 
 CALLS = 200_000
 

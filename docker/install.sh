@@ -9,4 +9,4 @@ venv="$2"
 python -m venv --without-pip "$venv"
 python -m pip --python "$venv/bin/python" install --disable-pip-version-check --no-index \
     --find-links "$wheels" oxidicom
-"$venv/bin/python" -c "import uvloop, oxidicom.cli"
+"$venv/bin/python" -c "import uvloop, oxidicom.app.cli"

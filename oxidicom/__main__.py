@@ -2,6 +2,6 @@
 
 import sys
 
-from oxidicom.entry import main
+from oxidicom.app.entry import main
 
 sys.exit(main())

@@ -3,7 +3,7 @@
 :class:`ConnectionContext` wraps an :class:`AssociationProtocol`: every asyncio
 callback (connect, data, EOF, connection lost) runs inside one
 :class:`contextvars.Context` per connection, in which
-:data:`oxidicom.logs.CURRENT_ASSOCIATION` holds the association's telemetry. Futures
+:data:`oxidicom.telemetry.logs.CURRENT_ASSOCIATION` holds the association's telemetry. Futures
 callbacks, tasks and timers created from those callbacks copy that context, so a line
 logged by storage or notification code working for the association carries its id,
 with nothing passed down. It costs one ``Context.run`` per socket read, nothing per
@@ -17,7 +17,7 @@ import contextvars
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from oxidicom.logs import CURRENT_ASSOCIATION
+from oxidicom.telemetry.logs import CURRENT_ASSOCIATION
 
 if TYPE_CHECKING:
     from oxidicom.aio.protocol import AssociationProtocol

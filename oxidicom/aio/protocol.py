@@ -20,9 +20,9 @@ import logging
 import socket
 from typing import TYPE_CHECKING, cast
 
-from oxidicom.aio.transfer_rate import GRACE, TransferMeter
-from oxidicom.association import Association
-from oxidicom.logs import CURRENT_ASSOCIATION
+from oxidicom.scp.association import Association
+from oxidicom.scp.transfer_rate import GRACE, TransferMeter
+from oxidicom.telemetry.logs import CURRENT_ASSOCIATION
 from oxidicom.ul.connection import Connection
 from oxidicom.ul.fsm import State
 

@@ -11,19 +11,19 @@ from collections.abc import Callable
 from typing import Protocol
 
 from oxidicom import telemetry
-from oxidicom.acceptance import AcceptancePolicy
-from oxidicom.access import AccessPolicy
 from oxidicom.aio.context import ConnectionContext
-from oxidicom.aio.fairness import Holder, host_share_victim
 from oxidicom.aio.protocol import AssociationProtocol
-from oxidicom.aio.summarized import SummarizedWarning, SummarizedWarnings
 from oxidicom.aio.tls import TLSHandshake, server_tls_context
-from oxidicom.aio.transfer_rate import WINDOW
-from oxidicom.association import Association
+from oxidicom.app.settings import Settings
 from oxidicom.notify.base import Notifier
-from oxidicom.process import short_id
-from oxidicom.settings import Settings
+from oxidicom.scp.acceptance import AcceptancePolicy
+from oxidicom.scp.access import AccessPolicy
+from oxidicom.scp.association import Association
+from oxidicom.scp.fairness import Holder, host_share_victim
+from oxidicom.scp.transfer_rate import WINDOW
 from oxidicom.storage.writer import Store
+from oxidicom.support.process import short_id
+from oxidicom.telemetry.summarized import SummarizedWarning, SummarizedWarnings
 
 log = logging.getLogger("oxidicom.server")
 
@@ -105,7 +105,7 @@ class ServerContext:
         When every slot is taken and ``preempt`` is true (the request will be
         accepted), the running association that receives least is preempted for the
         newcomer if it receives less than ``min_transfer_rate`` (see
-        :mod:`oxidicom.aio.transfer_rate`); only when none does is the newcomer refused.
+        :mod:`oxidicom.scp.transfer_rate`); only when none does is the newcomer refused.
         """
         if not self.accepting:
             return False
@@ -140,7 +140,7 @@ class ServerContext:
         """Abort one running association for ``newcomer``, if a rule allows it.
 
         First the rate rule: the least productive association below the minimum rate.
-        Then, when none is, per-host fairness (:mod:`oxidicom.aio.fairness`): the slowest
+        Then, when none is, per-host fairness (:mod:`oxidicom.scp.fairness`): the slowest
         association of a host holding at least two slots more than the newcomer's.
         """
         min_rate = self.min_transfer_rate

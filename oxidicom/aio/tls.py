@@ -5,7 +5,7 @@ Built once at start from the settings. PS3.15 B.1 and its BCP 195 profiles ask f
 ciphers. With a client CA, the peer must present a certificate that CA signed (mutual
 TLS); without one, any client may connect and only the server is authenticated.
 Which AE titles a client certificate may use (``OXIDICOM_TLS_CLIENT_AETS``) is decided
-per association from the verified certificate (``peercert``), in :mod:`oxidicom.access`.
+per association from the verified certificate (``peercert``), in :mod:`oxidicom.scp.access`.
 
 The listener accepts plain TCP and runs the handshake itself (:class:`TLSHandshake`,
 ``loop.start_tls``), rather than leaving it to ``create_server(ssl=...)``: that way a
@@ -22,7 +22,7 @@ import ssl
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from oxidicom.settings import Settings
+from oxidicom.app.settings import Settings
 
 if TYPE_CHECKING:
     from oxidicom.aio.server import ServerContext

@@ -7,7 +7,7 @@ encoding, each other part with the encoding its escape sequence names (pydicom's
 PN, control characters in SH/LO) switches back to the first encoding. Bytes that an
 encoding cannot decode become replacement characters; an escape sequence that names no
 declared encoding leaves its part to the first encoding, with replacement characters.
-tests/test_charsets.py checks that this gives pydicom's text for every value.
+tests/dicom/test_charsets.py checks that this gives pydicom's text for every value.
 
 It is pydicom's function re-done for bounded cost, since a data set controls its input:
 

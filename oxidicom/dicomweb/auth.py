@@ -35,7 +35,7 @@ from typing import Final
 import argon2
 import bcrypt
 
-from oxidicom.access import check_ae_title
+from oxidicom.scp.access import check_ae_title
 
 #: Verifications allowed to wait for the hashing thread; beyond it: 503.
 MAX_PENDING: Final = 16

@@ -1,6 +1,6 @@
 """The STOW-RS section of the conformance statement (PS3.2 Annex J style), from the code.
 
-:mod:`oxidicom.conformance` puts it in the statement; every status and default here is
+:mod:`oxidicom.app.conformance` puts it in the statement; every status and default here is
 read from the module that uses it, so the document cannot drift from the service.
 """
 

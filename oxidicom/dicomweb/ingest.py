@@ -5,11 +5,11 @@ A request gets an id like an association's, its own series accumulator and its o
 streams, temporary file, fsync per setting, rename) and the same notifier hooks as a
 C-STORE data set; when the request ends, however it ends, its series are handed to
 ``Notifier.association_ended`` exactly once. This mirrors what
-:class:`oxidicom.association.Association` does in ``_placing``, ``_stored``, ``_refuse``
+:class:`oxidicom.scp.association.Association` does in ``_placing``, ``_stored``, ``_refuse``
 and ``_end``, with HTTP parts instead of DIMSE messages.
 
 Nothing here knows HTTP: a part is an async iterator of byte chunks, so the pure logic
-is tested without a server (tests/test_dicomweb_ingest.py).
+is tested without a server (tests/dicomweb/test_dicomweb_ingest.py).
 """
 
 from __future__ import annotations
@@ -19,17 +19,17 @@ import logging
 import time
 from collections.abc import AsyncIterator
 
-from oxidicom.acceptance import AcceptancePolicy
 from oxidicom.dicom.errors import DatasetError
 from oxidicom.dicom.head import HeadFields
 from oxidicom.dicom.uids import VERIFICATION_SOP_CLASS
 from oxidicom.dicomweb.meta import FileMeta, MetaError, MetaReader
 from oxidicom.dicomweb.response import PartOutcome
 from oxidicom.dicomweb.telemetry import RequestTelemetry
-from oxidicom.logs import CURRENT_ASSOCIATION
 from oxidicom.notify.base import Notifier
-from oxidicom.series import SeriesAccumulator
+from oxidicom.scp.acceptance import AcceptancePolicy
+from oxidicom.storage.series import SeriesAccumulator
 from oxidicom.storage.writer import InstanceWriter, StorageError, Store, StoredInstance
+from oxidicom.telemetry.logs import CURRENT_ASSOCIATION
 
 log = logging.getLogger("oxidicom.dicomweb")
 

@@ -23,8 +23,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.multipart import BodyPartReader
 from aiohttp.web_urldispatcher import _default_expect_handler
 
-from oxidicom.acceptance import AcceptancePolicy
 from oxidicom.aio.tls import server_tls_context
+from oxidicom.app.settings import Settings
 from oxidicom.dicomweb.auth import Allowed, Authenticator, Refused
 from oxidicom.dicomweb.ingest import StowRequest
 from oxidicom.dicomweb.multipart import (
@@ -37,10 +37,10 @@ from oxidicom.dicomweb.multipart import (
 )
 from oxidicom.dicomweb.response import MEDIA_TYPE, http_status, response_body
 from oxidicom.dicomweb.telemetry import request_telemetry
-from oxidicom.logs import CURRENT_ASSOCIATION
 from oxidicom.notify.base import Notifier
-from oxidicom.settings import Settings
+from oxidicom.scp.acceptance import AcceptancePolicy
 from oxidicom.storage.writer import Store
+from oxidicom.telemetry.logs import CURRENT_ASSOCIATION
 
 log = logging.getLogger("oxidicom.dicomweb")
 

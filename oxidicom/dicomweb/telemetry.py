@@ -12,7 +12,7 @@ from __future__ import annotations
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from oxidicom import telemetry
-from oxidicom.telemetry.association import AssociationTelemetry
+from oxidicom.telemetry.per_association import AssociationTelemetry
 from oxidicom.telemetry.tallies import TALLIES
 
 SPAN_NAME = "dicomweb.stow"

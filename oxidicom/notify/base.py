@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from oxidicom.dicom.head import HeadFields
-from oxidicom.series import SeriesRecord
+from oxidicom.storage.series import SeriesRecord
 
 
 class Notifier(Protocol):

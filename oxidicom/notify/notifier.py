@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from oxidicom import telemetry
-from oxidicom.background import Background
+from oxidicom.app.settings import Settings
 from oxidicom.dicom.head import HeadFields
 from oxidicom.notify.celery import default_origin
 from oxidicom.notify.journal import SeriesJournal, series_digest
@@ -34,8 +34,8 @@ from oxidicom.notify.outbox import Outbox
 from oxidicom.notify.progress import ProgressPolicy
 from oxidicom.notify.registrations import KEPT, Registrations
 from oxidicom.notify.settle import PendingSeries, SeriesSettler
-from oxidicom.series import SeriesRecord
-from oxidicom.settings import Settings
+from oxidicom.storage.series import SeriesRecord
+from oxidicom.support.background import Background
 
 if TYPE_CHECKING:
     from oxidicom.notify.nats import LonkPublisher

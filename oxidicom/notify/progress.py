@@ -32,7 +32,7 @@ Send = Callable[[str, bytes, bool], bool]
 
 class Tally(Protocol):
     """A series' count and what was told of it: an association's part of it
-    (:class:`~oxidicom.series.SeriesRecord`) or the whole of it across associations
+    (:class:`~oxidicom.storage.series.SeriesRecord`) or the whole of it across associations
     (:class:`~oxidicom.notify.settle.PendingSeries`)."""
 
     pacs_name: str

@@ -43,7 +43,7 @@ from oxidicom.notify.journal import (
     digest_of_key,
 )
 from oxidicom.notify.outbox import Outbox, Registration
-from oxidicom.series import SeriesRecord
+from oxidicom.storage.series import SeriesRecord
 
 if TYPE_CHECKING:
     from oxidicom.notify.amqp import AmqpPublisher

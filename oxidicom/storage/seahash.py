@@ -7,7 +7,7 @@ The algorithm is small (the crate's ``reference.rs``): the input is read as
 little-endian 64-bit words, the last one zero-padded; each word is mixed into the first
 of four lanes, which then rotate; the lanes and the input length are folded and mixed
 once more. It runs once per series (the series folder is memoized), so its speed does
-not matter; its output must match the crate's bit for bit (tests/test_seahash.py).
+not matter; its output must match the crate's bit for bit (tests/storage/test_seahash.py).
 """
 
 from __future__ import annotations

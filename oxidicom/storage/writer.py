@@ -29,12 +29,12 @@ from pathlib import Path
 import aiofiles.os
 import msgspec
 
-from oxidicom.background import Background
 from oxidicom.dicom.errors import DatasetError, DatasetMismatchError
 from oxidicom.dicom.head import HeadFields, HeadParser
 from oxidicom.dicom.part10 import file_meta
 from oxidicom.storage.layout import check_required, instance_file_name, series_dir
 from oxidicom.storage.tmpdir import WorkDir, remove_stale
+from oxidicom.support.background import Background
 
 log = logging.getLogger("oxidicom.storage")
 

@@ -26,8 +26,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from oxidicom.logs import CURRENT_ASSOCIATION
-from oxidicom.telemetry.association import RELEASED, AssociationTelemetry
+from oxidicom.telemetry.logs import CURRENT_ASSOCIATION
+from oxidicom.telemetry.per_association import RELEASED, AssociationTelemetry
 from oxidicom.telemetry.registration import RegistrationPublish, start_publish
 from oxidicom.telemetry.tallies import TALLIES, Tallies
 

@@ -35,7 +35,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
 from opentelemetry.trace import Tracer
 
-from oxidicom.process import instance_id
+from oxidicom.support.process import instance_id
 from oxidicom.telemetry.tallies import TALLIES
 
 log = logging.getLogger("oxidicom.telemetry")

@@ -17,12 +17,12 @@ import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from oxidicom.acceptance import AcceptancePolicy, Accepted, negotiate
 from oxidicom.dicom.errors import DatasetError
 from oxidicom.dicom.head import HeadFields, HeadParser, parse_head
 from oxidicom.dicom.uids import TRANSFER_SYNTAXES
 from oxidicom.dimse.assembler import CommandReceived, MessageAssembler
 from oxidicom.dimse.commands import CommandError, decode_response_status, encode_response
+from oxidicom.scp.acceptance import AcceptancePolicy, Accepted, negotiate
 from oxidicom.storage.layout import MAX_COMPONENT, check_required, instance_file_name, series_dir
 from oxidicom.ul import pdu as ul
 from oxidicom.ul.connection import Connection

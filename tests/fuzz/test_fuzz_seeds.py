@@ -40,7 +40,7 @@ def test_saved_crash_no_longer_breaks_its_target(path: Path) -> None:
 
 def test_non_ascii_calling_ae_title_is_echoed_in_the_ac() -> None:
     """PS3.8 9.3.3.1: the AC returns the calling AE title as received, whatever its bytes."""
-    from oxidicom.acceptance import AcceptancePolicy, Accepted, negotiate
+    from oxidicom.scp.acceptance import AcceptancePolicy, Accepted, negotiate
     from oxidicom.ul import pdu as ul
     from tests.vectors import vector
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from oxidicom.settings import SETTINGS, load_settings
+from oxidicom.app.settings import SETTINGS, load_settings
 from tests.integration.receiver import start_receiver
 
 pytestmark = pytest.mark.integration

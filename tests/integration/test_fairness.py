@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from oxidicom.acceptance import reject_busy
-from oxidicom.aio.transfer_rate import GRACE
 from oxidicom.dimse.commands import CommandField, encode_request
+from oxidicom.scp.acceptance import reject_busy
+from oxidicom.scp.transfer_rate import GRACE
 from oxidicom.ul import pdu as ul
 from oxidicom.ul.constants import RejectResult, RejectSource, UserRejectReason
 from tests.integration.conftest import echoscu, require_tool

@@ -1,7 +1,7 @@
 """Heads that cost too much to walk are refused, and only them (issue 12, item 4).
 
 The walk to (0020,0013) runs on the event loop; ``MAX_ELEMENTS`` and ``MAX_INFLATED``
-bound it (tests/test_head.py counts the work). Against the real process: a head over a
+bound it (tests/dicom/test_head.py counts the work). Against the real process: a head over a
 limit, in one big fragment or deflated, gets 0xC000 with ``head over limit: ...``;
 nothing is stored and no temporary file is left; the association goes on, and ordinary
 instances on the same contexts, plain and deflated, are stored.

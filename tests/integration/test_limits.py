@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from oxidicom.acceptance import MAX_PRESENTATION_CONTEXTS
 from oxidicom.dimse.commands import CommandField, encode_request
+from oxidicom.scp.acceptance import MAX_PRESENTATION_CONTEXTS
 from oxidicom.ul import pdu as ul
 from oxidicom.ul.constants import (
     PresentationRejectReason,

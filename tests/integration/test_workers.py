@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from oxidicom.settings import SettingsError, load_settings
+from oxidicom.app.settings import SettingsError, load_settings
 from tests.dicom_factory import mr_instance, write_part10
 from tests.integration.conftest import ECHOSCU, echoscu, require_tool
 from tests.integration.receiver import RunningReceiver, start_receiver

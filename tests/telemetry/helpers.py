@@ -12,10 +12,10 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from oxidicom.aio.server import Receiver, ServerContext
+from oxidicom.app.settings import load_settings
 from oxidicom.dicom.head import HeadFields
 from oxidicom.dicom.uids import IMPLICIT_VR_LITTLE_ENDIAN, VERIFICATION_SOP_CLASS
-from oxidicom.series import SeriesRecord
-from oxidicom.settings import load_settings
+from oxidicom.storage.series import SeriesRecord
 from oxidicom.storage.writer import Store
 from oxidicom.ul import pdu
 from oxidicom.ul.constants import DICOM_APPLICATION_CONTEXT, AbortSource

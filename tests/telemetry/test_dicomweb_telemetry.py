@@ -11,10 +11,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from oxidicom import telemetry
-from oxidicom.acceptance import AcceptancePolicy
 from oxidicom.dicomweb.ingest import StowRequest
 from oxidicom.dicomweb.telemetry import SPAN_NAME, request_telemetry
-from oxidicom.series import SeriesRecord
+from oxidicom.scp.acceptance import AcceptancePolicy
+from oxidicom.storage.series import SeriesRecord
 from oxidicom.storage.writer import Store
 from oxidicom.telemetry import TALLIES
 from tests.dicom_factory import mr_instance

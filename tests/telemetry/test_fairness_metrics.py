@@ -10,8 +10,8 @@ import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from oxidicom import telemetry
-from oxidicom.aio.transfer_rate import GRACE
 from oxidicom.dimse.commands import CommandField, encode_request
+from oxidicom.scp.transfer_rate import GRACE
 from tests.integration.raw_peer import VERIFICATION, pdata
 from tests.telemetry.helpers import echo_request, in_process_receiver, metric_points, value
 

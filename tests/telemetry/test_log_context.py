@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from oxidicom import logs
 from oxidicom.aio.server import Receiver, ServerContext
-from oxidicom.series import SeriesRecord
-from oxidicom.settings import load_settings
+from oxidicom.app.settings import load_settings
+from oxidicom.storage.series import SeriesRecord
 from oxidicom.storage.writer import Store
+from oxidicom.telemetry import logs
 from tests.dicom_factory import mr_instance, write_part10
 from tests.integration.conftest import require_tool
 from tests.telemetry.helpers import SilentNotifier

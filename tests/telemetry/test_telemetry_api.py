@@ -13,10 +13,11 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from oxidicom import process, telemetry
-from oxidicom.logs import CURRENT_ASSOCIATION
+from oxidicom import telemetry
+from oxidicom.support import process
 from oxidicom.telemetry import TALLIES
 from oxidicom.telemetry.exporting import build_resource, signal_wanted
+from oxidicom.telemetry.logs import CURRENT_ASSOCIATION
 from tests.telemetry.helpers import metric_points, value
 
 
@@ -159,7 +160,7 @@ def test_hooks_are_harmless_without_export() -> None:
 
 def test_without_an_endpoint_the_sdk_is_never_imported() -> None:
     code = (
-        "import sys, oxidicom.app, oxidicom.telemetry as t;"
+        "import sys, oxidicom.app.startup, oxidicom.telemetry as t;"
         "assert not t.setup();"
         "print(sorted(m for m in sys.modules if m.startswith('opentelemetry.sdk')"
         " or m.startswith('opentelemetry.exporter')))"

@@ -1,0 +1,617 @@
+"""Settings from the environment, parsed and validated once at start.
+
+The variables and defaults of the reference receiver (CONTRACT section 1) come
+first; ours follow. :data:`SETTINGS` is the one list: the parser, ``--help`` and
+the README's table are all made from it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from oxidicom.dicomweb.auth import Users, parse_token_file, parse_users_file
+from oxidicom.scp.access import (
+    AllowedPeers,
+    ClientAETitles,
+    check_ae_title,
+    parse_allowed_peers,
+    parse_client_aets,
+)
+from oxidicom.support.durations import parse_duration
+
+#: Where the embedded default stores everything, relative to the current directory.
+EMBEDDED_DATA_DIR = "oxidicom-data"
+
+
+class SettingsError(ValueError):
+    """A bad value: one line naming the variable, the value and what would be valid."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Every setting, typed. Durations are in seconds."""
+
+    files_root: str
+    amqp_address: str | None
+    queue_name: str
+    nats_address: str | None
+    root_subject: str
+    progress_interval: float
+    scp_aet: str
+    scp_strict: bool
+    scp_uncompressed_only: bool
+    scp_promiscuous: bool
+    scp_max_pdu_length: int
+    max_associations: int
+    listener_port: int
+    dev_sleep: float | None
+    listener_address: str
+    outbox_dir: str
+    artim_timeout: float
+    idle_timeout: float
+    pdu_hard_cap: int
+    max_command_set_length: int
+    max_pending_connections: int
+    #: Bytes per second; 0 disables preemption.
+    min_transfer_rate: int
+    fsync: bool
+    workers: int = 1
+    tls_certificate: str | None
+    tls_key: str | None
+    tls_client_ca: str | None
+    shutdown_timeout: float
+    log_level: str
+    log_format: str = "auto"
+    scp_allowed_peers: AllowedPeers | None = None
+    scp_check_called_aet: bool = False
+    tls_client_aets: ClientAETitles | None = None
+    #: Seconds a series must be quiet before it is registered; 0: per association.
+    series_settle: float = 2.0
+    #: DICOMweb STOW-RS (oxidicom/dicomweb); no listener when the port is None.
+    dicomweb_port: int | None = None
+    dicomweb_address: str = "0.0.0.0"
+    dicomweb_pacs_name: str = "DICOMWEB"
+    dicomweb_max_request_size: int = 4 * 1024**3
+    dicomweb_users: Users | None = None
+    #: The bearer token itself (read from OXIDICOM_DICOMWEB_TOKEN_FILE at start).
+    dicomweb_token: str | None = None
+    dicomweb_allow_anonymous: bool = False
+
+    @property
+    def embedded(self) -> bool:
+        """True when no broker is configured (registrations stay in the outbox)."""
+        return self.amqp_address is None
+
+
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _bool(text: str) -> bool:
+    try:
+        return _BOOLEANS[text.strip().lower()]
+    except KeyError:
+        raise ValueError("expected true/false/1/0/yes/no") from None
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise ValueError(f"expected a whole number from {low} to {high}") from None
+        if not low <= value <= high:
+            raise ValueError(f"expected a whole number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _workers(text: str) -> int:
+    value = text.strip().lower()
+    if value == "auto":
+        return max(1, min(len(os.sched_getaffinity(0)), MAX_WORKERS))
+    return _int_between(1, MAX_WORKERS)(value)
+
+
+#: More worker processes than this is a typo, not a plan.
+MAX_WORKERS = 64
+
+
+def _ae_title(text: str) -> str:
+    return check_ae_title(text)
+
+
+_RATE_UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2}
+
+
+def _byte_rate(text: str) -> int:
+    """``8KiB/s``, ``64 kB/s``, ``1MiB``, ``500`` (bytes per second; ``/s`` optional)."""
+    value = text.strip().lower().removesuffix("/s").strip()
+    number = value.rstrip("abcdefghijklmnopqrstuvwxyz").strip()
+    unit = value[len(number) :].strip()
+    try:
+        rate = float(number) * _RATE_UNITS[unit]
+    except (KeyError, ValueError):
+        raise ValueError("expected a rate such as 8KiB/s, 64kB/s, 1MiB/s or 0") from None
+    if not 0 <= rate <= 1024**3:
+        raise ValueError("expected a rate from 0 to 1GiB/s")
+    return round(rate)
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+
+
+def _byte_size(text: str) -> int:
+    """``4GiB``, ``512MiB``, ``1048576`` (bytes)."""
+    value = text.strip().lower()
+    number = value.rstrip("abcdefghijklmnopqrstuvwxyz").strip()
+    try:
+        size = round(float(number) * _SIZE_UNITS[value[len(number) :].strip()])
+    except (KeyError, ValueError):
+        raise ValueError("expected a size such as 4GiB, 512MiB or 1048576") from None
+    if not 1024 <= size <= 1024**5:
+        raise ValueError("expected a size from 1KiB to 1PiB")
+    return size
+
+
+def _users_file(text: str) -> Users:
+    return parse_users_file(_text(text))
+
+
+def _token_file(text: str) -> str:
+    return parse_token_file(_text(text))
+
+
+def _duration(text: str) -> float:
+    return parse_duration(text)
+
+
+def _duration_or_zero(text: str) -> float:
+    return 0.0 if text.strip() == "0" else parse_duration(text)
+
+
+def _text(text: str) -> str:
+    if not text.strip():
+        raise ValueError("expected a non-empty value")
+    return text.strip()
+
+
+def _log_format(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("auto", "json", "text"):
+        raise ValueError("expected auto, json or text")
+    return value
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in _LOG_LEVELS:
+        raise ValueError(f"expected one of {', '.join(_LOG_LEVELS)}")
+    return level
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable: its field, parser, default (as text) and meaning."""
+
+    env: str
+    field: str
+    parse: Callable[[str], object]
+    default: str | None
+    help: str
+    aliases: tuple[str, ...] = ()
+    #: Shown instead of ``default`` in help when the default is computed.
+    default_help: str | None = None
+
+
+_KIB = 1024
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "OXIDICOM_FILES_ROOT",
+        "files_root",
+        _text,
+        None,
+        "directory where CUBE's storage is mounted; files go under SERVICES/PACS/",
+        default_help=f"./{EMBEDDED_DATA_DIR}/files",
+    ),
+    Setting(
+        "OXIDICOM_AMQP_ADDRESS",
+        "amqp_address",
+        _text,
+        None,
+        "AMQP URL of the RabbitMQ used by CUBE's Celery workers; unset: registrations"
+        " stay in the outbox",
+        aliases=("OXIDICOM_CELERY_BROKER",),
+        default_help="unset",
+    ),
+    Setting(
+        "OXIDICOM_QUEUE_NAME", "queue_name", _text, "main2", "Celery queue of the registration task"
+    ),
+    Setting(
+        "OXIDICOM_NATS_ADDRESS",
+        "nats_address",
+        _text,
+        None,
+        "NATS server for LONK progress messages; unset: none are sent",
+        default_help="unset",
+    ),
+    Setting(
+        "OXIDICOM_ROOT_SUBJECT",
+        "root_subject",
+        _text,
+        "oxidicom",
+        "first token of every NATS subject",
+    ),
+    Setting(
+        "OXIDICOM_PROGRESS_INTERVAL",
+        "progress_interval",
+        _duration,
+        "500ms",
+        "minimum gap between optional progress messages of one series (humantime)",
+    ),
+    Setting(
+        "OXIDICOM_SERIES_SETTLE",
+        "series_settle",
+        _duration_or_zero,
+        "2s",
+        "a series is registered (and gets its LONK done) once no association stores into"
+        " it and it has been quiet this long, so one sent over several associations is"
+        " registered once, whole (humantime); 0: when each association ends, its part of"
+        " the series (the Rust receiver's behaviour)",
+    ),
+    Setting("OXIDICOM_SCP_AET", "scp_aet", _ae_title, "ChRIS", "our AE title"),
+    Setting(
+        "OXIDICOM_SCP_ALLOWED_PEERS",
+        "scp_allowed_peers",
+        parse_allowed_peers,
+        None,
+        "comma-separated AET or AET@HOST (HOST: an address, a CIDR or a host name,"
+        " resolved at start): only these calling AE titles, from these hosts, may"
+        " associate; others get A-ASSOCIATE-RJ (calling AE title not recognized);"
+        " unset: anyone",
+        default_help="unset",
+    ),
+    Setting(
+        "OXIDICOM_SCP_CHECK_CALLED_AET",
+        "scp_check_called_aet",
+        _bool,
+        "false",
+        "reject a called AE title other than OXIDICOM_SCP_AET (A-ASSOCIATE-RJ, called"
+        " AE title not recognized)",
+    ),
+    Setting(
+        "OXIDICOM_SCP_STRICT",
+        "scp_strict",
+        _bool,
+        "false",
+        "abort when a P-DATA-TF PDU exceeds the maximum length we advertised",
+    ),
+    Setting(
+        "OXIDICOM_SCP_UNCOMPRESSED_ONLY",
+        "scp_uncompressed_only",
+        _bool,
+        "false",
+        "accept only implicit and explicit VR little endian",
+    ),
+    Setting(
+        "OXIDICOM_SCP_PROMISCUOUS",
+        "scp_promiscuous",
+        _bool,
+        "false",
+        "accept abstract syntaxes that are not standard storage SOP classes",
+    ),
+    Setting(
+        "OXIDICOM_SCP_MAX_PDU_LENGTH",
+        "scp_max_pdu_length",
+        _int_between(4 * _KIB, 16 * _KIB * _KIB),
+        str(128 * _KIB),
+        "maximum PDU length we advertise (bytes)",
+    ),
+    Setting(
+        "OXIDICOM_LISTENER_THREADS",
+        "max_associations",
+        _int_between(1, 100_000),
+        "8",
+        "maximum number of concurrent associations; one more preempts the slowest below"
+        " OXIDICOM_MIN_TRANSFER_RATE, else gets A-ASSOCIATE-RJ (transient, local limit"
+        " exceeded)",
+    ),
+    Setting(
+        "OXIDICOM_LISTENER_PORT",
+        "listener_port",
+        _int_between(0, 65535),
+        "11111",
+        "TCP port (0: any free port)",
+    ),
+    Setting(
+        "OXIDICOM_DEV_SLEEP",
+        "dev_sleep",
+        _duration,
+        None,
+        "delay after each NATS message, for UI development only",
+        default_help="unset",
+    ),
+    Setting(
+        "OXIDICOM_LISTENER_ADDRESS", "listener_address", _text, "0.0.0.0", "address to listen on"
+    ),
+    Setting(
+        "OXIDICOM_OUTBOX_DIR",
+        "outbox_dir",
+        _text,
+        None,
+        "directory of the registration outbox (must not be inside FILES_ROOT)",
+        default_help=f"./{EMBEDDED_DATA_DIR}/outbox",
+    ),
+    Setting(
+        "OXIDICOM_ARTIM_TIMEOUT",
+        "artim_timeout",
+        _duration,
+        "30s",
+        "ARTIM: time allowed for the association request after connect, and for the"
+        " peer to close after release or abort",
+    ),
+    Setting(
+        "OXIDICOM_IDLE_TIMEOUT",
+        "idle_timeout",
+        _duration,
+        "60s",
+        "an established association must complete a PDU at least this often",
+    ),
+    Setting(
+        "OXIDICOM_PDU_HARD_CAP",
+        "pdu_hard_cap",
+        _int_between(4 * _KIB, 0xFFFFFFFF),
+        str(16 * _KIB * _KIB),
+        "largest P-DATA-TF accepted when not strict (bytes)",
+    ),
+    Setting(
+        "OXIDICOM_MAX_COMMAND_SET_LENGTH",
+        "max_command_set_length",
+        _int_between(_KIB, 16 * _KIB * _KIB),
+        str(64 * _KIB),
+        "largest DIMSE command set accepted (bytes); beyond it A-ABORT",
+    ),
+    Setting(
+        "OXIDICOM_MAX_PENDING_CONNECTIONS",
+        "max_pending_connections",
+        _int_between(1, 100_000),
+        "64",
+        "connections without an association (in the TLS handshake, not yet requested,"
+        " rejected, ended) kept open at once; beyond it the oldest is closed",
+    ),
+    Setting(
+        "OXIDICOM_MIN_TRANSFER_RATE",
+        "min_transfer_rate",
+        _byte_rate,
+        "8KiB/s",
+        "when every association slot is taken, a new association request preempts"
+        " (A-ABORT) the running association receiving least, if it received less than this"
+        " over the last 10 s (B/s, kB/s, KiB/s, MB/s, MiB/s), else the slowest association of"
+        " the host holding most slots if the newcomer's host holds at least two fewer;"
+        " 0: never, reject instead",
+    ),
+    Setting(
+        "OXIDICOM_FSYNC",
+        "fsync",
+        _bool,
+        "true",
+        "fsync each file before answering success (survives a power cut;"
+        " skipped on tmpfs, where it does nothing)",
+    ),
+    Setting(
+        "OXIDICOM_WORKERS",
+        "workers",
+        _workers,
+        "1",
+        "receiver processes sharing the listening port (auto: one per CPU);"
+        " every limit above is per process",
+    ),
+    Setting(
+        "OXIDICOM_TLS_CERTIFICATE",
+        "tls_certificate",
+        _text,
+        None,
+        "PEM certificate (chain) of a DICOM TLS listener; unset: plain TCP",
+        default_help="unset",
+    ),
+    Setting(
+        "OXIDICOM_TLS_KEY",
+        "tls_key",
+        _text,
+        None,
+        "PEM private key of the certificate; unset: read from the certificate file",
+        default_help="unset",
+    ),
+    Setting(
+        "OXIDICOM_TLS_CLIENT_CA",
+        "tls_client_ca",
+        _text,
+        None,
+        "PEM CA certificate(s); when set, clients must present a certificate it signed",
+        default_help="unset",
+    ),
+    Setting(
+        "OXIDICOM_TLS_CLIENT_AETS",
+        "tls_client_aets",
+        parse_client_aets,
+        None,
+        "comma-separated IDENTITY=AET (IDENTITY: a client certificate's subject CN or"
+        " subjectAltName DNS name): the calling AE titles each certificate may use;"
+        " others get A-ASSOCIATE-RJ (calling AE title not recognized); needs"
+        " OXIDICOM_TLS_CLIENT_CA; unset: any",
+        default_help="unset",
+    ),
+    Setting(
+        "OXIDICOM_DICOMWEB_PORT",
+        "dicomweb_port",
+        _int_between(0, 65535),
+        None,
+        "TCP port of the DICOMweb STOW-RS listener (POST /dicom-web/studies); unset: none"
+        " (0: any free port)",
+        default_help="unset",
+    ),
+    Setting(
+        "OXIDICOM_DICOMWEB_ADDRESS",
+        "dicomweb_address",
+        _text,
+        "0.0.0.0",
+        "address of the DICOMweb listener; other than loopback, it needs"
+        " OXIDICOM_DICOMWEB_USERS_FILE or OXIDICOM_DICOMWEB_TOKEN_FILE, or"
+        " OXIDICOM_DICOMWEB_ALLOW_ANONYMOUS=true",
+    ),
+    Setting(
+        "OXIDICOM_DICOMWEB_PACS_NAME",
+        "dicomweb_pacs_name",
+        _ae_title,
+        "DICOMWEB",
+        "pacs_name (the {pacs} folder) of what arrives over DICOMweb, unless a user of"
+        " OXIDICOM_DICOMWEB_USERS_FILE sent it: then the user's name",
+    ),
+    Setting(
+        "OXIDICOM_DICOMWEB_MAX_REQUEST_SIZE",
+        "dicomweb_max_request_size",
+        _byte_size,
+        "4GiB",
+        "largest STOW-RS request body (KiB, MiB, GiB); above it: 413",
+    ),
+    Setting(
+        "OXIDICOM_DICOMWEB_USERS_FILE",
+        "dicomweb_users",
+        _users_file,
+        None,
+        "file of name:hash lines (bcrypt or argon2) for HTTP Basic authentication; the"
+        " name must be a valid AE title and becomes the pacs_name",
+        default_help="unset",
+    ),
+    Setting(
+        "OXIDICOM_DICOMWEB_TOKEN_FILE",
+        "dicomweb_token",
+        _token_file,
+        None,
+        "file holding a bearer token (its first line, at least 32 characters) that"
+        " authenticates as OXIDICOM_DICOMWEB_PACS_NAME",
+        default_help="unset",
+    ),
+    Setting(
+        "OXIDICOM_DICOMWEB_ALLOW_ANONYMOUS",
+        "dicomweb_allow_anonymous",
+        _bool,
+        "false",
+        "let a DICOMweb listener on a non-loopback address run without authentication",
+    ),
+    Setting(
+        "OXIDICOM_SHUTDOWN_TIMEOUT",
+        "shutdown_timeout",
+        _duration,
+        "30s",
+        "on SIGTERM/SIGINT, how long running associations may take to finish",
+    ),
+    Setting("OXIDICOM_LOG_LEVEL", "log_level", _log_level, "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    Setting(
+        "OXIDICOM_LOG_FORMAT",
+        "log_format",
+        _log_format,
+        "auto",
+        "json (one JSON object a line), text, or auto: text on a terminal, json otherwise",
+    ),
+)
+
+
+def _computed_defaults(values: dict[str, object], cwd: Path) -> None:
+    data = cwd / EMBEDDED_DATA_DIR
+    if values["files_root"] is None:
+        values["files_root"] = str(data / "files")
+    if values["outbox_dir"] is None:
+        values["outbox_dir"] = str(data / "outbox")
+
+
+def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
+    """Read every setting; raise :class:`SettingsError` on the first bad value."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for setting in SETTINGS:
+        name = setting.env
+        raw = env.get(name)
+        for alias in setting.aliases:
+            if raw is None and env.get(alias) is not None:
+                name, raw = alias, env[alias]
+        if raw is None or (raw == "" and setting.default is None):
+            raw = setting.default
+            name = f"{name} (default)"
+        if raw is None:
+            values[setting.field] = None
+            continue
+        try:
+            values[setting.field] = setting.parse(raw)
+        except ValueError as error:
+            raise SettingsError(f"{name}={raw!r} is not valid: {error}") from None
+    _computed_defaults(values, cwd or Path.cwd())
+    settings = Settings(**values)  # type: ignore[arg-type]
+    _check_together(settings)
+    return settings
+
+
+def _check_together(settings: Settings) -> None:
+    root = Path(settings.files_root).resolve()
+    outbox = Path(settings.outbox_dir).resolve()
+    if outbox == root or root in outbox.parents:
+        raise SettingsError(
+            f"OXIDICOM_OUTBOX_DIR={settings.outbox_dir!r} is not valid: it is inside"
+            f" OXIDICOM_FILES_ROOT={settings.files_root!r}, which is CUBE's storage"
+        )
+    if settings.tls_certificate is None and (settings.tls_key or settings.tls_client_ca):
+        variable = "OXIDICOM_TLS_KEY" if settings.tls_key else "OXIDICOM_TLS_CLIENT_CA"
+        raise SettingsError(f"{variable} is set but OXIDICOM_TLS_CERTIFICATE is not")
+    if settings.tls_client_aets is not None and settings.tls_client_ca is None:
+        raise SettingsError("OXIDICOM_TLS_CLIENT_AETS is set but OXIDICOM_TLS_CLIENT_CA is not")
+    _check_dicomweb(settings)
+    if settings.pdu_hard_cap < settings.scp_max_pdu_length:
+        raise SettingsError(
+            f"OXIDICOM_PDU_HARD_CAP={settings.pdu_hard_cap} is not valid: it is smaller than"
+            f" OXIDICOM_SCP_MAX_PDU_LENGTH={settings.scp_max_pdu_length}"
+        )
+
+
+def _check_dicomweb(settings: Settings) -> None:
+    if settings.dicomweb_port is None:
+        return
+    if settings.workers > 1:
+        raise SettingsError(
+            "OXIDICOM_DICOMWEB_PORT is set but OXIDICOM_WORKERS is more than 1: the DICOMweb"
+            " listener runs in a single receiver process only"
+        )
+    authenticated = settings.dicomweb_users is not None or settings.dicomweb_token is not None
+    anonymous_ok = settings.dicomweb_allow_anonymous or is_loopback(settings.dicomweb_address)
+    if not authenticated and not anonymous_ok:
+        raise SettingsError(
+            f"OXIDICOM_DICOMWEB_ADDRESS={settings.dicomweb_address!r} is not valid without"
+            " authentication: set OXIDICOM_DICOMWEB_USERS_FILE or"
+            " OXIDICOM_DICOMWEB_TOKEN_FILE, listen on 127.0.0.1, or set"
+            " OXIDICOM_DICOMWEB_ALLOW_ANONYMOUS=true"
+        )
+
+
+def is_loopback(address: str) -> bool:
+    """True for an address only this host can reach (127.0.0.0/8, ::1, localhost)."""
+    if address.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address.strip()).is_loopback
+    except ValueError:
+        return False
+
+
+def describe_settings() -> list[tuple[str, str, str]]:
+    """(variable, default, meaning) for every setting, for --help and the README."""
+    rows = []
+    for setting in SETTINGS:
+        default = setting.default_help or setting.default or ""
+        name = setting.env + "".join(f" (alias {alias})" for alias in setting.aliases)
+        rows.append((name, default, setting.help))
+    return rows

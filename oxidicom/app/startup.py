@@ -1,0 +1,180 @@
+"""Wires the rooms together: storage, notifications, the listener; start-up and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from oxidicom import telemetry
+from oxidicom.aio.server import Receiver, ServerContext
+from oxidicom.aio.tls import TLSSetupError
+from oxidicom.app.settings import Settings
+from oxidicom.notify.notifier import ChrisNotifier, build_notifier
+from oxidicom.scp import access
+from oxidicom.storage.writer import Store
+
+if TYPE_CHECKING:
+    from oxidicom.dicomweb.server import StowServer
+
+log = logging.getLogger("oxidicom")
+
+
+class StartError(Exception):
+    """The receiver cannot start (port in use, storage not writable): one line for the user."""
+
+
+def describe_start(settings: Settings, receiver: Receiver) -> str:
+    """The one start line: where we listen, who we are, where files and messages go."""
+    address = settings.listener_address
+    amqp = (
+        f"AMQP {_redact(settings.amqp_address)} queue {settings.queue_name}"
+        if settings.amqp_address
+        else "no AMQP broker (registrations stay in the outbox)"
+    )
+    nats = f"NATS {_redact(settings.nats_address)}" if settings.nats_address else "no NATS"
+    tls = " (DICOM TLS)" if settings.tls_certificate else ""
+    return (
+        f"oxidicom listening on {address}:{receiver.port}{tls} as AE title {settings.scp_aet!r};"
+        f" files under {Path(settings.files_root).resolve()};"
+        f" outbox {Path(settings.outbox_dir).resolve()}; {amqp}; {nats}"
+    )
+
+
+def _log_access(settings: Settings, receiver: Receiver) -> None:
+    policy = receiver.context.access
+    summary = access.describe(policy)
+    if summary is not None:
+        log.info(summary)
+    tls = settings.tls_certificate is not None
+    warning = access.health_check_warning(policy, settings.listener_address, tls)
+    if warning is not None:
+        log.warning(warning)
+
+
+def _redact(url: str | None) -> str:
+    """Hide a password in a URL (amqp://user:secret@host -> amqp://user:***@host)."""
+    if not url or "@" not in url or "://" not in url:
+        return url or ""
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+async def serve(
+    settings: Settings,
+    *,
+    started: Callable[[Receiver], None] | None = None,
+    listen_fd: int | None = None,
+) -> None:
+    """Run the receiver until SIGINT or SIGTERM, then stop gracefully.
+
+    ``listen_fd`` is a listening socket inherited from the supervisor of several
+    workers (``oxidicom/app/workers.py``); without it the receiver binds its own.
+    """
+    loop = asyncio.get_running_loop()
+    # Handlers first: a signal arriving once we have said we listen must stop us cleanly.
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    telemetry.setup()  # here, in the serving process: each worker exports its own
+    try:
+        receiver, notifier = await _start(settings, listen_fd)
+        stow = await _start_dicomweb(settings, receiver, notifier)
+        log.info(describe_start(settings, receiver))
+        _log_access(settings, receiver)
+        if stow is not None:
+            log.info(describe_dicomweb(settings, stow))
+        if started is not None:
+            started(receiver)
+        await stop.wait()
+        log.info("stopping: no new associations")
+        if stow is not None:
+            # Both listeners stop at once. The store closes (its temporary folder goes) at
+            # the end of receiver.stop, once its background work is drained: the running
+            # STOW-RS requests are made part of that work, so they finish writing first.
+            stopping = asyncio.ensure_future(stow.stop())
+            receiver.context.store.track(stopping)
+        await receiver.stop(settings.shutdown_timeout)
+        await notifier.stop()
+        log.info("stopped")
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        await loop.run_in_executor(None, telemetry.shutdown)  # flush spans and metrics
+
+
+def describe_dicomweb(settings: Settings, stow: StowServer) -> str:
+    """The start line of the DICOMweb listener: where, and who may store."""
+    if settings.dicomweb_users is not None:
+        who = f"HTTP Basic users of {settings.dicomweb_users.path}"
+        if settings.dicomweb_token is not None:
+            who += " or the bearer token"
+    elif settings.dicomweb_token is not None:
+        who = f"the bearer token, as {settings.dicomweb_pacs_name}"
+    else:
+        who = f"anyone, without authentication, as {settings.dicomweb_pacs_name}"
+    return f"DICOMweb STOW-RS at {stow.url}; may store: {who}"
+
+
+async def _start_dicomweb(
+    settings: Settings, receiver: Receiver, notifier: ChrisNotifier
+) -> StowServer | None:
+    """The STOW-RS listener, when OXIDICOM_DICOMWEB_PORT is set."""
+    if settings.dicomweb_port is None:
+        return None
+    from oxidicom.dicomweb.server import StowServer  # aiohttp is loaded only when needed
+
+    context = receiver.context
+    stow = StowServer(settings, context.store, notifier, context.next_association_id)
+    try:
+        await stow.start()
+    except (OSError, TLSSetupError) as error:
+        await receiver.stop(0)
+        await notifier.stop()
+        context.store.close()
+        detail = error.strerror or error if isinstance(error, OSError) else error
+        raise StartError(
+            f"cannot listen for DICOMweb on {settings.dicomweb_address}:{settings.dicomweb_port}:"
+            f" {detail}"
+        ) from error
+    return stow
+
+
+async def _start(settings: Settings, listen_fd: int | None) -> tuple[Receiver, ChrisNotifier]:
+    store = Store(settings.files_root, fsync=settings.fsync)
+    try:
+        store.prepare()
+    except OSError as error:
+        message = f"cannot use OXIDICOM_FILES_ROOT={settings.files_root!r}: {error}"
+        raise StartError(message) from error
+    stale = store.remove_stale_temporary_files()
+    if stale:
+        log.warning("removed %d temporary file(s) left by an earlier run", stale)
+    notifier = build_notifier(settings)
+    try:
+        await notifier.start()
+    except OSError as error:
+        store.close()
+        message = f"cannot use OXIDICOM_OUTBOX_DIR={settings.outbox_dir!r}: {error}"
+        raise StartError(message) from error
+    receiver = Receiver(ServerContext(settings, store, notifier))
+    try:
+        await receiver.start(None if listen_fd is None else socket.socket(fileno=listen_fd))
+    except TLSSetupError as error:
+        await notifier.stop()
+        store.close()
+        raise StartError(str(error)) from error
+    except OSError as error:
+        await notifier.stop()
+        store.close()
+        raise StartError(
+            f"cannot listen on {settings.listener_address}:{settings.listener_port}:"
+            f" {error.strerror or error}"
+        ) from error
+    return receiver, notifier

@@ -1,0 +1,166 @@
+"""Several receiver processes on one port: a supervisor that binds once and forks none.
+
+With ``OXIDICOM_WORKERS`` above 1 the process started by the operator binds the
+listening socket itself, then starts that many ordinary receivers
+(``python -m oxidicom --listen-fd N``) which inherit the socket and accept on it,
+each with its own event loop, storage work folder, outbox publisher and NATS
+connection -- the same arrangement as several replicas sharing storage and brokers.
+An idle worker is the first to accept, so connections spread by load. One socket
+bound once (rather than ``SO_REUSEPORT``) means a second oxidicom started by mistake
+on the same port fails to bind instead of silently sharing it.
+
+The supervisor forwards SIGINT and SIGTERM and waits for every worker's graceful
+stop. A worker that dies is started again (after a pause that grows while it keeps
+dying at once); a worker that exits 1 or 2 could not start (bad storage, bad TLS
+files), which a restart will not mend: the supervisor then stops everything and
+exits with that status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+
+from oxidicom.app.settings import Settings
+
+log = logging.getLogger("oxidicom.workers")
+
+#: Exit statuses of a receiver that could not start (bad settings, storage, port).
+_START_FAILURES = (1, 2)
+_FIRST_BACKOFF = 1.0
+_MAX_BACKOFF = 30.0
+#: A worker that lived this long before dying is restarted without delay.
+_HEALTHY_UPTIME = 60.0
+
+
+class ListenError(Exception):
+    """The listening socket cannot be bound: one line for the user."""
+
+
+def bind_listener(settings: Settings) -> socket.socket:
+    """The listening socket every worker accepts on."""
+    address = settings.listener_address
+    try:
+        family, kind, proto, _, where = socket.getaddrinfo(
+            address or None,
+            settings.listener_port,
+            type=socket.SOCK_STREAM,
+            flags=socket.AI_PASSIVE,
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(where)
+            sock.listen(512)
+        except BaseException:
+            sock.close()
+            raise
+    except OSError as error:
+        raise ListenError(
+            f"cannot listen on {address}:{settings.listener_port}: {error.strerror or error}"
+        ) from error
+    sock.set_inheritable(True)
+    return sock
+
+
+def supervise(settings: Settings) -> int:
+    """Run ``settings.workers`` receivers on one socket until SIGINT/SIGTERM; exit status."""
+    try:
+        sock = bind_listener(settings)
+    except ListenError as error:
+        print(f"oxidicom: {error}", file=sys.stderr)
+        return 1
+    try:
+        return asyncio.run(_Supervisor(settings, sock).run())
+    finally:
+        sock.close()
+
+
+class _Supervisor:
+    def __init__(self, settings: Settings, sock: socket.socket) -> None:
+        self.settings = settings
+        self.sock = sock
+        self.stopping = False
+        self.status = 0
+        self.workers: dict[int, asyncio.subprocess.Process] = {}
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._stop, stop, signum)
+        host, port = self.sock.getsockname()[:2]
+        log.info("oxidicom supervisor: %d workers sharing %s:%d", self.settings.workers, host, port)
+        keepers = [
+            asyncio.create_task(self._keep(index, stop)) for index in range(self.settings.workers)
+        ]
+        await asyncio.gather(*keepers)
+        return self.status
+
+    def _stop(self, stop: asyncio.Event, signum: int) -> None:
+        if not self.stopping:
+            log.info("stopping %d workers", len(self.workers))
+        self.stopping = True
+        stop.set()
+        for process in self.workers.values():
+            _signal(process, signum)
+
+    async def _keep(self, index: int, stop: asyncio.Event) -> None:
+        """Run worker ``index``; start it again whenever it dies, until we stop."""
+        backoff = _FIRST_BACKOFF
+        while not self.stopping:
+            started = time.monotonic()
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "oxidicom",
+                "--listen-fd",
+                str(self.sock.fileno()),
+                pass_fds=(self.sock.fileno(),),
+            )
+            self.workers[index] = process
+            if self.stopping:  # the signal came while this worker was being started
+                _signal(process, signal.SIGTERM)
+            status = await process.wait()
+            if self.stopping:
+                # Killed by the signal itself: it was still starting, nothing to finish.
+                if status not in (0, -signal.SIGTERM, -signal.SIGINT):
+                    self.status = self.status or 1
+                return
+            if status in _START_FAILURES:
+                log.error("worker %d could not start (exit status %d): stopping", index, status)
+                self.status = status
+                self._stop(stop, signal.SIGTERM)
+                return
+            lived = time.monotonic() - started
+            if lived >= _HEALTHY_UPTIME:
+                backoff = _FIRST_BACKOFF
+            log.error(
+                "worker %d (pid %d) ended with status %d after %.1f s: starting it again in %.0f s",
+                index,
+                process.pid,
+                status,
+                lived,
+                backoff,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), backoff)
+            backoff = min(backoff * 2, _MAX_BACKOFF)
+
+
+def _signal(process: asyncio.subprocess.Process, signum: int) -> None:
+    """Signal a worker that has not been reaped.
+
+    Not ``Process.send_signal``: it polls the child first (``waitpid``), and when that
+    reaps a worker that just died, the loop's child watcher finds nothing left to reap
+    and reports status 255 (CPython issue 87744).
+    """
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signum)
