@@ -27,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, 
 
 from oxidicom.aio.context import ConnectionContext
 from oxidicom.aio.protocol import AssociationProtocol
-from oxidicom.aio.server import ServerContext
 from oxidicom.app.settings import load_settings
 from oxidicom.dimse.commands import CommandField, encode_request
 from oxidicom.notify.notifier import build_notifier
+from oxidicom.scp.services import ScpService
 from oxidicom.storage.writer import Store
 from oxidicom.ul import pdu as ul
 from oxidicom.ul.constants import DICOM_APPLICATION_CONTEXT
@@ -132,7 +132,7 @@ async def _run(count: int, folder: Path, profile: bool) -> float:
     store.prepare()
     notifier = build_notifier(settings)
     await notifier.start()
-    server = ServerContext(settings, store, notifier)
+    server = ScpService(settings, store, notifier)
     reads = _requests(count)
     protocol = ConnectionContext(AssociationProtocol(server))
     transport = _Transport()

@@ -27,7 +27,7 @@ from oxidicom.ul.connection import Connection
 from oxidicom.ul.fsm import State
 
 if TYPE_CHECKING:
-    from oxidicom.aio.server import ServerContext
+    from oxidicom.scp.services import ScpService
 
 log = logging.getLogger("oxidicom.protocol")
 
@@ -46,9 +46,9 @@ class _BorrowedSocket(socket.socket):
 
 
 class AssociationProtocol(asyncio.Protocol):
-    """One TCP connection from a DICOM peer."""
+    """One TCP connection from a DICOM peer (a :class:`~oxidicom.scp.services.Link`)."""
 
-    def __init__(self, server: ServerContext) -> None:
+    def __init__(self, server: ScpService) -> None:
         self.server = server
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
@@ -71,7 +71,7 @@ class AssociationProtocol(asyncio.Protocol):
         self._answered = False
         self._lost = False
         self.closed: asyncio.Future[None] = self.loop.create_future()
-        #: Bytes received lately, for preemption (see ServerContext.acquire_slot).
+        #: Bytes received lately, for preemption (see ScpService.acquire_slot).
         self.meter = TransferMeter(self.loop.time())
 
     # -- asyncio callbacks ---------------------------------------------------------------

@@ -1,250 +1,29 @@
-"""The listening socket and what every association of this process shares."""
+"""The listening socket: accept connections, each in its own protocol; stop gracefully.
+
+What the associations share (slots, policies, storage) is
+:class:`~oxidicom.scp.services.ScpService`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import itertools
 import logging
 import socket
 from collections.abc import Callable
-from typing import Protocol
 
-from oxidicom import telemetry
 from oxidicom.aio.context import ConnectionContext
 from oxidicom.aio.protocol import AssociationProtocol
 from oxidicom.aio.tls import TLSHandshake, server_tls_context
-from oxidicom.app.settings import Settings
-from oxidicom.notify.base import Notifier
-from oxidicom.scp.acceptance import AcceptancePolicy
-from oxidicom.scp.access import AccessPolicy
-from oxidicom.scp.association import Association
-from oxidicom.scp.fairness import Holder, host_share_victim
-from oxidicom.scp.transfer_rate import WINDOW
-from oxidicom.storage.writer import Store
-from oxidicom.support.process import short_id
-from oxidicom.telemetry.summarized import SummarizedWarning, SummarizedWarnings
+from oxidicom.scp.services import ScpService
 
 log = logging.getLogger("oxidicom.server")
-
-
-class PendingConnection(Protocol):
-    """An open connection that holds no association slot (see ServerContext._add_pending)."""
-
-    @property
-    def peer(self) -> str: ...
-
-    @property
-    def is_open(self) -> bool: ...
-
-    def evict(self) -> None: ...
-
-
-class ServerContext:
-    """Settings, policy, storage and counters shared by the associations of one process."""
-
-    def __init__(self, settings: Settings, store: Store, notifier: Notifier) -> None:
-        self.settings = settings
-        self.store = store
-        self.notifier = notifier
-        self.policy = AcceptancePolicy(
-            ae_title=settings.scp_aet,
-            max_pdu_length=settings.scp_max_pdu_length,
-            promiscuous=settings.scp_promiscuous,
-            uncompressed_only=settings.scp_uncompressed_only,
-        )
-        self.access = AccessPolicy(
-            ae_title=settings.scp_aet,
-            check_called_ae_title=settings.scp_check_called_aet,
-            allowed_peers=settings.scp_allowed_peers,
-            client_ae_titles=settings.tls_client_aets,
-        )
-        self.max_associations = settings.max_associations
-        #: Flow control: pause reading above ``high_water`` unconsumed bytes, resume below
-        #: ``low_water``. Four maximum-length PDUs keep the pipe full without hoarding.
-        self.high_water = max(4 * settings.scp_max_pdu_length, 256 * 1024)
-        self.low_water = self.high_water // 4
-        self.active_associations = 0
-        self.accepting = True
-        self.connections: set[AssociationProtocol] = set()
-        #: Open connections holding no association slot, oldest first (see connection_opened).
-        self.max_pending = settings.max_pending_connections
-        self._pending: dict[PendingConnection, None] = {}
-        #: TLS connections whose handshake is not over (they are pending too).
-        self.handshakes: set[TLSHandshake] = set()
-        self._protocols: dict[Association, AssociationProtocol] = {}
-        #: The associations that hold a slot (acquire_slot to release_slot).
-        self._holders: dict[Association, None] = {}
-        #: Bytes per second below which a running association may be preempted; 0: never.
-        self.min_transfer_rate = settings.min_transfer_rate
-        self._evictions = SummarizedWarning(
-            log,
-            "closing connection from %s: more than"
-            f" {self.max_pending} connections without an association",
-            f"closed %d more connection(s) without an association (more than {self.max_pending}"
-            " open) since the last message",
-        )
-        #: A-ASSOCIATE-RJ, logged once per reason and peer host during a flood.
-        self.rejections = SummarizedWarnings(
-            logging.getLogger("oxidicom.association"),
-            "association from %s rejected: %s",
-            "rejected %d more association(s) (%s) since the last message",
-        )
-        self._ids = itertools.count(1)
-        # Random, not the pid: pids repeat across containers sharing storage and logs.
-        self._id_prefix = short_id()
-
-    def next_association_id(self) -> str:
-        return f"{self._id_prefix}-{next(self._ids)}"
-
-    def acquire_slot(
-        self, association: Association | None = None, *, preempt: bool = False
-    ) -> bool:
-        """Count one more association, unless we are stopping or every slot is taken.
-
-        When every slot is taken and ``preempt`` is true (the request will be
-        accepted), the running association that receives least is preempted for the
-        newcomer if it receives less than ``min_transfer_rate`` (see
-        :mod:`oxidicom.scp.transfer_rate`); only when none does is the newcomer refused.
-        """
-        if not self.accepting:
-            return False
-        protocol = self._protocols.get(association) if association is not None else None
-        if self.active_associations >= self.max_associations:
-            if protocol is not None:
-                # Out of the pending set, so that the preempted association, which
-                # joins it, cannot evict the very connection it makes room for.
-                self._pending.pop(protocol, None)
-            if not preempt or not self._preempt_for(association):
-                if protocol is not None:
-                    self._add_pending(protocol)
-                return False
-            if self.active_associations >= self.max_associations:
-                return False  # the preempted association did not let go (cannot happen)
-        self.active_associations += 1
-        if association is not None:
-            self._holders[association] = None
-        if protocol is not None:
-            self._pending.pop(protocol, None)
-            protocol.meter.restart(protocol.loop.time())  # judged from its acceptance on
-        return True
-
-    def release_slot(self, association: Association | None = None) -> None:
-        self.active_associations -= 1
-        if association is not None:
-            self._holders.pop(association, None)
-            if association in self._protocols:
-                self._add_pending(self._protocols[association])
-
-    def _preempt_for(self, newcomer: Association | None) -> bool:
-        """Abort one running association for ``newcomer``, if a rule allows it.
-
-        First the rate rule: the least productive association below the minimum rate.
-        Then, when none is, per-host fairness (:mod:`oxidicom.scp.fairness`): the slowest
-        association of a host holding at least two slots more than the newcomer's.
-        """
-        min_rate = self.min_transfer_rate
-        if not min_rate:
-            return False
-        now = asyncio.get_running_loop().time()
-        who = f"{newcomer.calling_ae_title}@{newcomer.peer}" if newcomer is not None else "another"
-        holders: list[Holder[AssociationProtocol]] = []
-        victim: AssociationProtocol | None = None
-        victim_rate = 0.0
-        for holder in self._holders:
-            protocol = self._protocols.get(holder)
-            if protocol is None:
-                continue
-            rate = protocol.judged_rate(now)
-            holders.append(Holder(protocol, _host(holder.peer), rate))
-            if rate is not None and rate < min_rate and (victim is None or rate < victim_rate):
-                victim, victim_rate = protocol, rate
-        if victim is not None:
-            received, span = victim.meter.recent(now)
-            telemetry.association_preempted(telemetry.PREEMPTED_BELOW_MIN_RATE)
-            victim.preempt(
-                f"{received} bytes received in the last {span:.1f} s ({victim_rate:.0f} B/s,"
-                f" below OXIDICOM_MIN_TRANSFER_RATE={min_rate} B/s over {WINDOW:g} s),"
-                f" its slot goes to {who}"
-            )
-            return True
-        if newcomer is None:
-            return False
-        share = host_share_victim(holders, _host(newcomer.peer))
-        if share is None:
-            return False
-        protocol = share.holder.item
-        received, span = protocol.meter.recent(now)
-        telemetry.association_preempted(telemetry.PREEMPTED_HOST_SHARE)
-        protocol.preempt(
-            f"{share.holder.host} holds {share.host_holds} of the {self.max_associations}"
-            f" slots and {_host(newcomer.peer)} {share.newcomer_holds}; this is the slowest of"
-            f" {share.holder.host}'s ({received} bytes in the last {span:.1f} s), its slot goes"
-            f" to {who}"
-        )
-        return True
-
-    def connection_opened(self, protocol: AssociationProtocol) -> None:
-        self.connections.add(protocol)
-        if protocol.association is not None:
-            self._protocols[protocol.association] = protocol
-        self._add_pending(protocol)
-
-    def connection_closed(self, protocol: AssociationProtocol) -> None:
-        self.connections.discard(protocol)
-        self._pending.pop(protocol, None)
-        if protocol.association is not None:
-            self._protocols.pop(protocol.association, None)
-
-    def handshake_started(self, handshake: TLSHandshake) -> None:
-        """A TLS connection was accepted: pending from now on, like a plain one."""
-        self.handshakes.add(handshake)
-        self._add_pending(handshake)
-
-    def handshake_ended(self, handshake: TLSHandshake) -> None:
-        """Its handshake is over: failed, or the association protocol takes it over."""
-        self.handshakes.discard(handshake)
-        self._pending.pop(handshake, None)
-
-    @property
-    def pending_connections(self) -> int:
-        return len(self._pending)
-
-    def _add_pending(self, protocol: PendingConnection) -> None:
-        """Track a connection without an association; close the oldest beyond the cap.
-
-        Connections that hold no slot (in the TLS handshake, waiting for the
-        A-ASSOCIATE-RQ, or for the peer to close after a reject, release or abort) cost
-        a file descriptor each and do no work: a flood of them must not exhaust
-        descriptors. Closing the *oldest* keeps
-        the door open: a real peer sends its request within milliseconds of connecting,
-        so only connections that linger are ever closed.
-        """
-        if not protocol.is_open:
-            return
-        self._pending[protocol] = None
-        while len(self._pending) > self.max_pending:
-            oldest = next(iter(self._pending))
-            del self._pending[oldest]
-            telemetry.connection_evicted()
-            self._evictions.occurred(oldest.peer)
-            oldest.evict()
-
-    def flush_logs(self) -> None:
-        """Log what summarized warnings have counted so far (at shutdown)."""
-        self._evictions.flush()
-        self.rejections.flush()
-
-
-def _host(peer: str) -> str:
-    """The address of ``host:port`` (IPv6 addresses have colons of their own)."""
-    return peer.rpartition(":")[0]
 
 
 class Receiver:
     """A listening DICOM receiver: start, serve, stop gracefully."""
 
-    def __init__(self, context: ServerContext) -> None:
+    def __init__(self, context: ScpService) -> None:
         self.context = context
         self._server: asyncio.Server | None = None
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from oxidicom.app.settings import Settings
 
 if TYPE_CHECKING:
-    from oxidicom.aio.server import ServerContext
+    from oxidicom.scp.services import ScpService
 
 log = logging.getLogger("oxidicom.tls")
 
@@ -77,7 +77,7 @@ class TLSHandshake(asyncio.Protocol):
 
     def __init__(
         self,
-        server: ServerContext,
+        server: ScpService,
         context: ssl.SSLContext,
         app: Callable[[], asyncio.Protocol],
     ) -> None:

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from oxidicom import telemetry
-from oxidicom.aio.server import Receiver, ServerContext
+from oxidicom.aio.server import Receiver
 from oxidicom.aio.tls import TLSSetupError
 from oxidicom.app.settings import Settings
 from oxidicom.notify.notifier import ChrisNotifier, build_notifier
 from oxidicom.scp import access
+from oxidicom.scp.services import ScpService
 from oxidicom.storage.writer import Store
 
 if TYPE_CHECKING:
@@ -163,7 +164,7 @@ async def _start(settings: Settings, listen_fd: int | None) -> tuple[Receiver, C
         store.close()
         message = f"cannot use OXIDICOM_OUTBOX_DIR={settings.outbox_dir!r}: {error}"
         raise StartError(message) from error
-    receiver = Receiver(ServerContext(settings, store, notifier))
+    receiver = Receiver(ScpService(settings, store, notifier))
     try:
         await receiver.start(None if listen_fd is None else socket.socket(fileno=listen_fd))
     except TLSSetupError as error:

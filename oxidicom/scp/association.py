@@ -39,7 +39,7 @@ from oxidicom.ul.fsm import State
 from oxidicom.ul.pdu import AssociateRJ, AssociateRQ
 
 if TYPE_CHECKING:
-    from oxidicom.aio.server import ServerContext
+    from oxidicom.scp.services import Services
 
 log = logging.getLogger("oxidicom.association")
 
@@ -54,7 +54,7 @@ class Association:
 
     def __init__(
         self,
-        server: ServerContext,
+        server: Services,
         conn: Connection,
         peer: str,
         peer_certificate: Mapping[str, object] | None = None,

@@ -2,7 +2,7 @@
 
 When every association slot is taken and another peer asks for one, the receiver
 aborts the running association that receives least, provided it is below
-``OXIDICOM_MIN_TRANSFER_RATE`` (see :meth:`ServerContext.acquire_slot`). The count
+``OXIDICOM_MIN_TRANSFER_RATE`` (see :meth:`ScpService.acquire_slot`). The count
 must cost next to nothing per read: :meth:`TransferMeter.add` is a comparison and an
 addition; the time buckets roll only when a read (or a question) finds the current
 one over, and a read never finds more than one over unless the peer went quiet.

@@ -11,10 +11,11 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from oxidicom.aio.server import Receiver, ServerContext
+from oxidicom.aio.server import Receiver
 from oxidicom.app.settings import load_settings
 from oxidicom.dicom.head import HeadFields
 from oxidicom.dicom.uids import IMPLICIT_VR_LITTLE_ENDIAN, VERIFICATION_SOP_CLASS
+from oxidicom.scp.services import ScpService
 from oxidicom.storage.series import SeriesRecord
 from oxidicom.storage.writer import Store
 from oxidicom.ul import pdu
@@ -77,7 +78,7 @@ async def in_process_receiver(tmp: Path, **env: str) -> AsyncIterator[Receiver]:
     )
     store = Store(settings.files_root)
     store.prepare()
-    receiver = Receiver(ServerContext(settings, store, SilentNotifier()))
+    receiver = Receiver(ScpService(settings, store, SilentNotifier()))
     await receiver.start()
     try:
         yield receiver

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from oxidicom.aio.server import Receiver, ServerContext
+from oxidicom.aio.server import Receiver
 from oxidicom.app.settings import load_settings
+from oxidicom.scp.services import ScpService
 from oxidicom.storage.series import SeriesRecord
 from oxidicom.storage.writer import Store
 from oxidicom.telemetry import logs
@@ -52,7 +53,7 @@ async def test_storage_callbacks_log_with_the_association_id(tmp_path: Path) -> 
     )
     store = Store(settings.files_root)
     store.prepare()
-    receiver = Receiver(ServerContext(settings, store, QuietNotifier()))
+    receiver = Receiver(ScpService(settings, store, QuietNotifier()))
     capture = Capture()
     root = logging.getLogger()
     root.addHandler(capture)
