@@ -126,7 +126,7 @@ def _best(statement: object, number: int) -> float:
 
 def micro() -> dict[str, float]:
     from oxidicom import telemetry
-    from oxidicom.aio.context import ConnectionContext
+    from oxidicom.aio.context import ScopedProtocol
 
     results: dict[str, float] = {}
     n = 200_000
@@ -140,11 +140,11 @@ def micro() -> dict[str, float]:
         def data_received(self, data: bytes) -> None:
             pass
 
-    wrapper = ConnectionContext(Inner())  # type: ignore[arg-type]
+    wrapper = ScopedProtocol(Inner())  # type: ignore[arg-type]
     wrapper._scope = off
     data = b"x" * 16384
     direct = Inner()
-    results["ConnectionContext per read (vs direct call)"] = _best(
+    results["ScopedProtocol per read (vs direct call)"] = _best(
         lambda: wrapper.data_received(data), n
     ) - _best(lambda: direct.data_received(data), n)
 

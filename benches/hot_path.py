@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for tests/
 
-from oxidicom.aio.context import ConnectionContext
+from oxidicom.aio.context import ScopedProtocol
 from oxidicom.aio.protocol import AssociationProtocol
 from oxidicom.app.settings import load_settings
 from oxidicom.dimse.commands import CommandField, encode_request
@@ -134,7 +134,7 @@ async def _run(count: int, folder: Path, profile: bool) -> float:
     await notifier.start()
     server = ScpService(settings, store, notifier)
     reads = _requests(count)
-    protocol = ConnectionContext(AssociationProtocol(server))
+    protocol = ScopedProtocol(AssociationProtocol(server))
     transport = _Transport()
     protocol.connection_made(transport)  # type: ignore[arg-type]
     protocol.data_received(_associate_rq())

@@ -1,6 +1,6 @@
 """Each connection's callbacks run in a context of their own, which names its association.
 
-:class:`ConnectionContext` wraps an :class:`AssociationProtocol`: every asyncio
+:class:`ScopedProtocol` wraps an :class:`AssociationProtocol`: every asyncio
 callback (connect, data, EOF, connection lost) runs inside one
 :class:`contextvars.Context` per connection, in which
 :data:`oxidicom.telemetry.logs.CURRENT_ASSOCIATION` holds the association's telemetry. Futures
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 _T = TypeVar("_T")
 
 
-class ConnectionContext(asyncio.Protocol):
+class ScopedProtocol(asyncio.Protocol):
     """The protocol asyncio sees; the work is done by the wrapped one, in its context."""
 
     __slots__ = ("_context", "_scope", "protocol")

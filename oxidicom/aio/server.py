@@ -12,7 +12,7 @@ import logging
 import socket
 from collections.abc import Callable
 
-from oxidicom.aio.context import ConnectionContext
+from oxidicom.aio.context import ScopedProtocol
 from oxidicom.aio.protocol import AssociationProtocol
 from oxidicom.aio.tls import TLSHandshake, server_tls_context
 from oxidicom.scp.services import ScpService
@@ -40,8 +40,8 @@ class Receiver:
         loop = asyncio.get_running_loop()
         settings = self.context.settings
 
-        def association() -> ConnectionContext:
-            return ConnectionContext(AssociationProtocol(self.context))
+        def association() -> ScopedProtocol:
+            return ScopedProtocol(AssociationProtocol(self.context))
 
         tls = server_tls_context(settings)
         factory: Callable[[], asyncio.Protocol] = association

@@ -47,8 +47,7 @@ from oxidicom.ul.events import (
     ReleaseRequested,
     TimedOut,
 )
-from oxidicom.ul.fsm import Action, State, transition
-from oxidicom.ul.fsm import Event as Evt
+from oxidicom.ul.fsm import Action, Evt, State, transition
 
 #: Largest P-DATA-TF accepted in lenient mode (PDU length field, header excluded).
 DEFAULT_PDU_HARD_CAP = 16 * 1024 * 1024

@@ -21,8 +21,11 @@ class State(IntEnum):
     STA13 = 13  #: Awaiting transport connection close indication
 
 
-class Event(IntEnum):
-    """PS3.8 Table 9-2."""
+class Evt(IntEnum):
+    """PS3.8 Table 9-2: the state machine's input, not the events a connection returns.
+
+    Those are :data:`oxidicom.ul.events.Event`, the union handed to the association.
+    """
 
     EVT3 = 3  #: A-ASSOCIATE-AC PDU received
     EVT4 = 4  #: A-ASSOCIATE-RJ PDU received
@@ -65,10 +68,10 @@ class Action(IntEnum):
     AA_8 = 808  #: Send A-ABORT PDU (service-provider source); issue A-P-ABORT; start ARTIM
 
 
-S, E, A = State, Event, Action
+S, E, A = State, Evt, Action
 
 #: (state, event) -> (action, next state). PS3.8 Table 9-10, acceptor columns.
-TRANSITIONS: dict[tuple[State, Event], tuple[Action, State]] = {
+TRANSITIONS: dict[tuple[State, Evt], tuple[Action, State]] = {
     (S.STA1, E.EVT5): (A.AE_5, S.STA2),
     # Sta2: waiting for the A-ASSOCIATE-RQ.
     (S.STA2, E.EVT3): (A.AA_1, S.STA13),
@@ -137,7 +140,7 @@ TRANSITIONS: dict[tuple[State, Event], tuple[Action, State]] = {
 }
 
 
-def transition(state: State, event: Event) -> tuple[Action, State]:
+def transition(state: State, event: Evt) -> tuple[Action, State]:
     """Look up Table 9-10; an absent cell means the local user called out of turn."""
     try:
         return TRANSITIONS[state, event]
@@ -148,7 +151,7 @@ def transition(state: State, event: Event) -> tuple[Action, State]:
 class InvalidLocalPrimitive(RuntimeError):
     """The local user issued a primitive the current state does not allow (a bug)."""
 
-    def __init__(self, state: State, event: Event) -> None:
+    def __init__(self, state: State, event: Evt) -> None:
         super().__init__(f"{event.name} is not valid in {state.name}")
         self.state = state
         self.event = event

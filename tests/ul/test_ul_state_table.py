@@ -23,8 +23,7 @@ from oxidicom.ul.events import (
     ReleaseRequested,
     TimedOut,
 )
-from oxidicom.ul.fsm import TRANSITIONS, Action, InvalidLocalPrimitive, State, transition
-from oxidicom.ul.fsm import Event as Evt
+from oxidicom.ul.fsm import TRANSITIONS, Action, Evt, InvalidLocalPrimitive, State, transition
 from tests.ul._helpers import (
     abort_pdus,
     drain,
