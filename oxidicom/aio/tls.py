@@ -22,9 +22,8 @@ import ssl
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from oxidicom.app.settings import Settings
-
 if TYPE_CHECKING:
+    from oxidicom.app.settings import Settings
     from oxidicom.scp.services import ScpService
 
 log = logging.getLogger("oxidicom.tls")

@@ -20,6 +20,7 @@ from oxidicom.dicom.uids import (
 )
 from oxidicom.dimse.commands import CommandError, CommandField, decode_response_status
 from oxidicom.dimse.commands import encode_request as encode_command
+from oxidicom.scp.access import DEFAULT_CALLING_AE_TITLE
 from oxidicom.ul.constants import (
     DICOM_APPLICATION_CONTEXT,
     PDU_HEADER_LENGTH,
@@ -48,7 +49,6 @@ from oxidicom.ul.pdu import (
     parse_pdu_header,
 )
 
-DEFAULT_CALLING_AE_TITLE = "OXIDICOM-ECHO"
 #: The largest P-DATA-TF we accept back (PS3.8 D.1); a C-ECHO-RSP is ~100 bytes.
 _MAX_PDU_LENGTH = 16384
 _CONTEXT_ID = 1

@@ -7,3 +7,7 @@
 - ``server``: the aiohttp listener and the request handler;
 - ``telemetry``: the request's span and counts.
 """
+
+# Submodules, not re-exported names: the listener (server) loads aiohttp, which the
+# receiver imports only when STOW-RS is enabled.
+__all__ = ["auth", "conformance", "ingest", "meta", "multipart", "response", "server", "telemetry"]

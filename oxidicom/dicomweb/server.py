@@ -16,7 +16,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -24,7 +24,6 @@ from aiohttp.multipart import BodyPartReader
 from aiohttp.web_urldispatcher import _default_expect_handler
 
 from oxidicom.aio.tls import server_tls_context
-from oxidicom.app.settings import Settings
 from oxidicom.dicomweb.auth import Allowed, Authenticator, Refused
 from oxidicom.dicomweb.ingest import StowRequest
 from oxidicom.dicomweb.multipart import (
@@ -41,6 +40,9 @@ from oxidicom.notify.base import Notifier
 from oxidicom.scp.acceptance import AcceptancePolicy
 from oxidicom.storage.writer import Store
 from oxidicom.telemetry.logs import CURRENT_ASSOCIATION
+
+if TYPE_CHECKING:
+    from oxidicom.app.settings import Settings
 
 log = logging.getLogger("oxidicom.dicomweb")
 

@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterable, Mapping
 
 import msgspec
 
-from oxidicom.app.echo import DEFAULT_CALLING_AE_TITLE
 from oxidicom.ul.constants import RejectResult, RejectSource, UserRejectReason
 from oxidicom.ul.pdu import AssociateRJ
 
@@ -32,6 +31,9 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: Host name -> its addresses (raises OSError when it does not resolve).
 Resolver = Callable[[str], Iterable[str]]
 
+#: The calling AE title of ``oxidicom echo`` (the container's health check): defined
+#: here, not by the command, because the policy warns at start when it would refuse it.
+DEFAULT_CALLING_AE_TITLE = "OXIDICOM-ECHO"
 ALLOWED_PEERS = "OXIDICOM_SCP_ALLOWED_PEERS"
 CLIENT_AETS = "OXIDICOM_TLS_CLIENT_AETS"
 CHECK_CALLED_AET = "OXIDICOM_SCP_CHECK_CALLED_AET"

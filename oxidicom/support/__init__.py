@@ -1,0 +1,7 @@
+"""Small helpers that import nothing of oxidicom."""
+
+from oxidicom.support.background import Background
+from oxidicom.support.durations import parse_duration
+from oxidicom.support.process import instance_id, short_id
+
+__all__ = ["Background", "instance_id", "parse_duration", "short_id"]
