@@ -16,11 +16,6 @@ from pydicom.uid import UID_dictionary
 
 from oxidicom.app.echo import DEFAULT_CALLING_AE_TITLE
 from oxidicom.app.settings import SETTINGS, Setting
-from oxidicom.dicom.errors import (
-    STATUS_CANNOT_UNDERSTAND,
-    STATUS_DATASET_DOES_NOT_MATCH_SOP_CLASS,
-    STATUS_MISSING_OR_INVALID_ATTRIBUTE,
-)
 from oxidicom.dicom.uids import (
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION_NAME,
@@ -65,7 +60,7 @@ STATUSES: tuple[tuple[int, str, str], ...] = (
         " outbox disk full or read-only); nothing is left behind",
     ),
     (
-        STATUS_DATASET_DOES_NOT_MATCH_SOP_CLASS,
+        Status.DATASET_DOES_NOT_MATCH_SOP_CLASS,
         "Error: Data Set does not match SOP Class",
         "the data set's SOPInstanceUID (0008,0018) or SOPClassUID (0008,0016) is not the"
         " C-STORE-RQ's Affected SOP Instance UID or Affected SOP Class UID (padding aside);"
@@ -73,13 +68,13 @@ STATUSES: tuple[tuple[int, str, str], ...] = (
         " SOPClassUID is stored under the command's",
     ),
     (
-        STATUS_CANNOT_UNDERSTAND,
+        Status.CANNOT_UNDERSTAND,
         "Error: Cannot understand",
         "the data set cannot be decoded (PS3.5), or the C-STORE-RQ lacks its data set"
         " or its affected SOP UIDs",
     ),
     (
-        STATUS_MISSING_OR_INVALID_ATTRIBUTE,
+        Status.MISSING_REQUIRED_ATTRIBUTE,
         "Error: Cannot understand (missing or invalid attribute)",
         "StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID or PatientID is missing,"
         " one of those UIDs is longer than 1024 bytes, or StudyDate is not a date;"

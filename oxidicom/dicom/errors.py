@@ -1,17 +1,13 @@
 """The error a data set raises when it cannot be stored.
 
 It carries what the C-STORE response needs (PS3.4 Annex B.2.3, PS3.7 Annex C.4.2):
-the failure ``status`` and the ErrorComment (0000,0902) text in ``comment``.
+the failure ``status`` (a :class:`~oxidicom.dimse.commands.Status`) and the ErrorComment
+(0000,0902) text in ``comment``.
 """
 
 from typing import Final
 
-#: PS3.4 Table B.2-1 "Error: Cannot understand" (0xCxxx class).
-STATUS_CANNOT_UNDERSTAND: Final = 0xC000
-#: Also in the "Cannot understand" class: a required attribute is missing or invalid.
-STATUS_MISSING_OR_INVALID_ATTRIBUTE: Final = 0xC001
-#: PS3.4 Table B.2-1 "Error: Data Set does not match SOP Class" (0xA9xx).
-STATUS_DATASET_DOES_NOT_MATCH_SOP_CLASS: Final = 0xA900
+from oxidicom.dimse.commands import Status
 
 #: ErrorComment is LO: at most 64 characters (PS3.5 Table 6.2-1).
 _MAX_COMMENT: Final = 64
@@ -44,14 +40,14 @@ class UndecodableDatasetError(DatasetError):
     """The data set bytes do not follow PS3.5 (status 0xC000)."""
 
     def __init__(self, comment: str) -> None:
-        super().__init__(STATUS_CANNOT_UNDERSTAND, comment)
+        super().__init__(Status.CANNOT_UNDERSTAND, comment)
 
 
 class MissingAttributeError(DatasetError):
     """A required attribute is missing or has an invalid value (status 0xC001)."""
 
     def __init__(self, comment: str) -> None:
-        super().__init__(STATUS_MISSING_OR_INVALID_ATTRIBUTE, comment)
+        super().__init__(Status.MISSING_REQUIRED_ATTRIBUTE, comment)
 
 
 class DatasetMismatchError(DatasetError):
@@ -63,7 +59,7 @@ class DatasetMismatchError(DatasetError):
 
     def __init__(self, keyword: str, in_dataset: str, in_command: str) -> None:
         super().__init__(
-            STATUS_DATASET_DOES_NOT_MATCH_SOP_CLASS,
+            Status.DATASET_DOES_NOT_MATCH_SOP_CLASS,
             f"{keyword} {_shortened(in_dataset)} of the data set is not the command's "
             f"{_shortened(in_command)}",
         )

@@ -8,11 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from oxidicom.dicom.errors import (
-    STATUS_CANNOT_UNDERSTAND,
-    STATUS_DATASET_DOES_NOT_MATCH_SOP_CLASS,
-    STATUS_MISSING_OR_INVALID_ATTRIBUTE,
-)
 from oxidicom.dicomweb.auth import CACHE_SECONDS, MAX_PENDING, MIN_TOKEN_LENGTH
 from oxidicom.dicomweb.ingest import (
     REFERENCED_SOP_CLASS_NOT_SUPPORTED,
@@ -21,6 +16,7 @@ from oxidicom.dicomweb.ingest import (
 )
 from oxidicom.dicomweb.meta import MAX_META_LENGTH
 from oxidicom.dicomweb.multipart import MAX_BOUNDARY
+from oxidicom.dimse.commands import Status
 from oxidicom.storage.writer import StorageError
 
 #: FailureReason (0008,1197) values sent, with PS3.18 Table I.2-2's meaning and when.
@@ -31,19 +27,19 @@ FAILURE_REASONS: tuple[tuple[int, str, str], ...] = (
         "the file could not be written, or the series' registration could not be recorded",
     ),
     (
-        STATUS_DATASET_DOES_NOT_MATCH_SOP_CLASS,
+        Status.DATASET_DOES_NOT_MATCH_SOP_CLASS,
         "Error: Data Set does not match SOP Class",
         "the data set's SOPInstanceUID or SOPClassUID is not the one its file meta names",
     ),
     (
-        STATUS_CANNOT_UNDERSTAND,
+        Status.CANNOT_UNDERSTAND,
         "Error: Cannot understand",
         "the part is not a Part-10 file (no preamble and `DICM`, no file meta, file meta"
         f" over {MAX_META_LENGTH} bytes), is of another media type than application/dicom,"
         " or its data set cannot be decoded",
     ),
     (
-        STATUS_MISSING_OR_INVALID_ATTRIBUTE,
+        Status.MISSING_REQUIRED_ATTRIBUTE,
         "Error: Cannot understand (implementation specific)",
         "StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID or PatientID is missing, or"
         " StudyDate is not a date (as for C-STORE)",

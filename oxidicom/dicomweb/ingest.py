@@ -25,6 +25,7 @@ from oxidicom.dicom.uids import VERIFICATION_SOP_CLASS
 from oxidicom.dicomweb.meta import FileMeta, MetaError, MetaReader
 from oxidicom.dicomweb.response import PartOutcome
 from oxidicom.dicomweb.telemetry import RequestTelemetry
+from oxidicom.dimse.commands import Status
 from oxidicom.notify.base import Notifier
 from oxidicom.scp.acceptance import AcceptancePolicy
 from oxidicom.storage.series import SeriesAccumulator
@@ -105,7 +106,8 @@ class StowRequest:
         refused: PartRefused | MetaError | None = None
         if content_type is not None and _media_type(content_type) != "application/dicom":
             refused = PartRefused(
-                0xC000, f"a part of type {content_type!r}: only application/dicom is stored"
+                Status.CANNOT_UNDERSTAND,
+                f"a part of type {content_type!r}: only application/dicom is stored",
             )
         try:
             async for chunk in chunks:

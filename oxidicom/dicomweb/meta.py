@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from struct import Struct
 from typing import Final
 
-from oxidicom.dicom.errors import STATUS_CANNOT_UNDERSTAND
+from oxidicom.dimse.commands import Status
 
 #: Largest File Meta Information accepted (preamble included); real ones are < 1 KiB.
 MAX_META_LENGTH: Final = 64 * 1024
@@ -40,7 +40,7 @@ _NAMES: Final = {
 class MetaError(Exception):
     """The part is not a Part-10 file we can store: FailureReason ``status``."""
 
-    def __init__(self, comment: str, status: int = STATUS_CANNOT_UNDERSTAND) -> None:
+    def __init__(self, comment: str, status: int = Status.CANNOT_UNDERSTAND) -> None:
         super().__init__(comment)
         self.status = status
         self.comment = comment

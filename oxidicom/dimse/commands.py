@@ -42,7 +42,11 @@ class CommandField(IntEnum):
 
 
 class Status(IntEnum):
-    """Status codes we send (PS3.7 Annex C, PS3.4 B.2.3)."""
+    """Every status code we send (PS3.7 Annex C, PS3.4 B.2.3): the one table.
+
+    Data set errors (:mod:`oxidicom.dicom.errors`) and storage errors carry one of
+    these; the conformance statement lists them.
+    """
 
     SUCCESS = 0x0000
     SOP_CLASS_NOT_SUPPORTED = 0x0122

@@ -32,6 +32,7 @@ import msgspec
 from oxidicom.dicom.errors import DatasetError, DatasetMismatchError
 from oxidicom.dicom.head import HeadFields, HeadParser
 from oxidicom.dicom.part10 import file_meta
+from oxidicom.dimse.commands import Status
 from oxidicom.storage.layout import check_required, instance_file_name, series_dir
 from oxidicom.storage.tmpdir import WorkDir, remove_stale
 from oxidicom.support.background import Background
@@ -50,13 +51,12 @@ _IOV_MAX = 512
 #: archive migration writes a folder per instance, millions over a process's life; past
 #: this many the memory starts over, and a forgotten folder costs one ``makedirs`` again.
 KNOWN_DIRS_MAX = 4096
-_OUT_OF_RESOURCES = 0xA700
 
 
 class StorageError(Exception):
     """The file could not be written: C-STORE status A700 (out of resources)."""
 
-    status = _OUT_OF_RESOURCES
+    status = Status.OUT_OF_RESOURCES
 
     def __init__(self, comment: str) -> None:
         super().__init__(comment)
@@ -353,7 +353,9 @@ class InstanceWriter:
         """Forget the instance (association ended, or refused): no file is left behind."""
         self._parts = []
         if self._error is None:
-            self._error = DatasetError(0xC000, "the association ended inside the data set")
+            self._error = DatasetError(
+                Status.CANNOT_UNDERSTAND, "the association ended inside the data set"
+            )
         if self._fd is not None or self._flushing is not None:
             self._store.track(asyncio.ensure_future(self._cleanup()))
 
