@@ -18,6 +18,7 @@ from oxidicom.notify.notifier import ChrisNotifier, build_notifier
 from oxidicom.scp import access
 from oxidicom.scp.services import ScpService
 from oxidicom.storage.writer import Store
+from oxidicom.support.urls import redact
 
 if TYPE_CHECKING:
     from oxidicom.dicomweb.server import StowServer
@@ -33,11 +34,11 @@ def describe_start(settings: Settings, receiver: Receiver) -> str:
     """The one start line: where we listen, who we are, where files and messages go."""
     address = settings.listener_address
     amqp = (
-        f"AMQP {_redact(settings.amqp_address)} queue {settings.queue_name}"
+        f"AMQP {redact(settings.amqp_address)} queue {settings.queue_name}"
         if settings.amqp_address
         else "no AMQP broker (registrations stay in the outbox)"
     )
-    nats = f"NATS {_redact(settings.nats_address)}" if settings.nats_address else "no NATS"
+    nats = f"NATS {redact(settings.nats_address)}" if settings.nats_address else "no NATS"
     tls = " (DICOM TLS)" if settings.tls_certificate else ""
     return (
         f"oxidicom listening on {address}:{receiver.port}{tls} as AE title {settings.scp_aet!r};"
@@ -55,16 +56,6 @@ def _log_access(settings: Settings, receiver: Receiver) -> None:
     warning = access.health_check_warning(policy, settings.listener_address, tls)
     if warning is not None:
         log.warning(warning)
-
-
-def _redact(url: str | None) -> str:
-    """Hide a password in a URL (amqp://user:secret@host -> amqp://user:***@host)."""
-    if not url or "@" not in url or "://" not in url:
-        return url or ""
-    scheme, rest = url.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
 
 
 async def serve(

@@ -27,11 +27,11 @@ from typing import Final
 import aio_pika
 import aiormq.exceptions
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
-from yarl import URL
 
 from oxidicom import telemetry
 from oxidicom.notify.celery import task_message
 from oxidicom.notify.outbox import Claim, Outbox
+from oxidicom.support.urls import redact
 
 log = logging.getLogger("oxidicom.amqp")
 
@@ -65,15 +65,6 @@ class ConnectionNoiseToDebug(logging.Filter):
 
 
 _CONNECTION_NOISE_FILTER: Final = ConnectionNoiseToDebug()
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for logs."""
-    try:
-        parsed = URL(url)
-    except ValueError:
-        return "(unparseable URL)"
-    return str(parsed.with_password("***")) if parsed.password else url
 
 
 class AmqpPublisher:
