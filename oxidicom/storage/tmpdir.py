@@ -27,9 +27,10 @@ import time
 import uuid
 from pathlib import Path
 
+from oxidicom.support.owned import LOCK_NAME, Owner, judge_owner
+
 log = logging.getLogger("oxidicom.storage")
 
-LOCK_NAME = ".lock"
 #: A folder this young may belong to a process that has not locked it yet.
 GRACE_SECONDS = 60.0
 #: Fresh folders tried by :meth:`WorkDir.claim` while other processes hold their locks.
@@ -112,20 +113,12 @@ def remove_stale(tmp_root: Path, own: Path | None, now: float | None = None) -> 
 
 
 def _remove_if_dead(folder: Path, old: bool) -> int:
-    try:
-        fd = os.open(folder / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
+    with judge_owner(folder) as owner:
+        if owner is Owner.GONE:
+            return _remove_folder(folder)  # holding its lock
         # Never locked: if old, its owner died at birth; if young, it may be being born.
-        return _remove_folder(folder) if old else 0
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return 0  # locked by a live process, or locks unsupported: keep it
-    try:
-        return _remove_folder(folder)
-    finally:
-        os.close(fd)
+        # Otherwise locked by a live process, locks unsupported, or another remover's.
+        return _remove_folder(folder) if owner is Owner.UNKNOWN and old else 0
 
 
 def _remove_folder(folder: Path) -> int:

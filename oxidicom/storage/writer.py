@@ -35,6 +35,8 @@ from oxidicom.dicom.part10 import file_meta
 from oxidicom.dimse.commands import Status
 from oxidicom.storage.layout import check_required, instance_file_name, series_dir
 from oxidicom.storage.tmpdir import WorkDir, remove_stale
+from oxidicom.support.atomic import write_all as _write_all
+from oxidicom.support.atomic import write_then_rename
 from oxidicom.support.background import Background
 
 log = logging.getLogger("oxidicom.storage")
@@ -46,11 +48,12 @@ TMP_DIR_NAME = ".oxidicom-tmp"
 #: a 256 MiB instance 0.85 x dcmtk's throughput, 2 MiB 0.94 x, 4 MiB 0.99 x (peak RSS 49,
 #: 51, 55 MiB; benches/results/flush-sweep.md). At most two batches exist per association.
 DEFAULT_FLUSH_BYTES = 4 * 1024 * 1024
-_IOV_MAX = 512
 #: Series folders remembered as existing (a ``makedirs`` saved per instance). Bounded: an
 #: archive migration writes a folder per instance, millions over a process's life; past
 #: this many the memory starts over, and a forgotten folder costs one ``makedirs`` again.
 KNOWN_DIRS_MAX = 4096
+#: Permissions of a stored file (CUBE's workers read it).
+_FILE_MODE = 0o644
 
 
 class StorageError(Exception):
@@ -137,20 +140,10 @@ class Store:
     def write_whole(
         self, temp: str, directory: str, final: str, parts: list[bytes | memoryview]
     ) -> int:
-        try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-            try:
-                size = _write_all(fd, parts)
-                if self.sync_files:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            self.place(temp, directory, final)
-        except BaseException:
-            # In the same trip: once the failure is answered, nothing of it is left.
-            _unlink(temp)
-            raise
-        return size
+        # In the same trip: once the failure is answered, nothing of it is left.
+        return write_then_rename(
+            temp, parts, self.sync_files, _FILE_MODE, _unlink, self.place, directory, final
+        )
 
     def place(self, temp: str, directory: str, final: str) -> None:
         """Rename the finished temporary file to its final path (blocking)."""
@@ -188,48 +181,6 @@ def check_identity(fields: HeadFields, sop_class_uid: str, sop_instance_uid: str
         state = "missing from" if fields.sop_class_uid is None else "empty in"
         return [f"SOPClassUID (0008,0016) {state} the data set; stored as {sop_class_uid}"]
     return []
-
-
-def _write_all(fd: int, parts: list[bytes | memoryview]) -> int:
-    """writev every part, however the kernel splits the writes; return the byte count."""
-    if len(parts) <= _IOV_MAX:
-        # Nearly always: one writev takes everything (regular files rarely write short).
-        expected = sum(map(len, parts))
-        written = os.writev(fd, parts)
-        if written == expected:
-            return written
-        total = written
-        pending = _unwritten(parts, written)
-    else:
-        total = 0
-        pending = [memoryview(p) for p in parts if len(p)]
-    while pending:
-        batch = pending[:_IOV_MAX]
-        written = os.writev(fd, batch)
-        total += written
-        # Drop what was written, keeping the unwritten tail of a part.
-        while written and pending:
-            head = pending[0]
-            if len(head) <= written:
-                written -= len(head)
-                pending.pop(0)
-            else:
-                pending[0] = head[written:]
-                written = 0
-    return total
-
-
-def _unwritten(parts: list[bytes | memoryview], written: int) -> list[memoryview]:
-    """What is left of ``parts`` once their first ``written`` bytes are on disk."""
-    pending = []
-    for part in parts:
-        size = len(part)
-        if written >= size:
-            written -= size
-            continue
-        pending.append(memoryview(part)[written:])
-        written = 0
-    return pending
 
 
 _write_all_async = aiofiles.os.wrap(_write_all)  # type: ignore[no-untyped-call]
@@ -422,7 +373,7 @@ class InstanceWriter:
         try:
             if self._fd is None:
                 self._fd = await _open_async(
-                    self._temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644
+                    self._temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, _FILE_MODE
                 )
             self._size += await _write_all_async(self._fd, parts)
         except OSError as error:
