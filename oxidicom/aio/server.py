@@ -19,6 +19,9 @@ from oxidicom.scp.services import ScpService
 
 log = logging.getLogger("oxidicom.server")
 
+#: Connections the kernel queues before we accept them (also the workers' shared socket).
+LISTEN_BACKLOG = 512
+
 
 class Receiver:
     """A listening DICOM receiver: start, serve, stop gracefully."""
@@ -50,14 +53,14 @@ class Receiver:
             factory = functools.partial(TLSHandshake, self.context, tls, association)
 
         if sock is not None:
-            self._server = await loop.create_server(factory, sock=sock, backlog=512)
+            self._server = await loop.create_server(factory, sock=sock, backlog=LISTEN_BACKLOG)
         else:
             self._server = await loop.create_server(
                 factory,
                 host=settings.listener_address,
                 port=settings.listener_port,
                 reuse_address=True,
-                backlog=512,
+                backlog=LISTEN_BACKLOG,
             )
 
     async def stop(self, timeout: float) -> None:

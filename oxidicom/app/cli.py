@@ -10,8 +10,13 @@ import textwrap
 from collections.abc import Sequence
 
 from oxidicom.app.echo import DEFAULT_CALLING_AE_TITLE, EchoBusy, EchoError, echo
-from oxidicom.app.settings import SettingsError, describe_settings, load_settings
+from oxidicom.app.settings import SETTINGS, Setting, SettingsError, describe_settings, load_settings
+from oxidicom.scp.access import health_check_address
 from oxidicom.telemetry import logs
+
+_PORT = next(s for s in SETTINGS if s.field == "listener_port")
+_ADDRESS = next(s for s in SETTINGS if s.field == "listener_address")
+_AE_TITLE = next(s for s in SETTINGS if s.field == "scp_aet")
 
 
 def _settings_help() -> str:
@@ -30,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "A DICOM C-STORE receiver for ChRIS: stores every instance a PACS pushes as a"
             " file in CUBE's storage layout and tells CUBE about each received series."
-            " With no settings at all it listens on port 11111 and stores under"
+            f" With no settings at all it listens on port {_PORT.default} and stores under"
             " ./oxidicom-data/."
         ),
         epilog=_settings_help(),
@@ -43,17 +48,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configured(setting: Setting) -> object:
+    """One setting as the receiver reads it; its default when unset, empty or invalid.
+
+    Only the settings the echo command needs: a bad value of another setting must not
+    make the health check fail.
+    """
+    raw = os.environ.get(setting.env, "").strip()
+    if raw:
+        try:
+            return setting.parse(raw)
+        except ValueError:
+            pass
+    return setting.parse(setting.default or "")
+
+
 def _default_host() -> str:
     """The receiver's own address, as configured; loopback when it listens everywhere."""
-    address = os.environ.get("OXIDICOM_LISTENER_ADDRESS", "").strip()
-    if address in ("", "0.0.0.0"):
-        return "127.0.0.1"
-    return "::1" if address == "::" else address
+    return health_check_address(str(_configured(_ADDRESS)))
 
 
 def _default_port() -> int:
-    port = os.environ.get("OXIDICOM_LISTENER_PORT", "").strip()
-    return int(port) if port.isdigit() and 0 < int(port) < 65536 else 11111
+    port = _configured(_PORT)
+    # Port 0 (any free port) cannot be reached by number.
+    return port if isinstance(port, int) and port > 0 else int(_PORT.default or 0)
 
 
 def _add_echo(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -78,15 +96,15 @@ def _add_echo(commands: argparse._SubParsersAction) -> None:  # type: ignore[typ
         nargs="?",
         type=int,
         default=_default_port(),
-        help="default: $OXIDICOM_LISTENER_PORT or 11111",
+        help=f"default: ${_PORT.env} or {_PORT.default}",
     )
     echo_parser.add_argument(
         "--aet", default=DEFAULT_CALLING_AE_TITLE, help="our (calling) AE title"
     )
     echo_parser.add_argument(
         "--aec",
-        default=os.environ.get("OXIDICOM_SCP_AET", "").strip() or "ChRIS",
-        help="the called AE title (default: $OXIDICOM_SCP_AET or ChRIS)",
+        default=str(_configured(_AE_TITLE)),
+        help=f"the called AE title (default: ${_AE_TITLE.env} or {_AE_TITLE.default})",
     )
     echo_parser.add_argument(
         "--timeout", type=float, default=10.0, help="seconds for the whole exchange (default 10)"

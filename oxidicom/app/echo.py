@@ -193,8 +193,8 @@ def echo(
     host: str,
     port: int,
     *,
+    called_ae_title: str,
     calling_ae_title: str = DEFAULT_CALLING_AE_TITLE,
-    called_ae_title: str = "ChRIS",
     timeout: float = 10.0,
 ) -> EchoResult:
     """Associate, send one C-ECHO-RQ, release; raise :class:`EchoError` on any failure."""

@@ -27,6 +27,7 @@ import socket
 import sys
 import time
 
+from oxidicom.aio.server import LISTEN_BACKLOG
 from oxidicom.app.settings import Settings
 
 log = logging.getLogger("oxidicom.workers")
@@ -57,7 +58,7 @@ def bind_listener(settings: Settings) -> socket.socket:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(where)
-            sock.listen(512)
+            sock.listen(LISTEN_BACKLOG)
         except BaseException:
             sock.close()
             raise

@@ -321,9 +321,9 @@ def _check_certificate(
 
 
 def health_check_address(listener_address: str) -> str:
-    """Where ``oxidicom echo`` connects from by default (it connects to this address).
+    """Where ``oxidicom echo`` connects by default (and so the address it comes from).
 
-    The same rule as the echo command's default host (oxidicom/app/cli.py).
+    The listening address; loopback when the receiver listens on every address.
     """
     if listener_address in ("", "0.0.0.0"):
         return "127.0.0.1"
