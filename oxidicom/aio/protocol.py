@@ -327,11 +327,6 @@ class AssociationProtocol(asyncio.Protocol):
             return None
         return self.meter.rate(now)
 
-    def preemptible_rate(self, now: float, min_rate: float) -> float | None:
-        """This association's rate (bytes/s) if it may be preempted and is below ``min_rate``."""
-        rate = self.judged_rate(now)
-        return rate if rate is not None and rate < min_rate else None
-
     def preempt(self, reason: str) -> None:
         """A-ABORT now, so that another peer gets this association's slot.
 

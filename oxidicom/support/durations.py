@@ -48,12 +48,3 @@ def parse_duration(text: str) -> float:
     if parts == 0:
         raise ValueError(f"not a duration: {text!r} (expected e.g. 500ms, 2s, 1m 30s)")
     return total
-
-
-def format_duration(seconds: float) -> str:
-    """The shortest humantime form of ``seconds`` for help texts (``500ms``, ``30s``)."""
-    if seconds and seconds < 1:
-        return f"{round(seconds * 1000)}ms"
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{int(seconds // 60)}m"
-    return f"{seconds:g}s"

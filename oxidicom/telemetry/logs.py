@@ -23,8 +23,6 @@ from typing import Protocol, TextIO
 
 import msgspec
 
-LOG_FORMATS = ("auto", "json", "text")
-
 
 class AssociationScope(Protocol):
     """What a log line needs to know of the association it belongs to."""

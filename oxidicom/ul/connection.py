@@ -48,6 +48,7 @@ from oxidicom.ul.events import (
     TimedOut,
 )
 from oxidicom.ul.fsm import Action, Evt, State, transition
+from oxidicom.ul.pdu import PDU_HEADER, PDV_HEADER
 
 #: Largest P-DATA-TF accepted in lenient mode (PDU length field, header excluded).
 DEFAULT_PDU_HARD_CAP = 16 * 1024 * 1024
@@ -57,8 +58,6 @@ MAX_CONTROL_PDU_LENGTH = 1024 * 1024
 DEFAULT_ARTIM_TIMEOUT = 30.0
 DEFAULT_IDLE_TIMEOUT = 60.0
 
-_PDU_HEADER = struct.Struct(">BxI")
-_PDV_HEADER = struct.Struct(">IBB")
 #: A P-DATA-TF header followed by the header of its (first) PDV item.
 _ONE_PDV_HEADERS = struct.Struct(">BxIIBB")
 _EMPTY = memoryview(b"")
@@ -99,7 +98,6 @@ class Connection:
         self.state = State.STA1
         #: True once the transport must be closed (AA-2, AA-3).
         self.should_close = False
-        self.bytes_received = 0
 
         self._clock = now
         self._artim_deadline: float | None = None
@@ -127,7 +125,6 @@ class Connection:
         self._clock = now
         if not data or self.state is State.STA1 or self._discard:
             return
-        self.bytes_received += len(data)
         self._chunks.append(memoryview(data))
         self._buffered += len(data)
 
@@ -270,7 +267,7 @@ class Connection:
                 whole = self._whole_pdata()
                 if whole is not None:
                     return whole
-            pdu_type, length = _PDU_HEADER.unpack(self._take(PDU_HEADER_LENGTH))
+            pdu_type, length = PDU_HEADER.unpack(self._take(PDU_HEADER_LENGTH))
             self._pdu_header_received(pdu_type, length)
             if self._events:
                 return self._events.popleft()
@@ -342,7 +339,7 @@ class Connection:
         self._apply(event, AbortReason.UNEXPECTED_PDU, "P-DATA-TF outside an association")
 
     def _read_pdv_header(self) -> Event | None:
-        length, context_id, control = _PDV_HEADER.unpack(self._take(PDV_HEADER_LENGTH))
+        length, context_id, control = PDV_HEADER.unpack(self._take(PDV_HEADER_LENGTH))
         self._pdu_remaining -= PDV_HEADER_LENGTH
         if length < 2 or length - 2 > self._pdu_remaining:
             raise ULProtocolError(
@@ -512,7 +509,7 @@ class Connection:
                 offset += step
                 last = offset >= len(data)
                 header = pdus.encode_pdv_header(context_id, is_command, last, len(piece))
-                parts.append(_PDU_HEADER.pack(PDUType.P_DATA_TF, len(piece) + PDV_HEADER_LENGTH))
+                parts.append(PDU_HEADER.pack(PDUType.P_DATA_TF, len(piece) + PDV_HEADER_LENGTH))
                 parts.append(header)
                 parts.append(piece)
                 if last:

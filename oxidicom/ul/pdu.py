@@ -30,9 +30,11 @@ from oxidicom.ul.errors import ULProtocolError
 _U8 = struct.Struct(">B")
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
-_PDU_HEADER = struct.Struct(">BxI")
+#: PDU header (PS3.8 9.3.1): PDU type, reserved, PDU length (of what follows).
+PDU_HEADER = struct.Struct(">BxI")
 _ITEM_HEADER = struct.Struct(">BxH")
-_PDV_HEADER = struct.Struct(">IBB")
+#: PDV item header (PS3.8 9.3.5.1): item length, presentation context ID, control header.
+PDV_HEADER = struct.Struct(">IBB")
 
 _AE_TITLE_LENGTH = 16
 #: Bytes 6-73 of A-ASSOCIATE-RQ/AC: protocol version (2), reserved (2), called AE (16),
@@ -267,7 +269,7 @@ def _encode_user_information(info: UserInformation) -> bytes:
 
 
 def _pdu(pdu_type: PDUType, body: bytes) -> bytes:
-    return _PDU_HEADER.pack(pdu_type, len(body)) + body
+    return PDU_HEADER.pack(pdu_type, len(body)) + body
 
 
 def _associate_fixed(pdu: AssociateRQ | AssociateAC) -> bytes:
@@ -283,7 +285,7 @@ def _associate_fixed(pdu: AssociateRQ | AssociateAC) -> bytes:
 
 def encode_pdv_header(context_id: int, is_command: bool, is_last: bool, data_length: int) -> bytes:
     """The 6-byte PDV item header (PS3.8 9.3.5.1, control header per Annex E.2)."""
-    return _PDV_HEADER.pack(data_length + 2, context_id, is_command | (is_last << 1))
+    return PDV_HEADER.pack(data_length + 2, context_id, is_command | (is_last << 1))
 
 
 def encode(pdu: PDU) -> bytes:
@@ -486,7 +488,7 @@ def parse_pdata_values(body: memoryview) -> tuple[PresentationDataValue, ...]:
     while offset < end:
         if end - offset < 6:
             raise ULProtocolError(_INVALID, "P-DATA-TF ends inside a PDV item header")
-        length, context_id, control = _PDV_HEADER.unpack_from(body, offset)
+        length, context_id, control = PDV_HEADER.unpack_from(body, offset)
         if length < 2 or length - 2 > end - offset - 6:
             raise ULProtocolError(_INVALID, f"PDV item length {length} does not fit the PDU")
         data = bytes(body[offset + 6 : offset + 4 + length])
@@ -545,7 +547,7 @@ def parse_pdu(data: bytes | memoryview) -> PDU:
     view = memoryview(data)
     if len(view) < PDU_HEADER_LENGTH:
         raise ULProtocolError(_INVALID, "fewer than 6 bytes: not a PDU")
-    pdu_type, length = _PDU_HEADER.unpack_from(view, 0)
+    pdu_type, length = PDU_HEADER.unpack_from(view, 0)
     if length != len(view) - PDU_HEADER_LENGTH:
         raise ULProtocolError(
             _INVALID,
@@ -556,7 +558,7 @@ def parse_pdu(data: bytes | memoryview) -> PDU:
 
 def parse_pdu_header(header: bytes | memoryview) -> tuple[int, int]:
     """(PDU type, body length) from the 6 header bytes."""
-    pdu_type, length = _PDU_HEADER.unpack_from(header, 0)
+    pdu_type, length = PDU_HEADER.unpack_from(header, 0)
     return pdu_type, length
 
 
