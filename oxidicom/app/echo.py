@@ -88,31 +88,52 @@ def _reject_text(rj: AssociateRJ) -> str:
     )
 
 
+def receive_exactly(
+    sock: socket.socket, size: int, deadline: float | None = None, *, reset_is_close: bool = False
+) -> bytes:
+    """Up to ``size`` bytes from a blocking socket: fewer only when the peer closed first.
+
+    With a ``deadline`` (``time.monotonic()``), each read may take only the time left,
+    and :class:`TimeoutError` is raised once it has passed. With ``reset_is_close``, a
+    connection reset counts as the peer closing. Shared with the tests' raw peer.
+    """
+    data = bytearray()
+    while len(data) < size:
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            sock.settimeout(left)
+        try:
+            chunk = sock.recv(size - len(data))
+        except ConnectionResetError:
+            if not reset_is_close:
+                raise
+            chunk = b""
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
+
+
 class _Peer:
     def __init__(self, sock: socket.socket, deadline: float, where: str) -> None:
         self.sock = sock
         self.deadline = deadline
         self.where = where
 
-    def _remaining(self) -> float:
+    def send(self, pdu: PDU) -> None:
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError
-        return left
-
-    def send(self, pdu: PDU) -> None:
-        self.sock.settimeout(self._remaining())
+        self.sock.settimeout(left)
         self.sock.sendall(encode(pdu))
 
     def _exactly(self, n: int) -> bytes:
-        chunks = bytearray()
-        while len(chunks) < n:
-            self.sock.settimeout(self._remaining())
-            chunk = self.sock.recv(n - len(chunks))
-            if not chunk:
-                raise EchoError(f"{self.where} closed the connection")
-            chunks += chunk
-        return bytes(chunks)
+        data = receive_exactly(self.sock, n, self.deadline)
+        if len(data) < n:
+            raise EchoError(f"{self.where} closed the connection")
+        return data
 
     def receive(self) -> PDU:
         pdu_type, length = parse_pdu_header(self._exactly(PDU_HEADER_LENGTH))

@@ -564,6 +564,8 @@ def parse_pdu_header(header: bytes | memoryview) -> tuple[int, int]:
 
 __all__ = [
     "PDU",
+    "PDU_HEADER",
+    "PDV_HEADER",
     "USER_INFORMATION_ORDER",
     "Abort",
     "AssociateAC",

@@ -10,6 +10,7 @@ import socket
 import struct
 from dataclasses import dataclass, field
 
+from oxidicom.app.echo import receive_exactly
 from oxidicom.dimse.commands import CommandField, decode_response_status, encode_request
 from oxidicom.ul import pdu as ul
 
@@ -92,7 +93,7 @@ class RawPeer:
         header = self._read_exactly(6)
         if header is None:
             return None
-        (length,) = struct.unpack(">I", header[2:])
+        _, length = ul.parse_pdu_header(header)
         body = self._read_exactly(length)
         assert body is not None, "connection closed inside a PDU"
         pdu = ul.parse_pdu(header + body)
@@ -152,17 +153,11 @@ class RawPeer:
         assert self.read_pdu() is None
 
     def _read_exactly(self, size: int) -> bytes | None:
-        data = bytearray()
-        while len(data) < size:
-            try:
-                chunk = self.sock.recv(size - len(data))
-            except ConnectionResetError:
-                chunk = b""
-            if not chunk:
-                assert not data, f"connection closed after {len(data)} of {size} bytes"
-                return None
-            data += chunk
-        return bytes(data)
+        data = receive_exactly(self.sock, size, reset_is_close=True)
+        if len(data) < size:
+            assert not data, f"connection closed after {len(data)} of {size} bytes"
+            return None
+        return data
 
 
 def dataset_of(part10: bytes) -> bytes:
