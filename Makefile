@@ -27,7 +27,7 @@ run: $(VENV)/.runtime-installed
 
 test: $(VENV)/.test-installed
 	$(BIN)/ruff check .
-	$(BIN)/lint-imports --no-cache
+	$(BIN)/lint-imports --no-cache --no-logo
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The flood against dcmtk and pynetdicom (benches/README.md); needs dcmtk, about 7 minutes.

@@ -1,10 +1,36 @@
 """One association as a service: Upper Layer events in, DIMSE answers and stored files out.
 
-The asyncio shell (``aio/protocol.py``) feeds it the events of its
-:class:`~oxidicom.ul.connection.Connection`; it answers through the same
-connection. :meth:`Association.handle` returns a future when the next event must
-wait (a batch being written, a file being placed): the shell stops pulling events
-until it completes, so responses go out in order and storage sets the pace.
+Theory of operation
+-------------------
+
+An :class:`Association` exists for each transport connection, created by the asyncio
+shell (:mod:`oxidicom.aio.protocol`) with the connection's sans-IO
+:class:`~oxidicom.ul.connection.Connection` and the process's
+:class:`~oxidicom.scp.services.Services`. Who calls what:
+
+- the shell pulls events from the connection and hands each to :meth:`Association.handle`.
+  When ``handle`` returns a future that is not done (a batch being written, a file being
+  placed), the shell pulls nothing more until it completes: responses leave in request
+  order, and storage sets the pace of the peer;
+- the association answers only through the connection's local primitives (accept,
+  reject, send_message, release, abort), and asks the services for everything else:
+  the access policy and negotiation (who may associate, what is accepted), a slot,
+  a writer from the store, and the notifier.
+
+Its phases follow the events. **Requested** (:class:`AssociationRequested`): the
+access policy, then negotiation, then a slot; the first refusal answers
+A-ASSOCIATE-RJ, and a refused request never holds a slot. **Established**: DIMSE
+messages, one at a time; a C-STORE-RQ opens a writer that receives the data set's
+fragments as they arrive, and the last fragment closes it; the C-STORE-RSP says
+success only once the file is at its final path. **Ended**: release, abort (either
+side), timeout or a dropped connection all come to ``_end`` exactly once, which
+abandons an unfinished instance, gives back the slot, and reports the series of the
+association to the notifier.
+
+What may not happen: a success answered before the file is placed and before its
+series' registration is promised (the journal entry written by
+``notifier.series_starting``); a slot held after the end, or by a rejected request;
+a response to a message after a later message's; a second end.
 """
 
 from __future__ import annotations

@@ -1,9 +1,42 @@
 """The sans-IO Upper Layer connection of an association acceptor.
 
-Bytes and time go in (:meth:`Connection.receive_data`, :meth:`Connection.receive_eof`,
-:meth:`Connection.handle_timer`); events come out (:meth:`Connection.next_event`);
-bytes to send accumulate until :meth:`Connection.data_to_send`. No sockets, no
-clocks, no files: every rule of PS3.8 can be exercised with plain calls.
+Theory of operation
+-------------------
+
+One :class:`Connection` is one transport connection, from the moment it is accepted
+to the moment it is closed. It knows PS3.8 and nothing else: no sockets, clocks,
+files, threads or asyncio. Its user (the asyncio shell in production, plain calls in
+the tests) drives it with four kinds of call, and may call nothing else:
+
+- **input**: :meth:`~Connection.receive_data` (bytes, and the time they arrived),
+  :meth:`~Connection.receive_eof`, :meth:`~Connection.handle_timer` (the time, once
+  :meth:`~Connection.get_timer` is reached), :meth:`~Connection.local_activity`;
+- **events**: :meth:`~Connection.next_event`, repeatedly, until it returns None. Input
+  is only parsed here, one event at a time, so a user that stops pulling (storage is
+  busy) stops the parsing too, and what is left stays in :attr:`~Connection.buffered`;
+- **local primitives**, in answer to events: :meth:`~Connection.accept` or
+  :meth:`~Connection.reject` after :class:`AssociationRequested`,
+  :meth:`~Connection.send_message` while established, :meth:`~Connection.release`
+  after :class:`ReleaseRequested`, :meth:`~Connection.abort` at any time;
+- **output**: :meth:`~Connection.data_to_send` (one write's worth of bytes),
+  :attr:`~Connection.should_close` and :attr:`~Connection.state`.
+
+The states are PS3.8's, acceptor side only (:mod:`oxidicom.ul.fsm`): Sta2 waiting for
+the A-ASSOCIATE-RQ, Sta3 waiting for our accept or reject, Sta6 established, Sta8
+waiting for our A-RELEASE-RP, Sta13 waiting for the peer to close, Sta1 closed. Every
+change of state goes through :func:`~oxidicom.ul.fsm.transition` with the standard's
+event (Evt1..Evt19) and performs the standard's action (AE-5..AA-8): there is no other
+way to change state. What may not happen:
+
+- an event that the table has no cell for is a bug of ours, never peer input: every
+  byte sequence a peer can send maps to a cell (at worst AA-1 or AA-8, an A-ABORT);
+- a malformed or oversized PDU raises :class:`~oxidicom.ul.errors.ULProtocolError`
+  inside the reader; the connection turns it into exactly one A-ABORT, one
+  :class:`AbortSent` event and Sta13, and reads nothing more;
+- a local primitive the current state does not allow (accept twice, send before the
+  association is accepted) raises :class:`~oxidicom.ul.fsm.InvalidLocalPrimitive`;
+- nothing more is sent after an A-ABORT or an A-ASSOCIATE-RJ (Sta13; see AA-7
+  below), and :class:`ConnectionClosed` is the last event.
 
 P-DATA-TF bodies are never buffered whole: PDV data is handed on as views of the
 received chunks, split only where the chunks or the PDVs end. Memory per
