@@ -33,7 +33,6 @@ cache), not a power cut. Everything here blocks; entries are a few hundred bytes
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import hashlib
 import logging
@@ -48,7 +47,9 @@ import msgspec
 
 from oxidicom.notify.celery import TASK_NAME
 from oxidicom.notify.outbox import INVALID_SUFFIX, Outbox, Registration
-from oxidicom.storage.tmpdir import LOCK_NAME, WorkDir
+from oxidicom.storage.tmpdir import WorkDir
+from oxidicom.support.atomic import write_then_rename
+from oxidicom.support.owned import Owner, judge_owner
 
 log = logging.getLogger("oxidicom.registrations")
 
@@ -144,19 +145,7 @@ class SeriesJournal:
         """Write (or replace) entry ``key``; it is whole or absent, never partial."""
         final = f"{self._prefix}{key}{_SUFFIX}"
         temp = f"{self._prefix}.{key}.tmp"
-        data = _encode(entry)
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            try:
-                if os.write(fd, data) != len(data):
-                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            finally:
-                os.close(fd)
-            os.replace(temp, final)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
+        write_then_rename(temp, [_encode(entry)], False, 0o600, _discard, os.replace, final)
 
     def read(self, key: str) -> JournalEntry:
         """Entry ``key`` (OSError, or ValueError when it is not an entry)."""
@@ -253,17 +242,11 @@ class SeriesJournal:
         return recovered
 
     def _recover_folder(self, folder: Path, outbox: Outbox) -> int:
-        try:
-            fd = os.open(folder / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return 0  # being created by a starting process (or gone): not ours to judge
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                return 0  # its process lives (or locks are unsupported: keep it)
-            if os.fstat(fd).st_nlink == 0:
-                return 0  # another starting process recovered it first
+        # Only a folder whose owner is gone, and while we hold its lock: not one being
+        # created (no lock file yet), alive, or recovered by another starting process.
+        with judge_owner(folder) as owner:
+            if owner is not Owner.GONE:
+                return 0
             recovered = 0
             registered: set[str] = set()
             paths = sorted(folder.glob(f"*{_SUFFIX}"))
@@ -288,8 +271,6 @@ class SeriesJournal:
                     return recovered
             shutil.rmtree(folder, ignore_errors=True)
             return recovered
-        finally:
-            os.close(fd)
 
     def _recover_entry(
         self, path: Path, outbox: Outbox, folder: Path, registered: set[str], holds: SeriesHolds
@@ -359,17 +340,18 @@ def _listdir(path: str) -> list[str]:
 
 
 def _owner_alive(folder: Path) -> bool:
-    """Whether the process of a journal folder lives (when in doubt: yes)."""
+    """Whether the process of a journal folder lives (when in doubt: yes).
+
+    A folder being recovered counts as alive (its recoverer holds the lock), and one
+    without a lock file yet (being created) too: never judged dead by mistake.
+    """
     try:
-        fd = os.open(folder / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return True  # being created (or gone): not ours to judge
+        with judge_owner(folder) as owner:
+            return owner in (Owner.ALIVE, Owner.UNKNOWN)
     except OSError:
         return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError:
-        return True  # locked by its live owner (or by a process recovering it)
-    finally:
-        os.close(fd)  # a lock we took goes with the descriptor
-    return False
+
+
+def _discard(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)

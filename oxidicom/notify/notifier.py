@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from oxidicom import telemetry
-from oxidicom.app.settings import Settings
 from oxidicom.dicom.head import HeadFields
 from oxidicom.notify.celery import default_origin
 from oxidicom.notify.journal import SeriesJournal, series_digest
@@ -38,6 +37,7 @@ from oxidicom.storage.series import SeriesRecord
 from oxidicom.support.background import Background
 
 if TYPE_CHECKING:
+    from oxidicom.app.settings import Settings
     from oxidicom.notify.nats import LonkPublisher
 
 log = logging.getLogger("oxidicom.series")

@@ -36,6 +36,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from oxidicom.support.atomic import write_all
+
 log = logging.getLogger("oxidicom.outbox")
 
 VERSION: Final = 1
@@ -220,9 +222,7 @@ class Outbox:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 if os.fstat(fd).st_nlink == 0:
                     continue  # removed between open and flock by prepare(): write it again
-                view = memoryview(content)
-                while view:
-                    view = view[os.write(fd, view) :]
+                write_all(fd, [content])
                 os.fsync(fd)
                 os.rename(temp, final)
             except BaseException:

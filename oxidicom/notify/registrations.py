@@ -112,7 +112,6 @@ class Registrations:
         self.journal = journal
         self.retry_first = retry_first
         self.retry_max = retry_max
-        self.written = 0
         self._journal_keys = itertools.count(1)
         #: Promises whose outbox write failed, oldest first, and the task retrying them.
         self._unwritten: list[_Promise] = []
@@ -334,7 +333,6 @@ class Registrations:
             )
         publisher = self.publisher
         for name, registration in batch.written:
-            self.written += 1
             kwargs = registration.kwargs
             log.info(
                 "registration of series %s (%s file(s)) in the outbox: task %s, %s",

@@ -96,7 +96,6 @@ class Association:
         self.assembler = MessageAssembler(server.settings.max_command_set_length)
         self.series: SeriesAccumulator | None = None
         self.ended = False
-        self.end_reason = ""
         self.started = time.monotonic()
         self.bytes_stored = 0
         self._holds_slot = False
@@ -372,7 +371,6 @@ class Association:
         if self.ended:
             return
         self.ended = True
-        self.end_reason = reason
         self.telemetry.ended(reason)
         if self._writer is not None:
             self._writer.abandon()
