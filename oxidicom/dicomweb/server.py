@@ -83,12 +83,7 @@ class StowServer:
             settings.dicomweb_users, settings.dicomweb_token, settings.dicomweb_pacs_name
         )
         # The same SOP classes and transfer syntaxes as the DIMSE listener accepts.
-        self.policy = AcceptancePolicy(
-            ae_title=settings.scp_aet,
-            max_pdu_length=settings.scp_max_pdu_length,
-            promiscuous=settings.scp_promiscuous,
-            uncompressed_only=settings.scp_uncompressed_only,
-        )
+        self.policy = AcceptancePolicy.from_settings(settings)
         self.max_requests = settings.max_associations
         self.active = 0
         #: Set while no request is running (stop waits for it).

@@ -8,6 +8,8 @@ D.3.3.7 allow.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import msgspec
 
 from oxidicom.dicom.uids import (
@@ -38,6 +40,9 @@ from oxidicom.ul.pdu import (
     UserInformation,
 )
 
+if TYPE_CHECKING:
+    from oxidicom.app.settings import Settings
+
 #: PS3.8 9.3.2.2: presentation context IDs are odd numbers from 1 to 255.
 MAX_PRESENTATION_CONTEXTS = 128
 
@@ -50,6 +55,16 @@ class AcceptancePolicy(msgspec.Struct, frozen=True):
     promiscuous: bool = False
     uncompressed_only: bool = False
     max_presentation_contexts: int = MAX_PRESENTATION_CONTEXTS
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AcceptancePolicy:
+        """The policy the settings ask for: the same for DIMSE and for STOW-RS."""
+        return cls(
+            ae_title=settings.scp_aet,
+            max_pdu_length=settings.scp_max_pdu_length,
+            promiscuous=settings.scp_promiscuous,
+            uncompressed_only=settings.scp_uncompressed_only,
+        )
 
     @property
     def transfer_syntaxes(self) -> frozenset[str]:

@@ -109,12 +109,7 @@ class ScpService:
         self.settings = settings
         self.store = store
         self.notifier = notifier
-        self.policy = AcceptancePolicy(
-            ae_title=settings.scp_aet,
-            max_pdu_length=settings.scp_max_pdu_length,
-            promiscuous=settings.scp_promiscuous,
-            uncompressed_only=settings.scp_uncompressed_only,
-        )
+        self.policy = AcceptancePolicy.from_settings(settings)
         self.access = AccessPolicy(
             ae_title=settings.scp_aet,
             check_called_ae_title=settings.scp_check_called_aet,
