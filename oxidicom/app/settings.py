@@ -72,6 +72,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tls_client_aets: ClientAETitles | None = None
     #: Seconds a series must be quiet before it is registered; 0: per association.
     series_settle: float = 2.0
+    #: Where replicas on several hosts hold series (a redis:// URL); None: the Celery
+    #: broker's URL when it is Redis; "none": no store (holds shared by one host's outbox).
+    series_store: str | None = None
+    #: How long a replica's hold on a series outlives its last renewal in the store.
+    series_lease: float = 30.0
     #: DICOMweb STOW-RS (oxidicom/dicomweb); no listener when the port is None.
     dicomweb_port: int | None = None
     dicomweb_address: str = "0.0.0.0"
@@ -176,6 +181,15 @@ def _duration_or_zero(text: str) -> float:
     return 0.0 if text.strip() == "0" else parse_duration(text)
 
 
+def _series_store(text: str) -> str:
+    value = text.strip()
+    if value.lower() == "none":
+        return "none"
+    if not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("expected a redis:// or rediss:// URL, or none")
+    return value
+
+
 def _text(text: str) -> str:
     if not text.strip():
         raise ValueError("expected a non-empty value")
@@ -264,6 +278,26 @@ SETTINGS: tuple[Setting, ...] = (
         " it and it has been quiet this long, so one sent over several associations is"
         " registered once, whole (humantime); 0: when each association ends, its part of"
         " the series (the Rust receiver's behaviour)",
+    ),
+    Setting(
+        "OXIDICOM_SERIES_STORE",
+        "series_store",
+        _series_store,
+        None,
+        "Redis-protocol server (redis:// or rediss:// URL; Redis, DragonflyDB) where replicas"
+        " on several hosts hold the series they receive, so that a series split across"
+        " replicas is registered once, whole; default: the Celery broker's URL when it is"
+        " Redis; none: no store (series are then shared only by processes with one outbox)",
+        default_help="the broker if Redis",
+    ),
+    Setting(
+        "OXIDICOM_SERIES_LEASE",
+        "series_lease",
+        _duration,
+        "30s",
+        "with a series store: a replica's hold on a series lasts this long past its last"
+        " renewal (renewed every third of it); a replica silent longer is taken for dead"
+        " and another registers its series (humantime)",
     ),
     Setting("OXIDICOM_SCP_AET", "scp_aet", _ae_title, "ChRIS", "our AE title"),
     Setting(

@@ -125,6 +125,19 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(JournalEntry).decode
 
 
+def encode_entry(entry: JournalEntry) -> bytes:
+    """An entry as stored (in the journal, and in a series store)."""
+    return _encode(entry)
+
+
+def decode_entry(data: bytes) -> JournalEntry:
+    """An entry from its JSON (ValueError when it is not one)."""
+    try:
+        return _decode(data)
+    except msgspec.DecodeError as error:
+        raise ValueError(str(error)) from None
+
+
 class SeriesJournal:
     """This process's journal folder, and the recovery of dead processes' folders."""
 
@@ -134,6 +147,12 @@ class SeriesJournal:
         self.work_dir = WorkDir(self.root)
         self._prefix = ""
         self._unlocked_warned = False
+        #: With a series store (replicas on several hosts): the holds of dead processes
+        #: are not registered at recovery but moved into our folder, under these keys,
+        #: for the store to decide (another replica may have registered them already).
+        self.adopt_series = False
+        self.adopted: list[str] = []
+        self._adoptions = 0
 
     def prepare(self) -> None:
         """Create and lock our folder (at start)."""
@@ -146,6 +165,12 @@ class SeriesJournal:
         final = f"{self._prefix}{key}{_SUFFIX}"
         temp = f"{self._prefix}.{key}.tmp"
         write_then_rename(temp, [_encode(entry)], False, 0o600, _discard, os.replace, final)
+
+    def record_raw(self, key: str, data: bytes) -> None:
+        """Write entry ``key`` from its JSON (an entry a series store kept)."""
+        final = f"{self._prefix}{key}{_SUFFIX}"
+        temp = f"{self._prefix}.{key}.tmp"
+        write_then_rename(temp, [data], False, 0o600, _discard, os.replace, final)
 
     def read(self, key: str) -> JournalEntry:
         """Entry ``key`` (OSError, or ValueError when it is not an entry)."""
@@ -250,6 +275,8 @@ class SeriesJournal:
             recovered = 0
             registered: set[str] = set()
             paths = sorted(folder.glob(f"*{_SUFFIX}"))
+            if self.adopt_series:
+                paths = [p for p in paths if not self._adopted(p)]
             for start in range(0, len(paths), _RECOVERY_CHUNK):
                 try:
                     with self.settling():
@@ -271,6 +298,21 @@ class SeriesJournal:
                     return recovered
             shutil.rmtree(folder, ignore_errors=True)
             return recovered
+
+    def _adopted(self, path: Path) -> bool:
+        """A dead process's hold on a series, moved into our folder (True), or not one."""
+        digest = digest_of_key(path.name[: -len(_SUFFIX)])
+        if digest is None:
+            return False
+        self._adoptions += 1
+        key = series_entry_name(digest, 0) + f"a{self._adoptions}"
+        try:
+            os.replace(path, f"{self._prefix}{key}{_SUFFIX}")
+        except OSError as error:
+            log.error("cannot adopt journal entry %s: %s", path, error)
+            return True
+        self.adopted.append(key)
+        return True
 
     def _recover_entry(
         self, path: Path, outbox: Outbox, folder: Path, registered: set[str], holds: SeriesHolds

@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING, Final
 from oxidicom import telemetry
 from oxidicom.dicom.head import HeadFields
 from oxidicom.notify.celery import default_origin
-from oxidicom.notify.journal import SeriesJournal, series_digest
+from oxidicom.notify.journal import JournalEntry, SeriesJournal, series_digest
 from oxidicom.notify.outbox import Outbox
 from oxidicom.notify.progress import ProgressPolicy
 from oxidicom.notify.registrations import KEPT, Registrations
+from oxidicom.notify.series_store import WATCHED, OutboxSeriesStore, SeriesStore
 from oxidicom.notify.settle import PendingSeries, SeriesSettler
 from oxidicom.storage.series import SeriesRecord
 from oxidicom.support.background import Background
@@ -63,8 +64,11 @@ class ChrisNotifier:
         progress: ProgressPolicy | None,
         *,
         settle: float = 0.0,
+        store: SeriesStore | None = None,
     ) -> None:
         self.registrations = registrations
+        #: Where holds meet other processes' (by default: this outbox's processes).
+        self.store: SeriesStore = store or OutboxSeriesStore(registrations)
         self.lonk = lonk
         self.progress = progress
         self._loop = asyncio.get_running_loop()
@@ -75,6 +79,8 @@ class ChrisNotifier:
         self._settling: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
+        #: The registration fields of each series held here (a store holds with them).
+        self._entries: dict[str, JournalEntry] = {}
 
     # -- Notifier --------------------------------------------------------------------------
 
@@ -89,17 +95,24 @@ class ChrisNotifier:
             pending = settler.new(
                 digest, series.pacs_name, series.series_instance_uid, series.association_id
             )
-            self.registrations.promise(series, fields, series_dir, key=pending.key)
+            entry = self.registrations.promise(series, fields, series_dir, key=pending.key)
             settler.hold(pending)
+            if self.store.counts_series:
+                self._entries[digest] = entry
         else:
             series.journal_key = pending.key
         settler.opened(pending)
+        if pending.open == 1 and self.store.counts_series:
+            self.store.hold(pending, self._entries[digest])
         series.pending = pending
 
     def instance_stored(self, series: SeriesRecord) -> None:
         pending = series.pending
         if pending is not None:
             pending.count += 1
+            if self.store.counts_series:  # progress counts every replica's files
+                self.store.stored(pending)
+                return
         progress = self.progress
         if progress is not None:
             progress.stored(series if pending is None else pending, self._loop.time())
@@ -154,9 +167,15 @@ class ChrisNotifier:
 
     def _release(self, settler: SeriesSettler, series: list[SeriesRecord]) -> None:
         now = self._loop.time()
+        store = self.store
         for record in series:
-            if record.pending is not None and settler.released(record.pending, now):
+            pending = record.pending
+            if pending is None:
+                continue
+            if settler.released(pending, now):
                 self._wake.set()
+            if not pending.open:
+                store.release(pending)
 
     async def _release_rest(self, settler: SeriesSettler, series: list[SeriesRecord]) -> None:
         for start in range(RELEASE_CHUNK, len(series), RELEASE_CHUNK):
@@ -183,9 +202,12 @@ class ChrisNotifier:
                 continue
             now = float("inf") if self._stopping else loop.time()
             chunk = settler.take_due(now, END_CHUNK)
+            for pending in chunk:
+                if settler.held(pending.digest) is None:
+                    self._entries.pop(pending.digest, None)
             try:
-                outcomes = await self.registrations.settle(
-                    [s.key for s in chunk], lambda digest: settler.held(digest) is not None
+                outcomes = await self.store.settle(
+                    chunk, lambda digest: settler.held(digest) is not None
                 )
             except Exception:  # a bug: the journal still holds them for the next start
                 log.exception("cannot settle %d series", len(chunk))
@@ -194,9 +216,16 @@ class ChrisNotifier:
                 await self._settled(settler, pending, outcomes.get(pending.key))
             await asyncio.sleep(0)  # the loop is given back between two chunks
 
+    async def _settled_later(self, pending: PendingSeries, outcome: int | str) -> None:
+        """A series that the store decided after its settle (another replica held it)."""
+        if self.settler is not None:
+            await self._settled(self.settler, pending, outcome)
+
     async def _settled(
         self, settler: SeriesSettler, pending: PendingSeries, outcome: int | str | None
     ) -> None:
+        if outcome == WATCHED:
+            return  # another replica holds it: the store tells us later
         if not isinstance(outcome, int) and outcome != KEPT:
             # Another holder (another process, or a newer hold of ours) registers it.
             log.info(
@@ -231,6 +260,7 @@ class ChrisNotifier:
         if self.lonk is not None:
             self.lonk.start()
         if self.settler is not None:
+            await self.store.start(self._settled_later, self.progress)
             self._settling = asyncio.create_task(
                 self._settle_due(self.settler), name="series-settle"
             )
@@ -243,6 +273,7 @@ class ChrisNotifier:
             self._stopping = True
             self._wake.set()
             await self._settling
+            await self.store.stop()
         await self.registrations.stop(REGISTRATION_SHUTDOWN_TIMEOUT)
         if self.lonk is not None:
             await self.lonk.stop(LONK_SHUTDOWN_TIMEOUT)
@@ -262,6 +293,15 @@ def build_notifier(settings: Settings) -> ChrisNotifier:
         publisher = AmqpPublisher(settings.amqp_address, outbox, origin=default_origin())
     journal = SeriesJournal(Path(settings.outbox_dir), Path(settings.files_root))
     registrations = Registrations(outbox, settings.queue_name, publisher, journal)
+    store: SeriesStore | None = None
+    store_url = series_store_url(settings)
+    if store_url is not None and settings.series_settle > 0:
+        from oxidicom.notify.series_redis import RedisSeriesStore
+
+        journal.adopt_series = True
+        store = RedisSeriesStore(
+            store_url, registrations, settle=settings.series_settle, lease=settings.series_lease
+        )
     lonk = progress = None
     if settings.dev_sleep and not settings.nats_address:
         log.warning("OXIDICOM_DEV_SLEEP has no effect without OXIDICOM_NATS_ADDRESS")
@@ -272,4 +312,15 @@ def build_notifier(settings: Settings) -> ChrisNotifier:
         progress = ProgressPolicy(
             settings.root_subject, settings.progress_interval, lonk.offer, lonk.room_for_optional
         )
-    return ChrisNotifier(registrations, lonk, progress, settle=settings.series_settle)
+    return ChrisNotifier(registrations, lonk, progress, settle=settings.series_settle, store=store)
+
+
+def series_store_url(settings: Settings) -> str | None:
+    """The series store's URL: OXIDICOM_SERIES_STORE, else the Celery broker's when it is
+    Redis; None: no store (processes sharing one outbox settle series among themselves)."""
+    if settings.series_store is not None:
+        return None if settings.series_store == "none" else settings.series_store
+    broker = settings.amqp_address
+    if broker is not None and broker.startswith(("redis://", "rediss://")):
+        return broker
+    return None

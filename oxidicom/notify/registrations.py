@@ -154,7 +154,7 @@ class Registrations:
 
     def promise(
         self, record: SeriesRecord, fields: HeadFields, series_dir: str, key: str | None = None
-    ) -> None:
+    ) -> JournalEntry:
         """The first file of a series in an association is about to be placed: journal it.
 
         ``key``: the entry's name (a settled series' hold); by default one of its own for
@@ -175,6 +175,7 @@ class Registrations:
         )
         self.journal.record(key, entry)
         record.journal_key = key
+        return entry
 
     # -- at the end of an association -----------------------------------------------------
 
@@ -231,6 +232,33 @@ class Registrations:
         if batch.unwritten:
             self._keep(batch.unwritten, batch.error)
         return outcomes
+
+    async def register_claimed(self, keys: list[str]) -> dict[str, int | str]:
+        """Register these series (journal keys), decided elsewhere: one executor trip.
+
+        For a series store that decided this process registers them: no outbox lock,
+        ``ndicom`` counted from the files in each folder. Outcomes as :meth:`settle`.
+        """
+        promises = [_Promise(key, None, None) for key in keys]
+        loop = asyncio.get_running_loop()
+        batch = await loop.run_in_executor(None, self._write_batch_locked, promises, None, None)
+        self._written(batch)
+        outcomes: dict[str, int | str] = dict(batch.settled)
+        for promise in batch.unwritten:
+            outcomes[promise.journal_key] = KEPT
+        if batch.unwritten:
+            self._keep(batch.unwritten, batch.error)
+        return outcomes
+
+    async def forget(self, keys: list[str]) -> None:
+        """Withdraw these journal entries: their series are registered by another replica."""
+        if keys:
+            await asyncio.get_running_loop().run_in_executor(None, self._forget_all, keys)
+
+    def _forget_all(self, keys: list[str]) -> None:
+        for key in keys:
+            with contextlib.suppress(OSError):
+                self.journal.forget(key)
 
     def _write_batch(
         self, promises: list[_Promise], held_here: Callable[[str], bool] | None = None

@@ -1,0 +1,551 @@
+"""Series held by replicas on several hosts, through a Redis-protocol server.
+
+Each receiver process is a *replica* with a random id. What it does with the store
+(keys and scripts: :mod:`oxidicom.notify.series_scripts`):
+
+- **Holds, counts, releases** go in batches: what the hot path noted (a new hold, files
+  stored, a release) is sent at most every :data:`SYNC_PERIOD`, one pipelined round trip
+  for every series touched meanwhile, never per file. The store's count of the series
+  (every replica's files) comes back, and LONK progress is published from it when it is
+  the highest count handed out so far (so that it never goes backwards on a subject).
+- **Leases**: a hold lasts ``OXIDICOM_SERIES_LEASE`` past its last renewal; every third
+  of it, one round trip renews all of this replica's holds, and sweeps the series due.
+- **Who registers**: when a series released here is due (quiet for the settle interval),
+  the ``DECIDE`` script answers *mine* (no live holder, quiet long enough: this replica
+  claims it, registers it with the files in its folder, then marks it done), *gone*
+  (registered already: the journal entry is withdrawn) or *wait until* (another replica
+  holds it, or registers it: asked again then). A series whose every holder died is found
+  by the sweep, and registered from the entry the store keeps.
+
+The hot path never waits for the store. While it cannot be reached, reception goes on,
+holds stay in the journal, and the calls are retried (backoff 0.5 s to 5 s):
+registrations wait for the store; none is sent on a guess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from oxidicom.notify import series_scripts as scripts
+from oxidicom.notify.journal import (
+    JournalEntry,
+    decode_entry,
+    digest_of_key,
+    encode_entry,
+    series_entry_name,
+)
+from oxidicom.notify.registrations import HANDED_OVER
+from oxidicom.notify.series_store import WATCHED, Later
+from oxidicom.notify.settle import PendingSeries
+
+if TYPE_CHECKING:
+    from oxidicom.notify.progress import ProgressPolicy
+    from oxidicom.notify.registrations import Registrations
+
+log = logging.getLogger("oxidicom.series")
+
+#: Holds, counts and releases noted in the hot path are sent at most this often (s).
+SYNC_PERIOD: Final = 0.1
+#: Backoff of calls that failed: first retry, longest wait (s).
+RETRY_FIRST: Final = 0.5
+RETRY_MAX: Final = 5.0
+#: Series per renewal script, and per sweep.
+RENEW_CHUNK: Final = 512
+SWEEP_CHUNK: Final = 64
+#: How long the mark of a registered series stays in the store: a replica coming back
+#: with a hold on it within this time withdraws its hold instead of registering (ms).
+DONE_MARK_MS: Final = 24 * 3600 * 1000
+
+
+def redis_client(url: str) -> aioredis.Redis:
+    """The store's client (swapped for the broker module's when it lands)."""
+    return aioredis.Redis.from_url(
+        url, socket_timeout=5.0, socket_connect_timeout=5.0, health_check_interval=10
+    )
+
+
+@dataclass(slots=True)
+class _Tally:
+    """The series' count across replicas, and what this replica published of it."""
+
+    pacs_name: str
+    series_instance_uid: str
+    count: int = 0
+    progress_sent: int = 0
+    progress_at: float = 0.0
+
+
+@dataclass(slots=True, eq=False)
+class _Held:
+    """This replica's hold on a series in the store."""
+
+    digest: str
+    entry: bytes
+    tally: _Tally
+    #: The store has our hold.
+    in_store: bool = False
+    #: Files stored here not yet counted in the store.
+    delta: int = 0
+    #: No association of ours stores into it: to be released in the store.
+    releasing: bool = False
+
+
+@dataclass(order=True, slots=True)
+class _Watch:
+    """A series released here (or found by the sweep) that the store has not decided yet."""
+
+    at: float
+    serial: int
+    series: PendingSeries = field(compare=False)
+    #: Found by the sweep: we hold no journal entry of it.
+    orphan: bool = field(compare=False, default=False)
+
+
+class RedisSeriesStore:
+    """:class:`~oxidicom.notify.series_store.SeriesStore` on Redis or DragonflyDB."""
+
+    counts_series = True
+
+    def __init__(
+        self,
+        url: str,
+        registrations: Registrations,
+        *,
+        settle: float,
+        lease: float,
+        client: Callable[[str], aioredis.Redis] = redis_client,
+    ) -> None:
+        self.url = url
+        self.replica = uuid.uuid4().hex[:16]
+        self._registrations = registrations
+        self._settle_ms = round(settle * 1000)
+        self._lease_ms = round(lease * 1000)
+        self.lease = lease
+        self._client = client(url)
+        self._scripts: dict[str, Any] = {
+            name: self._client.register_script(getattr(scripts, name))
+            for name in ("TOUCH", "RENEW", "DECIDE", "DONE", "SWEEP")
+        }
+        self._held: dict[str, _Held] = {}
+        self._dirty: dict[str, _Held] = {}
+        self._watches: list[_Watch] = []
+        self._watched: set[str] = set()
+        self._serial = itertools.count()
+        self._wake_sync = asyncio.Event()
+        self._wake_watch = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._later: Later | None = None
+        self._progress: ProgressPolicy | None = None
+        self._loop = asyncio.get_running_loop()
+        self._unreachable = False
+        self._orphans = itertools.count(1)
+
+    # -- the hot path: noted, sent by the sync task ------------------------------------
+
+    def hold(self, series: PendingSeries, entry: JournalEntry) -> None:
+        held = self._held.get(series.digest)
+        if held is None:
+            tally = _Tally(series.pacs_name, series.series_instance_uid)
+            held = self._held[series.digest] = _Held(series.digest, encode_entry(entry), tally)
+        held.releasing = False
+        self._note(held)
+
+    def stored(self, series: PendingSeries) -> None:
+        held = self._held.get(series.digest)
+        if held is not None:
+            held.delta += 1
+            self._note(held)
+
+    def release(self, series: PendingSeries) -> None:
+        held = self._held.get(series.digest)
+        if held is not None:
+            held.releasing = True
+            self._note(held)
+
+    def _note(self, held: _Held) -> None:
+        if not self._dirty:
+            self._wake_sync.set()
+        self._dirty[held.digest] = held
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    async def start(self, later: Later, progress: ProgressPolicy | None) -> None:
+        self._later = later
+        self._progress = progress
+        try:
+            await self._client.ping()
+            log.info(
+                "series store %s reached: replica %s, lease %g s",
+                _redact(self.url),
+                self.replica,
+                self.lease,
+            )
+        except (RedisError, OSError) as error:
+            self._unreachable_now(error)
+        loop = self._loop
+        self._tasks = [
+            loop.create_task(self._sync_loop(), name="series-store-sync"),
+            loop.create_task(self._renew_loop(), name="series-store-renew"),
+            loop.create_task(self._watch_loop(), name="series-store-watch"),
+        ]
+        journal = self._registrations.journal
+        for key in journal.adopted:
+            try:
+                entry = await self._loop.run_in_executor(None, journal.read, key)
+            except (OSError, ValueError) as error:
+                log.error("journal entry %s is unreadable (%s): left alone", key, error)
+                continue
+            series = PendingSeries(
+                digest_of_key(key) or "",
+                key,
+                entry.kwargs.get("pacs_name", ""),
+                entry.kwargs.get("SeriesInstanceUID", ""),
+                entry.association_id or "",
+            )
+            self._watch(series, self._loop.time())
+        adopted = journal.adopted
+        if adopted:
+            log.warning(
+                "%d hold(s) on series left by earlier runs: the series store decides"
+                " whether they are registered already",
+                len(adopted),
+            )
+
+    async def stop(self) -> None:
+        """Send what is noted, decide every watched series once, and close."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(RedisError, OSError):
+            await self._sync_once()
+        if self._watches:
+            watches, self._watches = self._watches, []
+            self._watched.clear()
+            with contextlib.suppress(RedisError, OSError):
+                await self._decide_watched(watches, force=True)
+            if self._watches:
+                log.info(
+                    "%d series still held by other replicas at the stop: they register them"
+                    " (the holds stay in the journal, and the next start asks again)",
+                    len(self._watches),
+                )
+        with contextlib.suppress(RedisError, OSError):
+            await self._client.aclose()
+
+    # -- settling ------------------------------------------------------------------------
+
+    async def settle(
+        self, chunk: list[PendingSeries], held_here: Callable[[str], bool]
+    ) -> dict[str, int | str]:
+        if not chunk:
+            return {}
+        await self._sync_soon()
+        try:
+            decided = await self._decide(chunk, force=False, orphans=set())
+            return {series.key: outcome for series, outcome in decided}
+        except (RedisError, OSError) as error:
+            self._unreachable_now(error)
+            now = self._loop.time()
+            for series in chunk:
+                self._watch(series, now + RETRY_FIRST)
+            return {series.key: WATCHED for series in chunk}
+
+    async def _decide(
+        self, chunk: list[PendingSeries], *, force: bool, orphans: set[str]
+    ) -> list[tuple[PendingSeries, int | str]]:
+        """One round trip of DECIDE, then the registrations claimed (one executor trip).
+
+        Returns each series with its outcome (a series of the sweep that is registered
+        here comes back as a new one, under its key in our journal)."""
+        decide = self._scripts["DECIDE"]
+        async with self._client.pipeline(transaction=False) as pipe:
+            for series in chunk:
+                await decide(
+                    keys=self._keys(series.digest),
+                    args=[
+                        *self._args(),
+                        series.digest,
+                        "1" if series.key in orphans else "0",
+                        "1" if force else "0",
+                    ],
+                    client=pipe,
+                )
+            answers = await pipe.execute()
+        self._reachable()
+        outcomes: list[tuple[PendingSeries, int | str]] = []
+        mine: list[tuple[PendingSeries, int]] = []
+        gone: list[PendingSeries] = []
+        for series, answer in zip(chunk, answers, strict=True):
+            verdict = _text(answer[0])
+            server_now = int(answer[1])
+            if verdict == "mine":
+                entry, progress_sent = answer[2], int(answer[4])
+                if series.key in orphans:
+                    series = await self._adopt(series, entry)
+                mine.append((series, progress_sent))
+            elif verdict == "gone":
+                gone.append(series)
+                outcomes.append((series, HANDED_OVER))
+            else:
+                delay = max(0.0, (int(answer[2]) - server_now) / 1000)
+                self._watch(series, self._loop.time() + delay, orphan=series.key in orphans)
+                outcomes.append((series, WATCHED))
+        await self._registrations.forget([s.key for s in gone if s.key not in orphans])
+        if mine:
+            registered = await self._registrations.register_claimed([s.key for s, _ in mine])
+            done = self._scripts["DONE"]
+            async with self._client.pipeline(transaction=False) as pipe:
+                calls = 0
+                for series, progress_sent in mine:
+                    outcome = registered.get(series.key, HANDED_OVER)
+                    outcomes.append((series, outcome))
+                    series.progress_sent = max(series.progress_sent, progress_sent)
+                    if isinstance(outcome, int):
+                        calls += 1
+                        await done(
+                            keys=self._keys(series.digest),
+                            args=[*self._args(), series.digest, outcome, DONE_MARK_MS],
+                            client=pipe,
+                        )
+                # Not marked (the store failed now): the claim lapses after a lease and
+                # another replica registers the series again, whole (CUBE refuses the
+                # second): never lost.
+                if calls:
+                    with contextlib.suppress(RedisError, OSError):
+                        await pipe.execute()
+        return outcomes
+
+    async def _adopt(self, series: PendingSeries, entry: bytes) -> PendingSeries:
+        """A dead replica's series claimed by the sweep: its entry into our journal."""
+        key = series_entry_name(series.digest, 0) + f"o{next(self._orphans)}"
+        journaled = decode_entry(entry)
+        adopted = PendingSeries(
+            series.digest,
+            key,
+            journaled.kwargs.get("pacs_name", ""),
+            journaled.kwargs.get("SeriesInstanceUID", ""),
+            journaled.association_id or "",
+        )
+        journal = self._registrations.journal
+        await self._loop.run_in_executor(None, journal.record_raw, key, entry)
+        log.warning(
+            "series %s from %s was held by a replica that stopped renewing its hold:"
+            " registered here",
+            adopted.series_instance_uid,
+            adopted.pacs_name,
+        )
+        return adopted
+
+    def _watch(self, series: PendingSeries, at: float, *, orphan: bool = False) -> None:
+        if series.key in self._watched:
+            return
+        self._watched.add(series.key)
+        heapq.heappush(self._watches, _Watch(at, next(self._serial), series, orphan))
+        self._wake_watch.set()
+
+    async def _watch_loop(self) -> None:
+        loop = self._loop
+        while True:
+            if not self._watches:
+                self._wake_watch.clear()
+                await self._wake_watch.wait()
+                continue
+            delay = self._watches[0].at - loop.time()
+            if delay > 0:
+                self._wake_watch.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake_watch.wait(), delay)
+                continue
+            now = loop.time()
+            taken: list[_Watch] = []
+            while self._watches and self._watches[0].at <= now and len(taken) < SWEEP_CHUNK:
+                watch = heapq.heappop(self._watches)
+                self._watched.discard(watch.series.key)
+                taken.append(watch)
+            try:
+                await self._decide_watched(taken, force=False)
+            except (RedisError, OSError) as error:
+                self._unreachable_now(error)
+                await asyncio.sleep(RETRY_FIRST)
+                for watch in taken:
+                    self._watch(watch.series, loop.time(), orphan=watch.orphan)
+            except Exception:  # a bug: the journal keeps the holds for the next start
+                log.exception("cannot decide %d series", len(taken))
+
+    async def _decide_watched(self, taken: list[_Watch], *, force: bool) -> None:
+        orphans = {w.series.key for w in taken if w.orphan}
+        decided = await self._decide([w.series for w in taken], force=force, orphans=orphans)
+        later = self._later
+        for series, outcome in decided:
+            if outcome == WATCHED or later is None:
+                continue
+            if not isinstance(outcome, int) and series.key in orphans:
+                continue  # registered already, by whoever: nothing was ours
+            await later(series, outcome)
+
+    # -- the sync task: holds, counts, releases ----------------------------------------
+
+    async def _sync_soon(self) -> None:
+        """Send what is noted now (a settle must not overtake our own release)."""
+        if self._dirty:
+            with contextlib.suppress(RedisError, OSError):
+                await self._sync_once()
+
+    async def _sync_loop(self) -> None:
+        delay = RETRY_FIRST
+        while True:
+            await self._wake_sync.wait()
+            await asyncio.sleep(SYNC_PERIOD)  # what the hot path notes meanwhile goes too
+            self._wake_sync.clear()
+            try:
+                await self._sync_once()
+                delay = RETRY_FIRST
+            except (RedisError, OSError) as error:
+                self._unreachable_now(error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                self._wake_sync.set()
+
+    async def _sync_once(self) -> None:
+        batch = list(self._dirty.values())
+        self._dirty.clear()
+        if not batch:
+            return
+        touch = self._scripts["TOUCH"]
+        sent: list[tuple[_Held, int, bool]] = []
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for held in batch:
+                    mode = ("" if held.in_store else "h") + ("r" if held.releasing else "")
+                    await touch(
+                        keys=self._keys(held.digest),
+                        args=[
+                            *self._args(),
+                            held.digest,
+                            mode or "c",
+                            held.delta,
+                            "" if held.in_store else held.entry,
+                        ],
+                        client=pipe,
+                    )
+                    sent.append((held, held.delta, held.releasing))
+                answers = await pipe.execute()
+        except BaseException:
+            for held in batch:  # all of it again, with what was noted meanwhile
+                self._dirty.setdefault(held.digest, held)
+            raise
+        self._reachable()
+        now = self._loop.time()
+        progress = self._progress
+        for (held, delta, releasing), answer in zip(sent, answers, strict=True):
+            count, publish = int(answer[0]), int(answer[1])
+            if count < 0:  # not held in the store any more: hold it again, count again
+                log.warning(
+                    "the series store lost this replica's hold on series %s from %s (the"
+                    " store restarted empty, or the hold lapsed): held again",
+                    held.tally.series_instance_uid,
+                    held.tally.pacs_name,
+                )
+                held.in_store = False
+                self._note(held)
+                continue
+            held.delta -= delta
+            held.in_store = True
+            if releasing:
+                if held.releasing and self._held.get(held.digest) is held:
+                    del self._held[held.digest]
+                    if held.delta:
+                        self._note(held)
+                else:  # held again meanwhile: hold it again in the store
+                    held.in_store = False
+                    self._note(held)
+            if publish and progress is not None and count > held.tally.count:
+                held.tally.count = count
+                progress.stored(held.tally, now)
+
+    # -- renewals and the sweep ------------------------------------------------------
+
+    async def _renew_loop(self) -> None:
+        period = self.lease / 3
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self._renew()
+                await self._sweep()
+            except (RedisError, OSError) as error:
+                self._unreachable_now(error)
+
+    async def _renew(self) -> None:
+        held = [h for h in self._held.values() if h.in_store]
+        renew = self._scripts["RENEW"]
+        for start in range(0, len(held), RENEW_CHUNK):
+            chunk = held[start : start + RENEW_CHUNK]
+            keys = [scripts.META_KEY, scripts.DUE_KEY]
+            keys += [scripts.series_key(h.digest) for h in chunk]
+            lost = await renew(keys=keys, args=[*self._args(), *(h.digest for h in chunk)])
+            for position in lost:
+                lapsed = chunk[int(position) - 1]
+                lapsed.in_store = False
+                self._note(lapsed)
+        self._reachable()
+
+    async def _sweep(self) -> None:
+        sweep = self._scripts["SWEEP"]
+        digests = await sweep(
+            keys=[scripts.META_KEY, scripts.DUE_KEY], args=[*self._args(), SWEEP_CHUNK]
+        )
+        now = self._loop.time()
+        watched_digests = {w.series.digest for w in self._watches}
+        for raw in digests:
+            digest = _text(raw)
+            if digest in self._held or digest in watched_digests:
+                continue
+            key = f"sweep-{digest}"
+            self._watch(PendingSeries(digest, key, "", "", ""), now, orphan=True)
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _keys(self, digest: str) -> list[str]:
+        return [scripts.META_KEY, scripts.DUE_KEY, scripts.series_key(digest)]
+
+    def _args(self) -> list[str | int]:
+        return [self.replica, self._lease_ms, self._settle_ms]
+
+    def _unreachable_now(self, error: BaseException) -> None:
+        if not self._unreachable:
+            self._unreachable = True
+            log.error(
+                "series store %s unreachable (%s): reception goes on, registrations of"
+                " series wait for it (retried)",
+                _redact(self.url),
+                error,
+            )
+
+    def _reachable(self) -> None:
+        if self._unreachable:
+            self._unreachable = False
+            log.warning("series store %s reachable again", _redact(self.url))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.rsplit("@", 1)[1]
+    return f"{scheme}{sep}{rest}"

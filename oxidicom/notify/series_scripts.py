@@ -1,0 +1,206 @@
+"""The Lua scripts of the Redis series store: each decision is one atomic script.
+
+Keys (every one declared in ``KEYS``, as DragonflyDB requires; one hash tag, so one slot
+of a Redis Cluster):
+
+- ``{oxidicom-series}:meta`` (hash): ``beat``, the server time (ms) of the last call of any
+  replica, and ``since``, when calls resumed after a silence longer than half a lease (the
+  store restarted, or was unreachable from every replica).
+- ``{oxidicom-series}:due`` (sorted set): series digest -> server time (ms) at which the
+  series should next be looked at (the sweep of series whose holders all died).
+- ``{oxidicom-series}:s:{digest}`` (hash), one per series: ``e`` its registration fields
+  (the journal entry, JSON), ``n`` the files stored by every replica, ``p`` the highest
+  count handed out for LONK progress, ``o`` the replica that publishes it (one at a
+  time, so that messages of two replicas never overtake each other), ``h:{replica}`` each
+  holder's lease end (ms),
+  ``q`` the latest release (ms), ``c``/``ce`` the replica registering it and until when;
+  once registered only ``x`` (the ``ndicom`` sent) stays, for a day.
+
+Time is the server's (``TIME``), never a replica's clock. A hold whose lease ended counts
+as live while the store has been reachable for less than a lease since a silence
+(``since``): replicas had no chance to renew it, so it is not judged dead yet.
+
+Commands sent inside the scripts: TIME, HGET, HSET, HSETNX, HDEL, HEXISTS, HGETALL,
+HINCRBY, EXISTS, DEL, PEXPIRE, ZADD, ZREM, ZRANGEBYSCORE; around them EVALSHA, SCRIPT LOAD
+(and EVAL when a script is not loaded yet), PING.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+PREFIX: Final = "{oxidicom-series}:"
+META_KEY: Final = PREFIX + "meta"
+DUE_KEY: Final = PREFIX + "due"
+
+
+def series_key(digest: str) -> str:
+    return f"{PREFIX}s:{digest}"
+
+
+#: KEYS[1] meta, KEYS[2] due, KEYS[3] the series (when any); ARGV[1] replica,
+#: ARGV[2] lease (ms), ARGV[3] settle (ms).
+_PRELUDE = """
+local meta, due = KEYS[1], KEYS[2]
+local rid = ARGV[1]
+local lease = tonumber(ARGV[2])
+local settle = tonumber(ARGV[3])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local beat = tonumber(redis.call('HGET', meta, 'beat') or '0')
+if now - beat > lease / 2 then redis.call('HSET', meta, 'since', now) end
+redis.call('HSET', meta, 'beat', now)
+local since = tonumber(redis.call('HGET', meta, 'since'))
+local function gone(s)
+  return redis.call('HEXISTS', s, 'e') == 0 or redis.call('HEXISTS', s, 'x') == 1
+end
+"""
+
+#: Hold, count, release: ARGV[4] digest, ARGV[5] mode ('h' hold first, 'r' release
+#: after), ARGV[6] files stored since the last call, ARGV[7] the entry (hold only).
+#: Returns {n, publish, now}: n -1 when the series is not held here in the store any
+#: more (lost, or registered without us): the caller holds it again.
+TOUCH: Final = (
+    _PRELUDE
+    + """
+local s, digest, mode = KEYS[3], ARGV[4], ARGV[5]
+if string.find(mode, 'h', 1, true) then
+  if redis.call('HEXISTS', s, 'x') == 1 then redis.call('DEL', s) end
+  redis.call('HSETNX', s, 'e', ARGV[7])
+  redis.call('HSET', s, 'h:' .. rid, now + lease)
+  redis.call('ZADD', due, now + lease + settle, digest)
+elseif gone(s) or redis.call('HEXISTS', s, 'h:' .. rid) == 0 then
+  return {-1, 0, now}
+end
+local n = redis.call('HINCRBY', s, 'n', tonumber(ARGV[6]))
+local releasing = string.find(mode, 'r', 1, true)
+-- One holder at a time publishes progress (messages of two replicas' NATS connections
+-- could overtake each other): the first, until its hold goes; then the next to call.
+local owner = redis.call('HGET', s, 'o')
+if owner ~= rid then
+  local ends = owner and tonumber(redis.call('HGET', s, 'h:' .. owner) or '0') or 0
+  if ends <= now and not releasing then
+    redis.call('HSET', s, 'o', rid)
+    owner = rid
+  end
+end
+local publish = 0
+if owner == rid and not releasing and n > tonumber(redis.call('HGET', s, 'p') or '0') then
+  redis.call('HSET', s, 'p', n)
+  publish = 1
+end
+if releasing then
+  redis.call('HDEL', s, 'h:' .. rid)
+  if now > tonumber(redis.call('HGET', s, 'q') or '0') then redis.call('HSET', s, 'q', now) end
+  redis.call('ZADD', due, now + settle, digest)
+end
+return {n, publish, now}
+"""
+)
+
+#: Renew this replica's holds: KEYS[3..] the series, ARGV[4..] their digests.
+#: Returns the 1-based positions of the series not held here any more.
+RENEW: Final = (
+    _PRELUDE
+    + """
+local lost = {}
+for i = 3, #KEYS do
+  local s = KEYS[i]
+  if gone(s) or redis.call('HEXISTS', s, 'h:' .. rid) == 0 then
+    table.insert(lost, i - 2)
+  else
+    redis.call('HSET', s, 'h:' .. rid, now + lease)
+    redis.call('ZADD', due, now + lease + settle, ARGV[i + 1])
+  end
+end
+return lost
+"""
+)
+
+#: Who registers a series released here: ARGV[4] digest, ARGV[5] '1' when the caller has
+#: no entry of its own (the sweep of dead replicas' series), ARGV[6] '1' at a stop (the
+#: quiet interval is not waited for; live holders and claims still are).
+#: Returns {'mine', now, entry, n, p} (the caller registers it, then calls DONE),
+#: {'gone', now} (registered already, or unknown to a sweep), or {'wait', now, until}.
+DECIDE: Final = (
+    _PRELUDE
+    + """
+local s, digest, orphan, force = KEYS[3], ARGV[4], ARGV[5] == '1', ARGV[6] == '1'
+local function claim(entry, n, p)
+  redis.call('HSET', s, 'c', rid, 'ce', now + lease)
+  redis.call('ZADD', due, now + lease, digest)
+  return {'mine', now, entry, n, p}
+end
+if redis.call('EXISTS', s) == 0 then
+  if orphan then
+    redis.call('ZREM', due, digest)
+    return {'gone', now}
+  end
+  -- Unknown: the store lost it (a restart without persistence). Once every live holder
+  -- had a lease to hold it again, the caller registers it with its own entry.
+  if now - since < lease then return {'wait', now, since + lease} end
+  return claim('', 0, 0)
+end
+if redis.call('HEXISTS', s, 'x') == 1 then
+  redis.call('ZREM', due, digest)
+  return {'gone', now}
+end
+local c = redis.call('HGET', s, 'c')
+if c and c ~= rid then
+  local ce = tonumber(redis.call('HGET', s, 'ce'))
+  if ce > now then return {'wait', now, ce} end
+end
+local fields = redis.call('HGETALL', s)
+local live = 0
+local q = tonumber(redis.call('HGET', s, 'q') or '0')
+local dead = {}
+for i = 1, #fields, 2 do
+  local f = fields[i]
+  if string.sub(f, 1, 2) == 'h:' then
+    local ends = tonumber(fields[i + 1])
+    if ends > now or now - since < lease then
+      live = math.max(live, ends, since + lease)
+    else
+      table.insert(dead, f)
+      if ends > q then q = ends end
+    end
+  end
+end
+if live > 0 then
+  redis.call('ZADD', due, live + settle, digest)
+  return {'wait', now, live + settle}
+end
+for _, f in ipairs(dead) do redis.call('HDEL', s, f) end
+redis.call('HSET', s, 'q', q)
+if now < q + settle and not force then
+  redis.call('ZADD', due, q + settle, digest)
+  return {'wait', now, q + settle}
+end
+return claim(redis.call('HGET', s, 'e') or '', tonumber(redis.call('HGET', s, 'n') or '0'),
+  tonumber(redis.call('HGET', s, 'p') or '0'))
+"""
+)
+
+#: Registered: ARGV[4] digest, ARGV[5] ndicom, ARGV[6] how long the mark stays (ms).
+#: Returns 1, or 0 when the claim was not (or no longer) this replica's.
+DONE: Final = (
+    _PRELUDE
+    + """
+local s = KEYS[3]
+if redis.call('HGET', s, 'c') ~= rid then return 0 end
+redis.call('DEL', s)
+redis.call('HSET', s, 'x', ARGV[5])
+redis.call('PEXPIRE', s, tonumber(ARGV[6]))
+redis.call('ZREM', due, ARGV[4])
+return 1
+"""
+)
+
+#: Series due to be looked at by the sweep: ARGV[4] how many at most. Only those overdue
+#: by half a lease: a live replica that released a series decides it when due itself.
+SWEEP: Final = (
+    _PRELUDE
+    + """
+return redis.call('ZRANGEBYSCORE', due, '-inf', now - lease / 2, 'LIMIT', 0, tonumber(ARGV[4]))
+"""
+)

@@ -1,0 +1,191 @@
+"""Replicas on several hosts: a series split across them is registered once, whole.
+
+Two receiver processes with their own outboxes (two pods, each with its own volume) and
+one FILES_ROOT (the RWX volume), coordinated through a private redis-server
+(``OXIDICOM_SERIES_STORE``). SAG-anon (192 files) is sent by dcmtk's storescu in halves,
+one half to each replica: one after the other, at once, and one replica getting one
+association per file beside the other. A real Celery worker runs CUBE's task and a NATS
+subscriber collects the LONK messages. Without the store each of these gives two
+registrations (the issue's table).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pydicom
+import pytest
+from pynetdicom import AE
+from pynetdicom.association import Association
+
+from tests.integration.pynetdicom_scu import scu_only
+from tests.integration.receiver import RunningReceiver, start_receiver
+from tests.integration.redis_server import RedisServer, redis_server
+from tests.integration.services import (
+    CeleryWorker,
+    LonkCollector,
+    celery_worker,
+    lonk_collector,
+    outbox_entries,
+)
+from tests.integration.test_split_series import (
+    WHOLE,
+    assert_one_whole_series,
+    env_for,
+    halves,  # noqa: F401 - a fixture
+    registered,
+    storescu,
+)
+from tests.sample_data import PACS, SAG_UID
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def worker() -> Iterator[CeleryWorker]:
+    with celery_worker() as running:
+        yield running
+
+
+@pytest.fixture
+async def lonk() -> AsyncIterator[LonkCollector]:
+    async with lonk_collector() as collector:
+        yield collector
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[RedisServer]:
+    with redis_server(tmp_path / "redis") as server:
+        yield server
+
+
+async def replica(tmp: Path, name: str, env: dict[str, str]) -> RunningReceiver:
+    """A replica: its own outbox, the shared FILES_ROOT."""
+    env = env | {
+        "OXIDICOM_FILES_ROOT": str(tmp / "files"),
+        "OXIDICOM_OUTBOX_DIR": str(tmp / name / "outbox"),
+    }
+    receiver = await asyncio.to_thread(start_receiver, tmp / name, env)
+    await asyncio.to_thread(receiver.wait_for_log, r"AMQP connected")
+    await asyncio.to_thread(receiver.wait_for_log, r"series store \S+ reached")
+    return receiver
+
+
+async def stop(*receivers: RunningReceiver) -> None:
+    for receiver in receivers:
+        assert await asyncio.to_thread(receiver.stop) == 0, receiver.log()
+        assert outbox_entries(receiver.outbox_dir) == [], receiver.log()
+
+
+def replica_env(
+    worker: CeleryWorker, lonk: LonkCollector, store: RedisServer, **extra: str
+) -> dict[str, str]:
+    return env_for(
+        worker,
+        lonk,
+        OXIDICOM_SERIES_STORE=store.url,
+        OXIDICOM_SERIES_SETTLE="1s",
+        **extra,
+    )
+
+
+def assert_never_backwards(messages: list[str]) -> None:
+    counts = [int(m) for m in messages if m.isdigit()]
+    assert counts == sorted(counts), counts
+    assert len(counts) == len(set(counts)), counts
+
+
+@pytest.mark.parametrize("how", ["one-after-the-other", "at-once", "per-file"])
+async def test_halves_through_two_replicas_are_registered_once_whole(
+    tmp_path: Path,
+    halves: tuple[list[Path], list[Path]],  # noqa: F811
+    worker: CeleryWorker,
+    lonk: LonkCollector,
+    store: RedisServer,
+    how: str,
+) -> None:
+    env = replica_env(worker, lonk, store)
+    one, two = await asyncio.gather(replica(tmp_path, "a", env), replica(tmp_path, "b", env))
+    subject = lonk.subject(PACS, SAG_UID)
+    try:
+        if how == "one-after-the-other":
+            await storescu(one.port, halves[0])
+            await storescu(two.port, halves[1])
+        elif how == "at-once":
+            await asyncio.gather(storescu(one.port, halves[0]), storescu(two.port, halves[1]))
+        else:
+
+            async def file_by_file() -> None:
+                for file in halves[0]:
+                    await storescu(one.port, [file])
+
+            await asyncio.gather(file_by_file(), storescu(two.port, halves[1]))
+        await lonk.wait_until(lambda: "done" in lonk.decoded(subject))
+    finally:
+        await stop(one, two)
+    assert await registered(worker) == [WHOLE]
+    await lonk.settle()
+    messages = lonk.decoded(subject)
+    assert_one_whole_series(lonk, messages)
+    assert_never_backwards(messages)
+    logs = one.log() + two.log()
+    assert logs.count(f"series finished: {WHOLE} file(s) of {SAG_UID}") == 1
+
+
+def open_association(port: int, files: list[Path]) -> Association:
+    """An association (pynetdicom) that stores ``files`` and is left open."""
+    datasets = [pydicom.dcmread(f) for f in files]
+    ae = AE(ae_title=PACS)
+    for context in {(d.SOPClassUID, d.file_meta.TransferSyntaxUID) for d in datasets}:
+        ae.add_requested_context(*context)
+    assoc = scu_only(ae.associate("127.0.0.1", port, ae_title="ChRIS"))
+    assert assoc.is_established
+    for dataset in datasets:
+        status = assoc.send_c_store(dataset)
+        assert status.Status == 0x0000, status
+    return assoc
+
+
+@pytest.mark.parametrize("split", [True, False], ids=["split", "whole-on-the-dead-one"])
+async def test_a_replica_killed_holding_a_series_is_registered_whole_by_another(
+    tmp_path: Path,
+    halves: tuple[list[Path], list[Path]],  # noqa: F811
+    worker: CeleryWorker,
+    lonk: LonkCollector,
+    store: RedisServer,
+    split: bool,
+) -> None:
+    """SIGKILL while an association of the killed replica is open (its outbox volume
+    gone): its hold lapses after the lease, and the other replica registers the series
+    once, whole. Split: the survivor stored the other half and watches the series; whole:
+    the survivor never saw it and finds it in the store's sweep. The dead replica coming
+    back on its old outbox registers nothing more."""
+    env = replica_env(worker, lonk, store, OXIDICOM_SERIES_LEASE="3s")
+    one, two = await asyncio.gather(replica(tmp_path, "a", env), replica(tmp_path, "b", env))
+    subject = lonk.subject(PACS, SAG_UID)
+    mine = halves[0] if split else [*halves[0], *halves[1]]
+    try:
+        if split:
+            await storescu(two.port, halves[1])
+        assoc = await asyncio.to_thread(open_association, one.port, mine)
+        one.process.send_signal(signal.SIGKILL)
+        assert await asyncio.to_thread(one.process.wait, 30) == -signal.SIGKILL
+        assoc.abort()
+        await asyncio.to_thread(worker.wait_for_registrations, 1, 60)
+        await lonk.wait_until(lambda: "done" in lonk.decoded(subject), timeout=60)
+    finally:
+        one.stop()
+        await stop(two)
+    assert await registered(worker) == [WHOLE]
+    assert outbox_entries(one.outbox_dir) == []  # the dead one registered nothing
+    # The dead replica comes back on its old outbox: its hold is withdrawn, not registered.
+    again = await replica(tmp_path, "a", env)
+    await asyncio.to_thread(again.wait_for_log, r"hold\(s\) on series left by earlier runs")
+    await stop(again)
+    assert await registered(worker) == [WHOLE]
+    assert list((one.outbox_dir / ".journal").glob("*/*.json")) == []
+    await lonk.settle()
+    assert_one_whole_series(lonk, lonk.decoded(subject))
