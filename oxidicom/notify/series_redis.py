@@ -258,6 +258,10 @@ class RedisSeriesStore:
             return {series.key: outcome for series, outcome in decided}
         except (RedisError, OSError) as error:
             self._unreachable_now(error)
+            log.info(
+                "%d series due here wait for the series store (their holds stay in the journal)",
+                len(chunk),
+            )
             now = self._loop.time()
             for series in chunk:
                 self._watch(series, now + RETRY_FIRST)
@@ -280,6 +284,7 @@ class RedisSeriesStore:
                         series.digest,
                         "1" if series.key in orphans else "0",
                         "1" if force else "0",
+                        round((RETRY_MAX + 1) * 1000),
                     ],
                     client=pipe,
                 )
@@ -301,6 +306,12 @@ class RedisSeriesStore:
                 outcomes.append((series, HANDED_OVER))
             else:
                 delay = max(0.0, (int(answer[2]) - server_now) / 1000)
+                log.debug(
+                    "series %s: decision waits %.1f s (held elsewhere, registered by"
+                    " another replica, or the store's grace after a silence)",
+                    series.series_instance_uid,
+                    delay,
+                )
                 self._watch(series, self._loop.time() + delay, orphan=series.key in orphans)
                 outcomes.append((series, WATCHED))
         await self._registrations.forget([s.key for s in gone if s.key not in orphans])

@@ -16,9 +16,12 @@ of a Redis Cluster):
   ``q`` the latest release (ms), ``c``/``ce`` the replica registering it and until when;
   once registered only ``x`` (the ``ndicom`` sent) stays, for a day.
 
-Time is the server's (``TIME``), never a replica's clock. A hold whose lease ended counts
-as live while the store has been reachable for less than a lease since a silence
-(``since``): replicas had no chance to renew it, so it is not judged dead yet.
+Time is the server's (``TIME``), never a replica's clock. No series is decided while
+the store has been reachable for less than a *grace* (a third of a lease, plus the
+longest retry backoff of a replica) since a silence (``since``): replicas had no chance
+yet to renew their holds, or to hold again what a store that restarted empty lost, so
+none is judged dead and no series is registered without them. A store seen for the
+first time cannot be told from one that restarted empty: its first decisions wait too.
 
 Commands sent inside the scripts: TIME, HGET, HSET, HSETNX, HDEL, HEXISTS, HGETALL,
 HINCRBY, EXISTS, DEL, PEXPIRE, ZADD, ZREM, ZRANGEBYSCORE; around them EVALSHA, SCRIPT LOAD
@@ -119,7 +122,8 @@ return lost
 
 #: Who registers a series released here: ARGV[4] digest, ARGV[5] '1' when the caller has
 #: no entry of its own (the sweep of dead replicas' series), ARGV[6] '1' at a stop (the
-#: quiet interval is not waited for; live holders and claims still are).
+#: quiet interval is not waited for; live holders and claims still are), ARGV[7] the
+#: longest retry backoff of a replica (ms).
 #: Returns {'mine', now, entry, n, p} (the caller registers it, then calls DONE),
 #: {'gone', now} (registered already, or unknown to a sweep), or {'wait', now, until}.
 DECIDE: Final = (
@@ -136,15 +140,18 @@ if redis.call('EXISTS', s) == 0 then
     redis.call('ZREM', due, digest)
     return {'gone', now}
   end
-  -- Unknown: the store lost it (a restart without persistence). Once every live holder
-  -- had a lease to hold it again, the caller registers it with its own entry.
-  if now - since < lease then return {'wait', now, since + lease} end
-  return claim('', 0, 0)
 end
 if redis.call('HEXISTS', s, 'x') == 1 then
   redis.call('ZREM', due, digest)
   return {'gone', now}
 end
+-- After a silence (the store restarted, with or without its data, or no replica could
+-- reach it), no decision until every live replica renewed, or held again, its holds:
+-- a renewal period, and the longest retry backoff of a replica's calls.
+local grace = lease / 3 + tonumber(ARGV[7])
+if now - since < grace then return {'wait', now, since + grace} end
+-- Unknown to the store (it lost its data): the caller registers it with its own entry.
+if redis.call('EXISTS', s) == 0 then return claim('', 0, 0) end
 local c = redis.call('HGET', s, 'c')
 if c and c ~= rid then
   local ce = tonumber(redis.call('HGET', s, 'ce'))
@@ -158,8 +165,8 @@ for i = 1, #fields, 2 do
   local f = fields[i]
   if string.sub(f, 1, 2) == 'h:' then
     local ends = tonumber(fields[i + 1])
-    if ends > now or now - since < lease then
-      live = math.max(live, ends, since + lease)
+    if ends > now then
+      live = math.max(live, ends)
     else
       table.insert(dead, f)
       if ends > q then q = ends end

@@ -67,6 +67,18 @@ class RedisServer:
             time.sleep(0.02)  # polling a port that is not listening yet: no event to await
         raise AssertionError(f"redis-server on port {self.port} does not answer")
 
+    def seasoned(self) -> None:
+        """As if replicas had used it for an hour: no grace after a first use (see
+        oxidicom.notify.series_scripts), for tests that are not about restarts."""
+        import redis
+
+        client = redis.Redis(host=self.host, port=self.port)
+        try:
+            now = int(time.time() * 1000)
+            client.hset("{oxidicom-series}:meta", mapping={"beat": now, "since": now - 3_600_000})
+        finally:
+            client.close()
+
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(sig)

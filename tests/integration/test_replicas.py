@@ -59,6 +59,7 @@ async def lonk() -> AsyncIterator[LonkCollector]:
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[RedisServer]:
     with redis_server(tmp_path / "redis") as server:
+        server.seasoned()
         yield server
 
 
@@ -135,18 +136,26 @@ async def test_halves_through_two_replicas_are_registered_once_whole(
     assert logs.count(f"series finished: {WHOLE} file(s) of {SAG_UID}") == 1
 
 
-def open_association(port: int, files: list[Path]) -> Association:
-    """An association (pynetdicom) that stores ``files`` and is left open."""
-    datasets = [pydicom.dcmread(f) for f in files]
+def open_association(port: int, files: list[Path], later: list[Path] = ()) -> Association:
+    """An association (pynetdicom) that stores ``files`` and is left open (for ``later``
+    too: :func:`store_more`)."""
+    contexts = set()
+    for file in [*files, *later]:
+        meta = pydicom.dcmread(file, stop_before_pixels=True)
+        contexts.add((meta.SOPClassUID, meta.file_meta.TransferSyntaxUID))
     ae = AE(ae_title=PACS)
-    for context in {(d.SOPClassUID, d.file_meta.TransferSyntaxUID) for d in datasets}:
+    for context in contexts:
         ae.add_requested_context(*context)
     assoc = scu_only(ae.associate("127.0.0.1", port, ae_title="ChRIS"))
     assert assoc.is_established
-    for dataset in datasets:
-        status = assoc.send_c_store(dataset)
-        assert status.Status == 0x0000, status
+    store_more(assoc, files)
     return assoc
+
+
+def store_more(assoc: Association, files: list[Path]) -> None:
+    for file in files:
+        status = assoc.send_c_store(pydicom.dcmread(file))
+        assert status.Status == 0x0000, status
 
 
 @pytest.mark.parametrize("split", [True, False], ids=["split", "whole-on-the-dead-one"])
@@ -189,3 +198,71 @@ async def test_a_replica_killed_holding_a_series_is_registered_whole_by_another(
     assert list((one.outbox_dir / ".journal").glob("*/*.json")) == []
     await lonk.settle()
     assert_one_whole_series(lonk, lonk.decoded(subject))
+
+
+# -- store faults ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("persist", [False, True], ids=["empty", "persisted"])
+async def test_a_store_restarting_during_a_push_never_gives_a_partial_registration(
+    tmp_path: Path,
+    halves: tuple[list[Path], list[Path]],  # noqa: F811
+    worker: CeleryWorker,
+    lonk: LonkCollector,
+    persist: bool,
+) -> None:
+    """Replica a holds the series in an open association (a quarter stored) while the
+    store restarts (empty, or from its append-only file); replica b then stores the other
+    half and settles long before a renews its hold (every 10 s with the default lease);
+    then a stores its second quarter. b must not register the three quarters it sees:
+    after a silence, no decision until every replica could hold again."""
+    first, second = halves[0][: WHOLE // 4], halves[0][WHOLE // 4 :]
+    with redis_server(tmp_path / "redis", persist=persist) as store:
+        store.seasoned()
+        env = replica_env(worker, lonk, store, OXIDICOM_LOG_LEVEL="DEBUG")
+        one, two = await asyncio.gather(replica(tmp_path, "a", env), replica(tmp_path, "b", env))
+        subject = lonk.subject(PACS, SAG_UID)
+        try:
+            assoc = await asyncio.to_thread(open_association, one.port, first, second)
+            # Its count is in the store (progress is published from it): nothing of a's
+            # is left to send, so only its renewal would hold the series again.
+            await lonk.wait_until(lambda: str(len(first)) in lonk.decoded(subject))
+            await asyncio.to_thread(store.restart)
+            await storescu(two.port, halves[1])
+            # b's settle has been decided: registered, or waiting for the store's grace.
+            await asyncio.to_thread(two.wait_for_log, r"registration of series|decision waits", 60)
+            await asyncio.to_thread(store_more, assoc, second)
+            await asyncio.to_thread(assoc.release)
+            await lonk.wait_until(lambda: "done" in lonk.decoded(subject), timeout=90)
+        finally:
+            await stop(one, two)
+    assert await registered(worker) == [WHOLE]
+    await lonk.settle()
+    assert lonk.decoded(subject).count("done") == 1
+
+
+async def test_an_unreachable_store_holds_registrations_back_never_reception(
+    tmp_path: Path,
+    halves: tuple[list[Path], list[Path]],  # noqa: F811
+    worker: CeleryWorker,
+    lonk: LonkCollector,
+) -> None:
+    """The store is down while a replica receives a whole series: every file is stored
+    and acknowledged, the registration waits (nothing in the outbox), and is sent once,
+    whole, when the store is back (empty)."""
+    with redis_server(tmp_path / "redis") as store:
+        env = replica_env(worker, lonk, store)
+        one = await replica(tmp_path, "a", env)
+        subject = lonk.subject(PACS, SAG_UID)
+        try:
+            store.stop()
+            await storescu(one.port, [*halves[0], *halves[1]])  # asserts every status
+            await asyncio.to_thread(one.wait_for_log, r"series due here wait for the series")
+            assert outbox_entries(one.outbox_dir) == []
+            assert len(list((tmp_path / "files").rglob("*.dcm"))) == WHOLE
+            await asyncio.to_thread(store.start)
+            await lonk.wait_until(lambda: "done" in lonk.decoded(subject), timeout=90)
+        finally:
+            await stop(one)
+    assert await registered(worker) == [WHOLE]
+    assert "series store" in one.log() and "reachable again" in one.log()
