@@ -53,6 +53,10 @@ class Receiver:
     ready_lines: tuple[str, int] | None = None
 
 
+#: The Redis of ``oxidicom-series-store`` (a database of its own; flushed by nothing).
+SERIES_STORE = os.environ.get("OXIDICOM_BENCH_SERIES_STORE", "redis://127.0.0.1:6379/9")
+
+
 def _oxidicom_stored(out: Path) -> Iterator[Path]:
     # temporary files live in files/.oxidicom-tmp/, outside SERVICES/PACS
     return (p for p in (out / "files" / "SERVICES" / "PACS").rglob("*.dcm") if p.is_file())
@@ -136,6 +140,12 @@ RECEIVERS: dict[str, Receiver] = {
             "oxidicom-workers4",
             {"OXIDICOM_WORKERS": "4"},
             "OXIDICOM_WORKERS=4: four processes accepting on one socket",
+        ),
+        _oxidicom(
+            "oxidicom-series-store",
+            {"OXIDICOM_SERIES_STORE": SERIES_STORE},
+            f"OXIDICOM_SERIES_STORE={SERIES_STORE}: series held in Redis, as replicas on"
+            " several hosts do (compare with oxidicom in the same run)",
         ),
         _oxidicom(
             "oxidicom-nofsync",

@@ -174,6 +174,12 @@ class RedisSeriesStore:
             self._note(held)
 
     def _note(self, held: _Held) -> None:
+        current = self._held.get(held.digest)
+        if current is not None and current is not held:
+            # A newer hold of ours on the series: it carries what the old one had left.
+            current.delta += held.delta
+            held.delta = 0
+            held = current
         if not self._dirty:
             self._wake_sync.set()
         self._dirty[held.digest] = held
@@ -476,10 +482,9 @@ class RedisSeriesStore:
             held.delta -= delta
             held.in_store = True
             if releasing:
-                if held.releasing and self._held.get(held.digest) is held:
-                    del self._held[held.digest]
-                    if held.delta:
-                        self._note(held)
+                if held.releasing:  # released in the store: no longer ours to send
+                    if self._held.get(held.digest) is held:
+                        del self._held[held.digest]
                 else:  # held again meanwhile: hold it again in the store
                     held.in_store = False
                     self._note(held)

@@ -91,11 +91,13 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def redis_server(folder: Path, *, persist: bool = False) -> Iterator[RedisServer]:
+def redis_server(
+    folder: Path, *, persist: bool = False, host: str = "127.0.0.1"
+) -> Iterator[RedisServer]:
     if shutil.which(REDIS_SERVER) is None:
         _unavailable(f"{REDIS_SERVER} is not installed")
     folder.mkdir(parents=True, exist_ok=True)
-    server = RedisServer(folder, free_port(), persist)
+    server = RedisServer(folder, free_port(), persist, host)
     server.start()
     try:
         yield server

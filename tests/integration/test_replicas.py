@@ -136,7 +136,9 @@ async def test_halves_through_two_replicas_are_registered_once_whole(
     assert logs.count(f"series finished: {WHOLE} file(s) of {SAG_UID}") == 1
 
 
-def open_association(port: int, files: list[Path], later: list[Path] = ()) -> Association:
+def open_association(
+    port: int, files: list[Path], later: list[Path] = (), host: str = "127.0.0.1"
+) -> Association:
     """An association (pynetdicom) that stores ``files`` and is left open (for ``later``
     too: :func:`store_more`)."""
     contexts = set()
@@ -146,7 +148,7 @@ def open_association(port: int, files: list[Path], later: list[Path] = ()) -> As
     ae = AE(ae_title=PACS)
     for context in contexts:
         ae.add_requested_context(*context)
-    assoc = scu_only(ae.associate("127.0.0.1", port, ae_title="ChRIS"))
+    assoc = scu_only(ae.associate(host, port, ae_title="ChRIS"))
     assert assoc.is_established
     store_more(assoc, files)
     return assoc
@@ -192,8 +194,10 @@ async def test_a_replica_killed_holding_a_series_is_registered_whole_by_another(
     assert outbox_entries(one.outbox_dir) == []  # the dead one registered nothing
     # The dead replica comes back on its old outbox: its hold is withdrawn, not registered.
     again = await replica(tmp_path, "a", env)
-    await asyncio.to_thread(again.wait_for_log, r"hold\(s\) on series left by earlier runs")
-    await stop(again)
+    try:
+        await asyncio.to_thread(again.wait_for_log, r"hold\(s\) on series left by earlier runs")
+    finally:
+        await stop(again)
     assert await registered(worker) == [WHOLE]
     assert list((one.outbox_dir / ".journal").glob("*/*.json")) == []
     await lonk.settle()
