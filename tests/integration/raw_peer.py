@@ -65,11 +65,11 @@ class RawPeer:
     received: list[ul.PDU] = field(default_factory=list)
 
     @classmethod
-    def connect(cls, port: int, source: str | None = None) -> RawPeer:
-        """Connect to the receiver on 127.0.0.1, from ``source`` (another loopback
-        address such as 127.0.0.2 is another host to the receiver)."""
+    def connect(cls, port: int, source: str | None = None, host: str = "127.0.0.1") -> RawPeer:
+        """Connect to the receiver on ``host`` (127.0.0.1), from ``source`` (another
+        loopback address such as 127.0.0.2 is another host to the receiver)."""
         sock = socket.create_connection(
-            ("127.0.0.1", port),
+            (host, port),
             timeout=READ_TIMEOUT,
             source_address=(source, 0) if source is not None else None,
         )
