@@ -220,7 +220,7 @@ def test_compose_wires_brokers_storage_and_port(stages: list[Stage]) -> None:
     settings = load_settings(
         {k: v for k, v in {**image_env, **env}.items() if k.startswith("OXIDICOM_")}
     )
-    assert re.fullmatch(r"amqp://[^@]+@rabbitmq:5672/?", settings.amqp_address or "")
+    assert re.fullmatch(r"amqp://[^@]+@rabbitmq:5672/?", settings.celery_broker or "")
     assert settings.nats_address == "nats://nats:4222"
     assert set(oxidicom["depends_on"]) == {"rabbitmq", "nats"}
     for broker in ("rabbitmq", "nats"):
