@@ -70,10 +70,10 @@ def parse_broker_url(url: str) -> BrokerUrl:
     scheme = parts.scheme.lower()
     kind = SCHEMES.get(scheme)
     if kind is None:
-        shown = f"'{scheme}://'" if scheme else "no scheme"
+        problem = f"'{scheme}://' is not a broker this receiver speaks" if scheme else "no scheme"
         raise ValueError(
-            f"{shown} is not a broker this receiver speaks; expected amqp://, amqps://"
-            " (RabbitMQ) or redis://, rediss:// (Redis, DragonflyDB)"
+            f"{problem}; expected amqp://, amqps:// (RabbitMQ) or redis://, rediss://"
+            " (Redis, DragonflyDB)"
         )
     host = parts.hostname or ""
     if not host:
@@ -99,21 +99,34 @@ def redis_client(url: str) -> redis.asyncio.Redis:
     """A redis-py asyncio client for ``url`` (a checked ``redis://``/``rediss://`` URL).
 
     Every command is bounded in time, nothing is retried inside the client (the caller
-    owns retries, so that each failure is seen and reported), and no ``CLIENT SETINFO``
-    is sent at connect: the commands sent are exactly those the caller issues, plus
-    ``AUTH`` and ``SELECT`` as the URL asks (the list a Redis-protocol server must support,
-    in the README).
+    owns retries, so that each failure is seen and reported), the protocol is RESP2 and
+    no ``HELLO`` or ``CLIENT SETINFO`` is sent at connect: the commands sent are exactly
+    those the caller issues, plus ``AUTH`` and ``SELECT`` as the URL asks (the list a
+    Redis-protocol server must support, in the README).
     """
+    import inspect
+
     import redis.asyncio
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
 
+    # redis-py 7.1 and later take driver_info (None: no CLIENT SETINFO); older ones take
+    # lib_name and lib_version (None: none), which the newer ones still accept, with a
+    # deprecation warning.
+    parameters = inspect.signature(redis.asyncio.Redis.__init__).parameters
+    no_setinfo: dict[str, None] = (
+        {"driver_info": None}
+        if "driver_info" in parameters
+        else {"lib_name": None, "lib_version": None}
+    )
     return redis.asyncio.Redis.from_url(
         url,
         socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
         socket_timeout=REDIS_COMMAND_TIMEOUT,
         retry=Retry(NoBackoff(), 0),
         retry_on_timeout=False,
-        lib_name=None,
-        lib_version=None,
+        # RESP2 on every redis-py version (8 would say HELLO 3 first): the oldest,
+        # most widely implemented dialect of the protocol.
+        protocol=2,
+        **no_setinfo,
     )

@@ -11,11 +11,12 @@ The broker kinds (:mod:`oxidicom.notify.amqp`, :mod:`oxidicom.notify.redis_publi
 say only how to connect and how to publish one registration (a :class:`BrokerSession`).
 
 Faults are reported once per kind of fault, when it starts (a WARNING naming it: unreachable,
-authentication refused, read-only replica, out of memory, ...), and once when it clears (the
-INFO line that says the broker is connected, with the number of failed attempts); the
-metrics carry the connection state and a count of faults by kind. A broker that refuses
-each publish as soon as we are connected is retried with the same backoff as one that
-cannot be reached: never in a tight loop.
+authentication refused, read-only replica, out of memory, ...), and once when it clears (an
+INFO line: connected after N failed attempts, or accepting registrations again after N
+refused ones); the metrics carry the connection state and a count of faults by kind. A
+broker that refuses each publish (a *refusal*: it answers, with an error) keeps its
+connection and is retried on it with the same backoff as one that cannot be reached: never
+in a tight loop, and never a reconnection per attempt.
 """
 
 from __future__ import annotations
@@ -51,11 +52,17 @@ class BrokerSession(Protocol):
 
 
 class BrokerFault(Exception):
-    """A broker error with its kind (:attr:`kind`, a metric attribute) and a clear text."""
+    """A broker error with its kind (:attr:`kind`, a metric attribute) and a clear text.
 
-    def __init__(self, kind: str, text: str) -> None:
+    A *refusal* is the broker's answer on a working connection (out of memory, read-only,
+    not permitted, a negative confirm): the connection is kept and the publish is retried
+    on it with backoff. Anything else ends the connection.
+    """
+
+    def __init__(self, kind: str, text: str, *, refusal: bool = False) -> None:
         super().__init__(text)
         self.kind = kind
+        self.refusal = refusal
 
 
 class ConnectionLost(ConnectionError):
@@ -167,12 +174,13 @@ class Publisher(abc.ABC):
             telemetry.broker_fault(self.kind, fault.kind)
             if lost_while_connected:  # it worked until now: try again at once
                 log.warning(
-                    "%s connection lost (%s); %d registration(s) wait in the outbox",
+                    "%s connection lost: %s; %d registration(s) wait in the outbox",
                     self.kind,
                     fault,
                     len(self._pending),
                 )
-                delay, failures, reported = FIRST_RETRY_DELAY, 0, None
+                # The reconnects that fail the same way are this outage: DEBUG lines.
+                delay, failures, reported = FIRST_RETRY_DELAY, 0, fault.kind
                 continue
             failures += 1
             new_kind = fault.kind != reported
@@ -206,6 +214,8 @@ class Publisher(abc.ABC):
             f" after {failures} failed attempt(s)" if failures else "",
             len(self._pending),
         )
+        refused = 0  # publishes refused in a row on this connection
+        reported: str | None = None  # the refusal kind last logged as a WARNING
         while True:
             if self._lost_reason is not None:
                 raise ConnectionLost(self._lost_reason)
@@ -234,14 +244,29 @@ class Publisher(abc.ABC):
                 claim.close()
                 raise
             except Exception as error:
-                reason = str(self._classify(error))
-                attempt.failed(reason)
-                await loop.run_in_executor(None, claim.failed, reason)
-                raise
+                fault = self._classify(error)
+                attempt.failed(str(fault))
+                await loop.run_in_executor(None, claim.failed, str(fault))
+                if not fault.refusal:
+                    raise
+                refused += 1
+                telemetry.broker_fault(self.kind, fault.kind)
+                self._log_refusal(fault, refused, fault.kind != reported)
+                reported = fault.kind
+                await asyncio.sleep(min(FIRST_RETRY_DELAY * 2 ** (refused - 1), MAX_RETRY_DELAY))
+                continue
             attempt.succeeded()
             await loop.run_in_executor(None, claim.done)
             self._pending.pop(name, None)
             self.published += 1
+            if refused:
+                log.info(
+                    "%s broker at %s accepts registrations again after %d refused attempt(s)",
+                    self.kind,
+                    redact(self.url),
+                    refused,
+                )
+                refused, reported = 0, None
             kwargs = registration.kwargs
             log.info(
                 "registration sent: task %s, %s file(s) of series %s from %s, queue %s",
@@ -251,6 +276,18 @@ class Publisher(abc.ABC):
                 kwargs.get("pacs_name"),
                 registration.queue,
             )
+
+    def _log_refusal(self, fault: BrokerFault, attempt: int, new_kind: bool) -> None:
+        log.log(
+            logging.WARNING if new_kind else logging.DEBUG,
+            "%s broker at %s: %s; registrations wait in the outbox %s; retrying in %.1f s%s",
+            self.kind,
+            redact(self.url),
+            fault,
+            self.outbox.directory,
+            min(FIRST_RETRY_DELAY * 2 ** (attempt - 1), MAX_RETRY_DELAY),
+            "" if new_kind else f" (attempt {attempt})",
+        )
 
     async def _wait_idle(self, session: BrokerSession) -> None:
         """Wait for work; check the connection every ``idle_check`` s meanwhile."""

@@ -64,18 +64,23 @@ def classify_redis_error(error: BaseException) -> BrokerFault | None:
     ):
         return BrokerFault("authentication", f"the server refused our credentials ({text})")
     if isinstance(error, redis.exceptions.NoPermissionError):
-        return BrokerFault("permission", f"the server's ACL refuses the command ({text})")
+        return BrokerFault(
+            "permission", f"the server's ACL refuses the command ({text})", refusal=True
+        )
     if isinstance(error, redis.exceptions.ReadOnlyError):
         return BrokerFault(
-            "read_only", f"the server is a read-only replica, not the primary ({text})"
+            "read_only",
+            f"the server is a read-only replica, not the primary ({text})",
+            refusal=True,
         )
     if isinstance(error, redis.exceptions.OutOfMemoryError):
         return BrokerFault(
             "out_of_memory",
             f"the server refuses writes: maxmemory reached with a noeviction policy ({text})",
+            refusal=True,
         )
     if isinstance(error, redis.exceptions.BusyLoadingError):
-        return BrokerFault("loading", f"the server is loading its data set ({text})")
+        return BrokerFault("loading", f"the server is loading its data set ({text})", refusal=True)
     if "DB index is out of range" in str(error) or "invalid database" in str(error).lower():
         return BrokerFault("no_such_database", f"the server has no such database number ({text})")
     if isinstance(error, redis.exceptions.TimeoutError):
@@ -83,7 +88,7 @@ def classify_redis_error(error: BaseException) -> BrokerFault | None:
     if isinstance(error, redis.exceptions.ConnectionError):
         return BrokerFault("unreachable", f"unreachable ({text})")
     if isinstance(error, redis.exceptions.RedisError):
-        return BrokerFault("refused", f"the server refused the command ({text})")
+        return BrokerFault("refused", f"the server refused the command ({text})", refusal=True)
     return None
 
 
