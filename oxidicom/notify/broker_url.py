@@ -67,10 +67,15 @@ def parse_broker_url(url: str) -> BrokerUrl:
         port = parts.port
     except ValueError as error:  # a port that is not a number, a bracket left open, ...
         raise ValueError(f"not a URL ({error})") from None
-    scheme = parts.scheme.lower()
+    # "host:port" (how NATS addresses are written) parses as scheme "host": say what it is.
+    scheme = parts.scheme.lower() if "://" in text else ""
     kind = SCHEMES.get(scheme)
     if kind is None:
-        problem = f"'{scheme}://' is not a broker this receiver speaks" if scheme else "no scheme"
+        problem = (
+            f"'{scheme}://' is not a broker this receiver speaks"
+            if scheme
+            else f"no scheme (write it as redis://{text} or amqp://{text})"
+        )
         raise ValueError(
             f"{problem}; expected amqp://, amqps:// (RabbitMQ) or redis://, rediss://"
             " (Redis, DragonflyDB)"
