@@ -84,8 +84,9 @@ class Link(PendingConnection, Protocol):
     #: Done once the connection is closed and its association has ended.
     closed: asyncio.Future[None]
 
-    def judged_rate(self, now: float) -> float | None:
-        """Its rate (bytes/s) if it may be preempted at all, else None."""
+    @property
+    def preemptible(self) -> bool:
+        """Whether it may be preempted at all (established, and not waiting for our storage)."""
         ...
 
     def preempt(self, reason: str) -> None:
@@ -197,8 +198,9 @@ class ScpService:
         """Abort one running association for ``newcomer``, if a rule allows it.
 
         First the rate rule: the least productive association below the minimum rate.
-        Then, when none is, per-host fairness (:mod:`oxidicom.scp.fairness`): the slowest
-        association of a host holding at least two slots more than the newcomer's.
+        Then, when none is, per-host fairness (:mod:`oxidicom.scp.fairness`): an
+        association of a host holding at least two slots more than the newcomer's, young
+        or not (its slowest, else the young one that received least).
         """
         min_rate = self.min_transfer_rate
         if not min_rate:
@@ -212,8 +214,14 @@ class ScpService:
             protocol = self._protocols.get(holder)
             if protocol is None:
                 continue
-            rate = protocol.judged_rate(now)
-            holders.append(Holder(protocol, _host(holder.peer), rate))
+            meter, preemptible = protocol.meter, protocol.preemptible
+            rate = meter.rate(now) if preemptible else None
+            received, _ = meter.recent(now)
+            holders.append(
+                Holder(
+                    protocol, _host(holder.peer), rate, received, now - meter.started, preemptible
+                )
+            )
             if rate is not None and rate < min_rate and (victim is None or rate < victim_rate):
                 victim, victim_rate = protocol, rate
         if victim is not None:
@@ -232,10 +240,11 @@ class ScpService:
             return False
         protocol = share.holder.item
         received, span = protocol.meter.recent(now)
+        which = "the slowest" if share.holder.rate is not None else "a young one"
         telemetry.association_preempted(telemetry.PREEMPTED_HOST_SHARE)
         protocol.preempt(
             f"{share.holder.host} holds {share.host_holds} of the {self.max_associations}"
-            f" slots and {_host(newcomer.peer)} {share.newcomer_holds}; this is the slowest of"
+            f" slots and {_host(newcomer.peer)} {share.newcomer_holds}; this is {which} of"
             f" {share.holder.host}'s ({received} bytes in the last {span:.1f} s), its slot goes"
             f" to {who}"
         )
