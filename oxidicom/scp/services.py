@@ -21,6 +21,7 @@ from oxidicom import telemetry
 from oxidicom.scp.acceptance import AcceptancePolicy
 from oxidicom.scp.access import AccessPolicy
 from oxidicom.scp.fairness import Holder, host_share_victim
+from oxidicom.scp.request_rate import HostRequestLimit
 from oxidicom.scp.transfer_rate import WINDOW, TransferMeter
 from oxidicom.support.process import short_id
 from oxidicom.telemetry.summarized import SummarizedWarning, SummarizedWarnings
@@ -50,6 +51,10 @@ class Services(Protocol):
 
     def next_association_id(self) -> str:
         """A new id, unique across processes sharing storage and logs."""
+        ...
+
+    def request_allowed(self, host: str) -> bool:
+        """One more A-ASSOCIATE-RQ from ``host``: False when it asks too often."""
         ...
 
     def acquire_slot(
@@ -135,6 +140,9 @@ class ScpService:
         self._holders: dict[Association, None] = {}
         #: Bytes per second below which a running association may be preempted; 0: never.
         self.min_transfer_rate = settings.min_transfer_rate
+        #: A-ASSOCIATE-RQs per address (OXIDICOM_MAX_ASSOCIATION_RATE); None: no limit.
+        rate = settings.max_association_rate
+        self.request_limit = HostRequestLimit(rate) if rate is not None else None
         self._evictions = SummarizedWarning(
             log,
             "closing connection from %s: more than"
@@ -154,6 +162,10 @@ class ScpService:
 
     def next_association_id(self) -> str:
         return f"{self._id_prefix}-{next(self._ids)}"
+
+    def request_allowed(self, host: str) -> bool:
+        limit = self.request_limit
+        return limit is None or limit.allow(host, asyncio.get_running_loop().time())
 
     def acquire_slot(
         self, association: Association | None = None, *, preempt: bool = False

@@ -5,7 +5,7 @@
 - Peers that hold every association slot while sending next to nothing are preempted
   when a real sender (dcmtk's storescu) asks for a slot.
 - One address churning young associations through every slot does not lock storescu
-  out either (issue 24).
+  out either, and one asking for associations too often is rejected (issue 24).
 - A flood of idle connections is logged as one line and a count, not one line each.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from oxidicom.dimse.commands import CommandField, encode_request
-from oxidicom.scp.acceptance import reject_busy
+from oxidicom.scp.acceptance import reject_busy, reject_congested
 from oxidicom.scp.transfer_rate import GRACE
 from oxidicom.ul import pdu as ul
 from oxidicom.ul.constants import RejectResult, RejectSource, UserRejectReason
@@ -499,6 +499,60 @@ def test_storescu_arriving_as_another_host_fills_every_slot_gets_in_at_once(
     finally:
         for holder in holders:
             holder.close()
+
+
+# -- how often one address may ask for an association ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "tuned",
+    [{"OXIDICOM_LISTENER_THREADS": "2", "OXIDICOM_MAX_ASSOCIATION_RATE": "2/min"}],
+    indirect=True,
+)
+def test_an_address_asking_too_often_is_rejected_and_preempts_nobody(
+    tuned: RunningReceiver,
+) -> None:
+    # 2/min: two requests at once, then one every 30 s, far longer than this test.
+    for _ in range(2):
+        with RawPeer.connect(tuned.port, ATTACKER) as peer:
+            peer.associate()
+            peer.release()
+    # Another address takes every slot: a request from ATTACKER would preempt one of
+    # them (2 slots against 0) were it not over its rate.
+    holders = [RawPeer.connect(tuned.port, HONEST) for _ in range(2)]
+    try:
+        for holder in holders:
+            holder.associate()
+        for _ in range(3):
+            with RawPeer.connect(tuned.port, ATTACKER) as peer:
+                peer.send(associate_rq())
+                assert peer.read_until_closed() == [reject_congested()]
+        assert "preempted" not in tuned.log()
+        for holder in holders:
+            assert holder.c_echo() == 0x0000  # still there
+        # Another address has a bucket of its own (and does preempt).
+        with RawPeer.connect(tuned.port) as newcomer:
+            newcomer.associate()
+            assert newcomer.c_echo() == 0x0000
+            newcomer.release()
+    finally:
+        for holder in holders:
+            holder.close()
+    assert tuned.stop() == 0  # the last count is logged at shutdown
+    log = tuned.log()
+    first = re.findall(
+        r"association from RAWPEER@127\.0\.0\.2:\d+ -> ChRIS rejected: too many association"
+        r" requests from 127\.0\.0\.2: more than 2/min \(OXIDICOM_MAX_ASSOCIATION_RATE\)",
+        log,
+    )
+    counts = re.findall(
+        r"rejected (\d+) more association\(s\) \(request_rate_exceeded: RAWPEER from"
+        r" 127\.0\.0\.2\)",
+        log,
+    )
+    assert len(first) == 1
+    assert [int(n) for n in counts] == [2]
+    assert len(_PREEMPTED_ANY.findall(log)) == 1  # the newcomer from 127.0.0.1's
 
 
 # -- a flood of idle connections ---------------------------------------------------------------
