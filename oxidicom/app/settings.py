@@ -403,7 +403,7 @@ SETTINGS: tuple[Setting, ...] = (
         "OXIDICOM_MAX_ASSOCIATION_RATE",
         "max_association_rate",
         parse_request_rate,
-        "50/s",
+        "100/s",
         "association requests one address may send: N/s or N/min, at most N at once and"
         " then N per second (minute); beyond, A-ASSOCIATE-RJ (transient, temporary"
         " congestion) before any slot is looked at; 0: no limit",
