@@ -13,6 +13,7 @@ DOCS = ROOT / "docs"
 PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 #: docs/conformance.md is generated (python -m oxidicom.app.conformance), not written.
 GENERATED = {DOCS / "conformance.md"}
+FRONT_DOOR_LINES = 250
 
 _FENCE = re.compile(r"^(```|~~~)")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
@@ -75,6 +76,27 @@ def test_readme_commands_are_make_targets_that_ci_runs() -> None:
     assert "make test" in (ROOT / ".ci" / "run").read_text()
 
 
+def test_readme_runs_the_program_where_make_run_installs_it() -> None:
+    """`oxidicom ...` typed after `make run` is "command not found": the program is in .venv/bin."""
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^VENV \?= \.venv$", makefile, re.M)
+    assert re.search(r"^run:.*\n\t\$\(BIN\)/oxidicom$", makefile, re.M)
+    commands = [line.strip() for line in README.splitlines() if "oxidicom echo" in line]
+    assert commands
+    bare = [line for line in commands if re.match(r"(\$ )?oxidicom\b", line)]
+    assert bare == [], "the README runs oxidicom as if it were on PATH"
+    assert ".venv/bin/oxidicom echo" in README
+
+
+def test_readme_is_a_front_door_that_leads_to_every_page() -> None:
+    assert len(README.splitlines()) <= FRONT_DOOR_LINES
+    linked = {
+        (ROOT / target.split("#")[0]).resolve() for target in relative_links(ROOT / "README.md")
+    }
+    unlinked = [page.name for page in PAGES[1:] if page.resolve() not in linked]
+    assert unlinked == []
+
+
 def test_every_page_opens_with_what_it_is_for() -> None:
     for page in PAGES[1:]:
         if page in GENERATED:
@@ -83,3 +105,16 @@ def test_every_page_opens_with_what_it_is_for() -> None:
         assert lines[0].startswith("# "), page.name
         assert lines[1] == "", page.name
         assert lines[2] and not lines[2].startswith(("#", "|", "-", "`", "<")), page.name
+
+
+def test_every_relative_link_leads_to_a_file_and_heading_of_the_repository() -> None:
+    broken = []
+    for page in PAGES:
+        for target in relative_links(page):
+            path, _, anchor = target.partition("#")
+            file = (page.parent / path).resolve() if path else page
+            if not file.is_relative_to(ROOT) or not file.exists():
+                broken.append(f"{page.name}: {target} (no such file in the repository)")
+            elif anchor and file.suffix == ".md" and anchor not in anchors(file):
+                broken.append(f"{page.name}: {target} (no such heading)")
+    assert broken == []
