@@ -2,7 +2,7 @@
 
 The variables and defaults of the reference receiver (CONTRACT section 1) come
 first; ours follow. :data:`SETTINGS` is the one list: the parser, ``--help`` and
-the README's table are all made from it.
+the table of docs/settings.md are all made from it.
 """
 
 from __future__ import annotations
@@ -626,7 +626,7 @@ def is_loopback(address: str) -> bool:
 
 
 def describe_settings() -> list[tuple[str, str, str]]:
-    """(variable, default, meaning) for every setting, for --help and the README."""
+    """(variable, default, meaning) for every setting, for --help and docs/settings.md."""
     rows = []
     for setting in SETTINGS:
         default = setting.default_help or setting.default or ""

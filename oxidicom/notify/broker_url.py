@@ -107,7 +107,7 @@ def redis_client(url: str) -> redis.asyncio.Redis:
     owns retries, so that each failure is seen and reported), the protocol is RESP2 and
     no ``HELLO`` or ``CLIENT SETINFO`` is sent at connect: the commands sent are exactly
     those the caller issues, plus ``AUTH`` and ``SELECT`` as the URL asks (the list a
-    Redis-protocol server must support, in the README).
+    Redis-protocol server must support, in docs/telling-cube.md).
     """
     import inspect
 

@@ -220,7 +220,7 @@ def test_a_forked_worker_gets_its_own_instance_id() -> None:
     assert process.instance_id() == parent
 
 
-def test_readme_lists_exactly_the_metrics_exported(exported) -> None:
+def test_operations_page_lists_exactly_the_metrics_exported(exported) -> None:
     from pathlib import Path
 
     _, metrics = exported
@@ -240,8 +240,8 @@ def test_readme_lists_exactly_the_metrics_exported(exported) -> None:
     telemetry.broker_connected("Redis", True)
     telemetry.broker_fault("Redis", "read_only")
     exported_names = set(metric_points(metrics))
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    listed = set(re.findall(r"^\| `(oxidicom\.[a-z._]+)` \|", readme, re.M))
+    operations = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    listed = set(re.findall(r"^\| `(oxidicom\.[a-z._]+)` \|", operations, re.M))
     assert listed == exported_names
 
 
