@@ -38,6 +38,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from oxidicom.notify import series_scripts as scripts
+from oxidicom.notify.broker_url import redis_client
 from oxidicom.notify.journal import (
     JournalEntry,
     decode_entry,
@@ -68,11 +69,19 @@ SWEEP_CHUNK: Final = 64
 DONE_MARK_MS: Final = 24 * 3600 * 1000
 
 
-def redis_client(url: str) -> aioredis.Redis:
-    """The store's client (swapped for the broker module's when it lands)."""
-    return aioredis.Redis.from_url(
-        url, socket_timeout=5.0, socket_connect_timeout=5.0, health_check_interval=10
+#: Bound of one call to the store: well within a renewal period (a third of a lease), so
+#: that a call that hangs (a link down, packets dropped) fails and is retried in time.
+CALL_TIMEOUT: Final = 5.0
+
+
+def store_client(url: str) -> aioredis.Redis:
+    """The broker module's client (no retries inside, RESP2), with calls bounded by
+    :data:`CALL_TIMEOUT` instead of the broker's 30 s."""
+    client = redis_client(url)
+    client.connection_pool.connection_kwargs.update(
+        socket_timeout=CALL_TIMEOUT, socket_connect_timeout=CALL_TIMEOUT
     )
+    return client
 
 
 @dataclass(slots=True)
@@ -124,7 +133,7 @@ class RedisSeriesStore:
         *,
         settle: float,
         lease: float,
-        client: Callable[[str], aioredis.Redis] = redis_client,
+        client: Callable[[str], aioredis.Redis] = store_client,
     ) -> None:
         self.url = url
         self.replica = uuid.uuid4().hex[:16]
