@@ -58,6 +58,9 @@ log = logging.getLogger("oxidicom.series")
 
 #: Holds, counts and releases noted in the hot path are sent at most this often (s).
 SYNC_PERIOD: Final = 0.1
+#: A replica with nothing to send reports this often (its heartbeat): a decision waits
+#: for every live replica to have reported since the series became quiet.
+BEAT_PERIOD: Final = 0.25
 #: Backoff of calls that failed: first retry, longest wait (s).
 RETRY_FIRST: Final = 0.5
 RETRY_MAX: Final = 5.0
@@ -104,8 +107,11 @@ class _Held:
     tally: _Tally
     #: The store has our hold.
     in_store: bool = False
-    #: Files stored here not yet counted in the store.
-    delta: int = 0
+    #: Which of this replica's holds on the series (the store counts each hold's files).
+    number: int = 0
+    #: Files stored here under this hold: sent whole each time, so that a call sent twice
+    #: (a reply lost with the connection) is counted once.
+    stored: int = 0
     #: No association of ours stores into it: to be released in the store.
     releasing: bool = False
 
@@ -144,7 +150,7 @@ class RedisSeriesStore:
         self._client = client(url)
         self._scripts: dict[str, Any] = {
             name: self._client.register_script(getattr(scripts, name))
-            for name in ("TOUCH", "RENEW", "DECIDE", "DONE", "SWEEP")
+            for name in ("TOUCH", "BEAT", "RENEW", "DECIDE", "DONE", "SWEEP")
         }
         self._held: dict[str, _Held] = {}
         self._dirty: dict[str, _Held] = {}
@@ -159,6 +165,10 @@ class RedisSeriesStore:
         self._loop = asyncio.get_running_loop()
         self._unreachable = False
         self._orphans = itertools.count(1)
+        self._hold_numbers = itertools.count(1)
+        #: Series registered here whose mark in the store is not written yet (the store
+        #: failed): retried, or the claim would lapse and another replica register again.
+        self._undone: dict[str, tuple[str, int]] = {}
 
     # -- the hot path: noted, sent by the sync task ------------------------------------
 
@@ -166,14 +176,16 @@ class RedisSeriesStore:
         held = self._held.get(series.digest)
         if held is None:
             tally = _Tally(series.pacs_name, series.series_instance_uid)
-            held = self._held[series.digest] = _Held(series.digest, encode_entry(entry), tally)
+            held = self._held[series.digest] = _Held(
+                series.digest, encode_entry(entry), tally, number=next(self._hold_numbers)
+            )
         held.releasing = False
         self._note(held)
 
     def stored(self, series: PendingSeries) -> None:
         held = self._held.get(series.digest)
         if held is not None:
-            held.delta += 1
+            held.stored += 1
             self._note(held)
 
     def release(self, series: PendingSeries) -> None:
@@ -185,9 +197,7 @@ class RedisSeriesStore:
     def _note(self, held: _Held) -> None:
         current = self._held.get(held.digest)
         if current is not None and current is not held:
-            # A newer hold of ours on the series: it carries what the old one had left.
-            current.delta += held.delta
-            held.delta = 0
+            # A newer hold of ours on the series: its calls carry the series' state.
             held = current
         if not self._dirty:
             self._wake_sync.set()
@@ -246,6 +256,7 @@ class RedisSeriesStore:
                 await task
         with contextlib.suppress(RedisError, OSError):
             await self._sync_once()
+        await self._mark_done()
         if self._watches:
             watches, self._watches = self._watches, []
             self._watched.clear()
@@ -257,6 +268,9 @@ class RedisSeriesStore:
                     " (the holds stay in the journal, and the next start asks again)",
                     len(self._watches),
                 )
+        with contextlib.suppress(RedisError, OSError):
+            # Gone: decisions need not wait for this replica's heartbeat any more.
+            await self._client.hdel(scripts.META_KEY, f"r:{self.replica}")
         with contextlib.suppress(RedisError, OSError):
             await self._client.aclose()
 
@@ -314,7 +328,16 @@ class RedisSeriesStore:
             if verdict == "mine":
                 entry, progress_sent = answer[2], int(answer[4])
                 if series.key in orphans:
-                    series = await self._adopt(series, entry)
+                    try:
+                        series = await self._adopt(series, entry)
+                    except (OSError, ValueError) as error:
+                        log.error(
+                            "series %s of the store cannot be registered here (%s): left to"
+                            " its claim's lapse",
+                            series.digest,
+                            error,
+                        )
+                        continue
                 mine.append((series, progress_sent))
             elif verdict == "gone":
                 gone.append(series)
@@ -332,27 +355,40 @@ class RedisSeriesStore:
         await self._registrations.forget([s.key for s in gone if s.key not in orphans])
         if mine:
             registered = await self._registrations.register_claimed([s.key for s, _ in mine])
-            done = self._scripts["DONE"]
-            async with self._client.pipeline(transaction=False) as pipe:
-                calls = 0
-                for series, progress_sent in mine:
-                    outcome = registered.get(series.key, HANDED_OVER)
-                    outcomes.append((series, outcome))
-                    series.progress_sent = max(series.progress_sent, progress_sent)
-                    if isinstance(outcome, int):
-                        calls += 1
-                        await done(
-                            keys=self._keys(series.digest),
-                            args=[*self._args(), series.digest, outcome, DONE_MARK_MS],
-                            client=pipe,
-                        )
-                # Not marked (the store failed now): the claim lapses after a lease and
-                # another replica registers the series again, whole (CUBE refuses the
-                # second): never lost.
-                if calls:
-                    with contextlib.suppress(RedisError, OSError):
-                        await pipe.execute()
+            for series, progress_sent in mine:
+                outcome = registered.get(series.key, HANDED_OVER)
+                outcomes.append((series, outcome))
+                series.progress_sent = max(series.progress_sent, progress_sent)
+                if isinstance(outcome, int):
+                    self._undone[series.digest] = (series.digest, outcome)
+            await self._mark_done()
         return outcomes
+
+    async def _mark_done(self) -> None:
+        """Mark the series registered here as done in the store (one round trip).
+
+        Not marked (the store failed): retried at each renewal, within the claim's lease
+        (after a silence of the store no claim is taken over before that, see the grace).
+        A claim that lapses all the same (this replica dies first) makes another replica
+        register the series again, whole: CUBE refuses the second; never lost."""
+        if not self._undone:
+            return
+        marks = list(self._undone.values())
+        done = self._scripts["DONE"]
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for digest, ndicom in marks:
+                    await done(
+                        keys=self._keys(digest),
+                        args=[*self._args(), digest, ndicom, DONE_MARK_MS],
+                        client=pipe,
+                    )
+                await pipe.execute()
+        except (RedisError, OSError) as error:
+            self._unreachable_now(error)
+            return
+        for digest, _ in marks:
+            self._undone.pop(digest, None)
 
     async def _adopt(self, series: PendingSeries, entry: bytes) -> PendingSeries:
         """A dead replica's series claimed by the sweep: its entry into our journal."""
@@ -433,8 +469,10 @@ class RedisSeriesStore:
     async def _sync_loop(self) -> None:
         delay = RETRY_FIRST
         while True:
-            await self._wake_sync.wait()
-            await asyncio.sleep(SYNC_PERIOD)  # what the hot path notes meanwhile goes too
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake_sync.wait(), BEAT_PERIOD)
+            if self._wake_sync.is_set():
+                await asyncio.sleep(SYNC_PERIOD)  # what the hot path notes meanwhile too
             self._wake_sync.clear()
             try:
                 await self._sync_once()
@@ -446,12 +484,11 @@ class RedisSeriesStore:
                 self._wake_sync.set()
 
     async def _sync_once(self) -> None:
+        """Send what is noted, then the heartbeat, in one pipelined round trip."""
         batch = list(self._dirty.values())
         self._dirty.clear()
-        if not batch:
-            return
         touch = self._scripts["TOUCH"]
-        sent: list[tuple[_Held, int, bool]] = []
+        sent: list[tuple[_Held, bool]] = []
         try:
             async with self._client.pipeline(transaction=False) as pipe:
                 for held in batch:
@@ -462,13 +499,17 @@ class RedisSeriesStore:
                             *self._args(),
                             held.digest,
                             mode or "c",
-                            held.delta,
+                            held.stored,
                             "" if held.in_store else held.entry,
+                            held.number,
                         ],
                         client=pipe,
                     )
-                    sent.append((held, held.delta, held.releasing))
-                answers = await pipe.execute()
+                    sent.append((held, held.releasing))
+                await self._scripts["BEAT"](
+                    keys=[scripts.META_KEY, scripts.DUE_KEY], args=self._args(), client=pipe
+                )
+                answers = (await pipe.execute())[:-1]
         except BaseException:
             for held in batch:  # all of it again, with what was noted meanwhile
                 self._dirty.setdefault(held.digest, held)
@@ -476,7 +517,7 @@ class RedisSeriesStore:
         self._reachable()
         now = self._loop.time()
         progress = self._progress
-        for (held, delta, releasing), answer in zip(sent, answers, strict=True):
+        for (held, releasing), answer in zip(sent, answers, strict=True):
             count, publish = int(answer[0]), int(answer[1])
             if count < 0:  # not held in the store any more: hold it again, count again
                 log.warning(
@@ -488,7 +529,6 @@ class RedisSeriesStore:
                 held.in_store = False
                 self._note(held)
                 continue
-            held.delta -= delta
             held.in_store = True
             if releasing:
                 if held.releasing:  # released in the store: no longer ours to send
@@ -508,6 +548,7 @@ class RedisSeriesStore:
         while True:
             await asyncio.sleep(period)
             try:
+                await self._mark_done()
                 await self._renew()
                 await self._sweep()
             except (RedisError, OSError) as error:

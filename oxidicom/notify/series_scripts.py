@@ -4,12 +4,15 @@ Keys (every one declared in ``KEYS``, as DragonflyDB requires; one hash tag, so 
 of a Redis Cluster):
 
 - ``{oxidicom-series}:meta`` (hash): ``beat``, the server time (ms) of the last call of any
-  replica, and ``since``, when calls resumed after a silence longer than half a lease (the
-  store restarted, or was unreachable from every replica).
+  replica, ``since``, when calls resumed after a silence longer than half a lease (the
+  store restarted, or was unreachable from every replica), and ``r:{replica}``, when each
+  replica last reported (its *heartbeat*: the end of each of its batches of holds, counts
+  and releases, at least every 250 ms).
 - ``{oxidicom-series}:due`` (sorted set): series digest -> server time (ms) at which the
   series should next be looked at (the sweep of series whose holders all died).
 - ``{oxidicom-series}:s:{digest}`` (hash), one per series: ``e`` its registration fields
-  (the journal entry, JSON), ``n`` the files stored by every replica, ``p`` the highest
+  (the journal entry, JSON), ``n`` the files stored by every replica (``c:{replica}:{hold}``
+  what each hold counted), ``p`` the highest
   count handed out for LONK progress, ``o`` the replica that publishes it (one at a
   time, so that messages of two replicas never overtake each other), ``h:{replica}`` each
   holder's lease end (ms),
@@ -60,7 +63,9 @@ end
 """
 
 #: Hold, count, release: ARGV[4] digest, ARGV[5] mode ('h' hold first, 'r' release
-#: after), ARGV[6] files stored since the last call, ARGV[7] the entry (hold only).
+#: after), ARGV[6] the files stored under this hold so far, ARGV[7] the entry (hold only),
+#: ARGV[8] which hold of the replica. Counts are whole, not increments: a call sent twice
+#: (its reply lost with a connection) counts once.
 #: Returns {n, publish, now}: n -1 when the series is not held here in the store any
 #: more (lost, or registered without us): the caller holds it again.
 TOUCH: Final = (
@@ -75,7 +80,16 @@ if string.find(mode, 'h', 1, true) then
 elseif gone(s) or redis.call('HEXISTS', s, 'h:' .. rid) == 0 then
   return {-1, 0, now}
 end
-local n = redis.call('HINCRBY', s, 'n', tonumber(ARGV[6]))
+local counted = 'c:' .. rid .. ':' .. ARGV[8]
+local stored = tonumber(ARGV[6])
+local before = tonumber(redis.call('HGET', s, counted) or '0')
+local n
+if stored > before then
+  redis.call('HSET', s, counted, stored)
+  n = redis.call('HINCRBY', s, 'n', stored - before)
+else
+  n = tonumber(redis.call('HGET', s, 'n') or '0')
+end
 local releasing = string.find(mode, 'r', 1, true)
 -- One holder at a time publishes progress (messages of two replicas' NATS connections
 -- could overtake each other): the first, until its hold goes; then the next to call.
@@ -135,11 +149,11 @@ local function claim(entry, n, p)
   redis.call('ZADD', due, now + lease, digest)
   return {'mine', now, entry, n, p}
 end
-if redis.call('EXISTS', s) == 0 then
-  if orphan then
-    redis.call('ZREM', due, digest)
-    return {'gone', now}
-  end
+if orphan and redis.call('HEXISTS', s, 'e') == 0 then
+  -- Nothing to register it from (none, or only a claim of a replica that registers it
+  -- from its own journal after the store lost its data): not the sweep's.
+  redis.call('ZREM', due, digest)
+  return {'gone', now}
 end
 if redis.call('HEXISTS', s, 'x') == 1 then
   redis.call('ZREM', due, digest)
@@ -179,9 +193,26 @@ if live > 0 then
 end
 for _, f in ipairs(dead) do redis.call('HDEL', s, f) end
 redis.call('HSET', s, 'q', q)
-if now < q + settle and not force then
-  redis.call('ZADD', due, q + settle, digest)
-  return {'wait', now, q + settle}
+local quiet = q + settle
+if force then quiet = q end
+if now < quiet then
+  redis.call('ZADD', due, quiet, digest)
+  return {'wait', now, quiet}
+end
+-- Every other live replica must have reported since the series became quiet: a hold it
+-- noted before then (sent late: the store restarted, its link was down, it was paused)
+-- is then in the store. A replica silent for a lease is dead: forgotten.
+local replicas = redis.call('HGETALL', meta)
+for i = 1, #replicas, 2 do
+  local f = replicas[i]
+  if string.sub(f, 1, 2) == 'r:' and f ~= 'r:' .. rid then
+    local beat_at = tonumber(replicas[i + 1])
+    if beat_at < now - lease then
+      redis.call('HDEL', meta, f)
+    elseif beat_at < quiet then
+      return {'wait', now, now + 250}
+    end
+  end
 end
 return claim(redis.call('HGET', s, 'e') or '', tonumber(redis.call('HGET', s, 'n') or '0'),
   tonumber(redis.call('HGET', s, 'p') or '0'))
@@ -200,6 +231,16 @@ redis.call('HSET', s, 'x', ARGV[5])
 redis.call('PEXPIRE', s, tonumber(ARGV[6]))
 redis.call('ZREM', due, ARGV[4])
 return 1
+"""
+)
+
+#: A replica's heartbeat, sent last in each batch of its holds, counts and releases (and
+#: alone when it has none): what it noted before is in the store.
+BEAT: Final = (
+    _PRELUDE
+    + """
+redis.call('HSET', meta, 'r:' .. rid, now)
+return now
 """
 )
 

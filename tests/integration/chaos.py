@@ -72,6 +72,15 @@ class ChaosConfig:
     kill: float = 0.3
     pause: float = 0.3
     store_restart: float = 0.2
+    #: When in the round a fault strikes (s after its associations start).
+    strike: float = 0.1
+    #: Longest SIGSTOP (s). A replica paused longer than the settle interval holds files
+    #: sent to it in its socket buffer past the series' quiet time: the workload paused,
+    #: as far as the receivers can tell, and the re-push case follows (reported apart).
+    max_pause: float = 0.8
+    #: Environment of every replica on top of the run's (to check the checker: with
+    #: OXIDICOM_SERIES_STORE=none it must find anomalies).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -86,6 +95,12 @@ class ChaosReport:
     registrations: int = 0
     seconds: float = 0.0
     anomalies: list[str] = field(default_factory=list)
+    #: Series of a round where a replica was paused longer than the settle interval,
+    #: registered more than once, the last time whole: the documented re-push case.
+    repushed: list[str] = field(default_factory=list)
+    #: Series registered by a replica SIGKILLed right after (1 s): LONK messages are not
+    #: persisted, so its *done* (and queued progress) may be lost, as on one host.
+    lonk_lost: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         return [
@@ -95,6 +110,8 @@ class ChaosReport:
             f"faults: {self.kills} SIGKILL, {self.pauses} SIGSTOP/SIGCONT,"
             f" {self.store_restarts} store restarts",
             f"registrations checked: {self.registrations}",
+            f"re-push after a pause longer than the settle interval: {len(self.repushed)}",
+            f"LONK done lost with a replica SIGKILLed after registering: {len(self.lonk_lost)}",
             f"anomalies: {len(self.anomalies)}",
             *(f"  {a}" for a in self.anomalies[:50]),
             f"wall time: {self.seconds:.0f} s",
@@ -133,6 +150,9 @@ class _Replica:
     outbox: Path
     receiver: RunningReceiver | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Every run of it (a killed one is started again), for the logs.
+    runs: list[RunningReceiver] = field(default_factory=list)
+    killed_at: list[float] = field(default_factory=list)
 
 
 class _NatsServer:
@@ -169,6 +189,8 @@ class Chaos:
         self.messages: dict[str, list[str]] = defaultdict(list)
         self._instances = _Instances()
         self._nats: _NatsServer | None = None
+        self._long_pause_rounds: set[int] = set()
+        self._round_of: dict[str, int] = {}
 
     # -- the cluster ---------------------------------------------------------------------
 
@@ -180,21 +202,22 @@ class Chaos:
             "OXIDICOM_LISTENER_ADDRESS": "0.0.0.0",
             "OXIDICOM_LISTENER_THREADS": str(self.config.associations + 4),
             "OXIDICOM_SERIES_STORE": self.store.url,
-            "OXIDICOM_SERIES_SETTLE": f"{self.config.settle}s",
-            "OXIDICOM_SERIES_LEASE": f"{self.config.lease}s",
+            "OXIDICOM_SERIES_SETTLE": f"{round(self.config.settle * 1000)}ms",
+            "OXIDICOM_SERIES_LEASE": f"{round(self.config.lease * 1000)}ms",
             "OXIDICOM_NATS_ADDRESS": self._nats.url,
             "OXIDICOM_ROOT_SUBJECT": ROOT_SUBJECT,
             "OXIDICOM_PROGRESS_INTERVAL": "0s",
             "OXIDICOM_LOG_LEVEL": "INFO",
-        }
+        } | self.config.extra_env
 
     def _start(self, replica: _Replica) -> None:
         folder = self.tmp / replica.host.name
         receiver = start_receiver(
             folder, self._env(replica), command=replica.host.receiver_command()
         )
-        receiver.wait_for_log(r"series store \S+ reached|series store \S+ unreachable")
+        receiver.wait_for_log(r"listening on")
         replica.receiver = receiver
+        replica.runs.append(receiver)
 
     def _kill_and_return(self, replica: _Replica, delay: float) -> None:
         with replica.lock:
@@ -204,6 +227,7 @@ class Chaos:
             receiver.process.send_signal(signal.SIGKILL)
             receiver.process.wait(30)
             self.report.kills += 1
+            replica.killed_at.append(time.time())
         time.sleep(delay)  # the fault's own duration: how long the replica stays dead
         with replica.lock:
             self._start(replica)
@@ -256,22 +280,29 @@ class Chaos:
             for _ in range(rng.randint(1, config.max_instances)):
                 sop += 1
                 uid, data = self._instances.make(series + 1, sop)
+                self._round_of[_uid(_SERIES_STEM, series + 1)] = index
                 plans[rng.choice(parts)].append((series + 1, uid, data))
         for plan in plans:
             rng.shuffle(plan)  # series interleaved file by file
         targets = [rng.choice(self.replicas) for _ in plans]
-        # Each fault at a random moment of the round's first half second.
+        # Each fault at a random moment of the round's start, while associations run.
         faults: list[threading.Timer] = []
         if rng.random() < config.kill:
             victim, delay = rng.choice(self.replicas), rng.uniform(0, config.lease)
             faults.append(
-                threading.Timer(rng.uniform(0, 0.5), self._kill_and_return, (victim, delay))
+                threading.Timer(
+                    rng.uniform(0, config.strike), self._kill_and_return, (victim, delay)
+                )
             )
         if rng.random() < config.pause:
-            victim, seconds = rng.choice(self.replicas), rng.uniform(0.2, config.lease / 2)
-            faults.append(threading.Timer(rng.uniform(0, 0.5), self._pause, (victim, seconds)))
+            victim, seconds = rng.choice(self.replicas), rng.uniform(0.1, config.max_pause)
+            if seconds > config.settle:
+                self._long_pause_rounds.add(index)
+            faults.append(
+                threading.Timer(rng.uniform(0, config.strike), self._pause, (victim, seconds))
+            )
         if rng.random() < config.store_restart:
-            faults.append(threading.Timer(rng.uniform(0, 0.5), self._restart_store))
+            faults.append(threading.Timer(rng.uniform(0, config.strike), self._restart_store))
         sends = [
             pool.submit(self._association, target, plan)
             for target, plan in zip(targets, plans, strict=True)
@@ -316,6 +347,10 @@ class Chaos:
             await client.flush()
             await asyncio.sleep(0.5)  # LONK messages of the stops still in flight to us
             self._check()
+            if self.report.anomalies:  # what each run said, beside its outbox
+                for replica in self.replicas:
+                    logs = [f"--- run {n}\n{run.log()}" for n, run in enumerate(replica.runs)]
+                    (self.tmp / replica.host.name / "receiver.log").write_text("\n".join(logs))
         finally:
             if client is not None:
                 await client.close()
@@ -333,7 +368,14 @@ class Chaos:
                 continue
             for path in sorted(replica.outbox.glob("*.json")):
                 with contextlib.suppress(OSError, ValueError):
-                    kwargs = json.loads(path.read_text())["kwargs"]
+                    document = json.loads(path.read_text())
+                    kwargs = document["kwargs"] | {
+                        "_created": document["created"],
+                        "_killed_after": any(
+                            0 <= at - int(path.name.split("-", 1)[0]) / 1e9 < 1.0
+                            for at in replica.killed_at
+                        ),
+                    }
                     found[kwargs["SeriesInstanceUID"]].append(kwargs)
         return found
 
@@ -360,7 +402,14 @@ class Chaos:
                 continue
             folder = self.tmp / "files" / registrations[0]["path"]
             files = count_series_files(folder)
-            counts = [r["ndicom"] for r in registrations]
+            counts = [r["ndicom"] for r in sorted(registrations, key=lambda r: r["_created"])]
+            if (
+                self._round_of.get(uid) in self._long_pause_rounds
+                and len(counts) > 1
+                and counts[-1] == files
+            ):
+                report.repushed.append(f"{uid}: {counts}")
+                continue
             if len(counts) > 1:
                 report.anomalies.append(f"{uid}: registered {len(counts)} times: {counts}")
             if counts[0] != files or files < acked:
@@ -369,7 +418,9 @@ class Chaos:
                 )
             subject = f"{ROOT_SUBJECT}.{CALLING}.{uid.replace('.', '_')}"
             messages = self.messages.get(subject, [])
-            if messages.count("done") != 1 or messages[-1] != "done":
+            if "done" not in messages and registrations[0]["_killed_after"]:
+                report.lonk_lost.append(uid)
+            elif messages.count("done") != 1 or messages[-1] != "done":
                 report.anomalies.append(
                     f"{uid}: LONK {messages.count('done')} done, ends {messages[-3:]}"
                 )

@@ -22,7 +22,15 @@ SEED = int(os.environ.get("OXIDICOM_CHAOS_SEED", "22"))
 async def test_a_short_chaos_run_registers_every_series_once_whole(tmp_path: Path) -> None:
     if not Path("/usr/sbin/nats-server").exists():
         _unavailable("nats-server is not installed")
-    config = ChaosConfig(seed=SEED, rounds=6, series_per_round=8, kill=0.4, pause=0.4)
+    config = ChaosConfig(
+        seed=SEED,
+        rounds=6,
+        series_per_round=20,
+        max_instances=30,
+        kill=0.5,
+        pause=0.4,
+        extra_env=dict(e.split("=", 1) for e in os.environ.get("OXIDICOM_CHAOS_ENV", "").split()),
+    )
     with chaos_cluster(tmp_path) as (net, store):
         report = await Chaos(config, tmp_path, net, store).run()
     print("\n".join(report.lines()))
