@@ -166,6 +166,9 @@ class RedisSeriesStore:
         self._unreachable = False
         self._orphans = itertools.count(1)
         self._hold_numbers = itertools.count(1)
+        self._hold_again = False
+        self._silent_since: float | None = None
+        self._silence = 0.0
         #: Series registered here whose mark in the store is not written yet (the store
         #: failed): retried, or the claim would lapse and another replica register again.
         self._undone: dict[str, tuple[str, int]] = {}
@@ -485,6 +488,16 @@ class RedisSeriesStore:
 
     async def _sync_once(self) -> None:
         """Send what is noted, then the heartbeat, in one pipelined round trip."""
+        if self._hold_again:
+            # After a failure, every hold is sent again before the next heartbeat: the
+            # store may have lost some (a restart, a failover to a replica that had not
+            # got them yet). Whole counts make it harmless when it had not.
+            self._hold_again = False
+            for held in self._held.values():
+                if held.releasing:
+                    continue  # released: its release is sent again if it was not applied
+                held.in_store = False
+                self._dirty[held.digest] = held
         batch = list(self._dirty.values())
         self._dirty.clear()
         touch = self._scripts["TOUCH"]
@@ -519,6 +532,12 @@ class RedisSeriesStore:
         progress = self._progress
         for (held, releasing), answer in zip(sent, answers, strict=True):
             count, publish = int(answer[0]), int(answer[1])
+            if count == -2 and held.releasing and self._silence < self.lease:
+                # Registered after our release: our files are in it (our hold could not
+                # lapse, we were never silent for a lease). Nothing more to send.
+                if self._held.get(held.digest) is held:
+                    del self._held[held.digest]
+                continue
             if count < 0:  # not held in the store any more: hold it again, count again
                 log.warning(
                     "the series store lost this replica's hold on series %s from %s (the"
@@ -591,6 +610,10 @@ class RedisSeriesStore:
         return [self.replica, self._lease_ms, self._settle_ms]
 
     def _unreachable_now(self, error: BaseException) -> None:
+        if self._silent_since is None:
+            self._silent_since = self._loop.time()
+        self._hold_again = True
+        self._wake_sync.set()
         if not self._unreachable:
             self._unreachable = True
             log.error(
@@ -601,6 +624,10 @@ class RedisSeriesStore:
             )
 
     def _reachable(self) -> None:
+        if self._silent_since is not None:
+            #: How long this replica could not reach the store, up to now.
+            self._silence = self._loop.time() - self._silent_since
+            self._silent_since = None
         if self._unreachable:
             self._unreachable = False
             log.warning("series store %s reachable again", _redact(self.url))

@@ -67,7 +67,8 @@ end
 #: ARGV[8] which hold of the replica. Counts are whole, not increments: a call sent twice
 #: (its reply lost with a connection) counts once.
 #: Returns {n, publish, now}: n -1 when the series is not held here in the store any
-#: more (lost, or registered without us): the caller holds it again.
+#: more (lost, or registered without us): the caller holds it again; -2 when a release
+#: finds it registered (the caller's files are in it unless its hold lapsed first).
 TOUCH: Final = (
     _PRELUDE
     + """
@@ -77,6 +78,8 @@ if string.find(mode, 'h', 1, true) then
   redis.call('HSETNX', s, 'e', ARGV[7])
   redis.call('HSET', s, 'h:' .. rid, now + lease)
   redis.call('ZADD', due, now + lease + settle, digest)
+elseif redis.call('HEXISTS', s, 'x') == 1 and string.find(mode, 'r', 1, true) then
+  return {-2, 0, now}  -- registered after our hold went: with our files, unless it lapsed
 elseif gone(s) or redis.call('HEXISTS', s, 'h:' .. rid) == 0 then
   return {-1, 0, now}
 end
