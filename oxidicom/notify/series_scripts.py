@@ -27,8 +27,9 @@ none is judged dead and no series is registered without them. A store seen for t
 first time cannot be told from one that restarted empty: its first decisions wait too.
 
 Commands sent inside the scripts: TIME, HGET, HSET, HSETNX, HDEL, HEXISTS, HGETALL,
-HINCRBY, EXISTS, DEL, PEXPIRE, ZADD, ZREM, ZRANGEBYSCORE; around them EVALSHA, SCRIPT LOAD
-(and EVAL when a script is not loaded yet), PING.
+HINCRBY, EXISTS, DEL, PEXPIRE, ZADD, ZREM, ZRANGEBYSCORE; around them EVALSHA, SCRIPT
+EXISTS and SCRIPT LOAD (redis-py loads a script the server does not know), PING at start,
+HDEL at a clean stop.
 """
 
 from __future__ import annotations
