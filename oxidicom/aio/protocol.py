@@ -1,7 +1,9 @@
 """The asyncio shell around one connection: socket in, core, socket out.
 
-Everything here is plumbing: bytes from ``data_received`` go into the sans-IO
-:class:`Connection`; its events go to the :class:`Association`; what the core
+Everything here is plumbing: the transport reads into a region this protocol lends it
+(``get_buffer``, a :class:`~oxidicom.aio.receive_buffer.ReceiveBuffer`), and the bytes
+that arrived (``buffer_updated``) go into the sans-IO :class:`Connection` as a view,
+uncopied; its events go to the :class:`Association`; what the core
 queued for the peer leaves in one ``transport.write`` per batch. The shell also
 owns the three things a core cannot: the timer handle, flow control and closing
 the socket.
@@ -20,6 +22,7 @@ import logging
 import socket
 from typing import TYPE_CHECKING, cast
 
+from oxidicom.aio.receive_buffer import ReceiveBuffer
 from oxidicom.scp.association import Association
 from oxidicom.scp.transfer_rate import GRACE, TransferMeter
 from oxidicom.telemetry.logs import CURRENT_ASSOCIATION
@@ -45,7 +48,7 @@ class _BorrowedSocket(socket.socket):
         self.detach()
 
 
-class AssociationProtocol(asyncio.Protocol):
+class AssociationProtocol(asyncio.BufferedProtocol):
     """One TCP connection from a DICOM peer (a :class:`~oxidicom.scp.services.Link`)."""
 
     def __init__(self, server: ScpService) -> None:
@@ -73,6 +76,7 @@ class AssociationProtocol(asyncio.Protocol):
         self.closed: asyncio.Future[None] = self.loop.create_future()
         #: Bytes received lately, for preemption (see ScpService.acquire_slot).
         self.meter = TransferMeter(self.loop.time())
+        self._buffer = ReceiveBuffer()
 
     # -- asyncio callbacks ---------------------------------------------------------------
 
@@ -103,7 +107,14 @@ class AssociationProtocol(asyncio.Protocol):
         self.server.connection_opened(self)
         self._arm_timer()
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._buffer.lend()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self._buffer.filled(nbytes))
+
+    def data_received(self, data: bytes | memoryview) -> None:
+        """Bytes from the transport (a view of our buffer, or bytes nobody mutates)."""
         conn = self.conn
         assert conn is not None
         now = self.loop.time()
@@ -137,6 +148,7 @@ class AssociationProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        self._buffer.release()
         self._close_quickack()
         self._cancel_timer()
         conn = self.conn
