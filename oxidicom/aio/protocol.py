@@ -72,6 +72,8 @@ class AssociationProtocol(asyncio.BufferedProtocol):
         self._quickack: socket.socket | None = None
         #: Whether something was sent since the last read (its segment carries the ACK).
         self._answered = False
+        #: Whether something was sent since TCP_QUICKACK was last set (see data_received).
+        self._sent_since_quickack = True
         self._lost = False
         self.closed: asyncio.Future[None] = self.loop.create_future()
         #: Bytes received lately, for preemption (see ScpService.acquire_slot).
@@ -126,11 +128,15 @@ class AssociationProtocol(asyncio.BufferedProtocol):
         elif not self._storage_full and conn.buffered > self.server.high_water:
             self._storage_full = True
             self._pause()
-        if not self._answered and self._quickack is not None:
+        if not self._answered and self._sent_since_quickack and self._quickack is not None:
             # Nothing went back to carry the ACK of these bytes: acknowledge them now.
             # A sender that leaves Nagle on holds the rest of a message until then, and
-            # Linux would delay the ACK by up to 40 ms. (Quick-ACK mode ends by itself,
-            # so it is set again per read; setting it sends an ACK that is due at once.)
+            # Linux would delay the ACK by up to 40 ms. Linux delays the ACK of a read
+            # that empties the socket only in its "interactive" (pingpong) mode, which
+            # a socket enters when it sends, and leaves by TCP_QUICKACK (or a delayed-ACK
+            # timeout): so it is set once per read after each response, not per read
+            # (it also sends at once an ACK that is due).
+            self._sent_since_quickack = False
             try:
                 self._quickack.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
             except OSError:
@@ -215,7 +221,7 @@ class AssociationProtocol(asyncio.BufferedProtocol):
         out = conn.data_to_send()
         if out and not transport.is_closing():
             transport.write(out)
-            self._answered = True
+            self._answered = self._sent_since_quickack = True
         state = conn.state
         if conn.should_close or (state is State.STA1 and not transport.is_closing()):
             self._close(transport)

@@ -95,6 +95,16 @@ class Store:
         self._root_prefix = f"{self.root}/"
         #: fsync each file, unless the filesystem makes it a no-op (memory-backed).
         self.sync_files = fsync and not memory_backed(self.root)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The running event loop, remembered: ``asyncio.get_running_loop`` costs a
+        ``getpid`` system call each time (CPython 3.11 checks for a fork)."""
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     def prepare(self) -> None:
         """Create FILES_ROOT and our temporary folder (at start, before any association)."""
@@ -277,7 +287,7 @@ class InstanceWriter:
         the instance cannot be stored, and only once nothing of it is left: its temporary
         file closed and removed, so that the answer never races the cleanup.
         """
-        loop = asyncio.get_running_loop()
+        loop = self._store.loop
         if self._error is None and not self._head_done:
             self._head_done = True
             try:
