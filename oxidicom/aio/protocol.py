@@ -134,8 +134,8 @@ class AssociationProtocol(asyncio.BufferedProtocol):
             # Linux would delay the ACK by up to 40 ms. Linux delays the ACK of a read
             # that empties the socket only in its "interactive" (pingpong) mode, which
             # a socket enters when it sends, and leaves by TCP_QUICKACK (or a delayed-ACK
-            # timeout): so it is set once per read after each response, not per read
-            # (it also sends at once an ACK that is due).
+            # timeout): so it is set on the first unanswered read after each thing we
+            # send, not on every unanswered read (it also sends an ACK that is due).
             self._sent_since_quickack = False
             try:
                 self._quickack.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
