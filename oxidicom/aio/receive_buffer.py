@@ -58,37 +58,43 @@ _free: list[bytearray] = []
 class ReceiveBuffer:
     """The slabs one connection reads into."""
 
-    __slots__ = ("_pinned", "_pos", "_slab")
+    __slots__ = ("_lent", "_pinned", "_pos", "_slab")
 
     def __init__(self) -> None:
         self._slab: bytearray | None = None
         self._pos = 0
+        #: The region lent for the read under way; what it filled is sliced from it.
+        self._lent: memoryview | None = None
         #: Slabs left behind while something still viewed them.
         self._pinned: list[bytearray] = []
 
     def lend(self) -> memoryview:
         """A writable region for the next read (``BufferedProtocol.get_buffer``)."""
+        self._lent = None  # a read that filled nothing (EAGAIN) leaves no view behind
         slab = self._slab  # the attribute and this local: as _references_when_unviewed
         if slab is not None:
             if _getrefcount(slab) == _UNVIEWED:
                 self._pos = 0  # nothing of it is in use: start over, cache-warm
-                return memoryview(slab)
+                lent = self._lent = memoryview(slab)
+                return lent
             if SLAB_SIZE - self._pos >= MIN_LENT:
-                return memoryview(slab)[self._pos :]
+                lent = self._lent = memoryview(slab)[self._pos :]
+                return lent
             self._pinned.append(slab)
         self._slab = slab = self._next_slab()
         self._pos = 0
-        return memoryview(slab)
+        lent = self._lent = memoryview(slab)
+        return lent
 
     def filled(self, nbytes: int) -> memoryview:
         """The ``nbytes`` just read into the region lent last (``buffer_updated``)."""
-        start = self._pos
-        self._pos = end = start + nbytes
-        return memoryview(self._slab)[start:end]  # type: ignore[arg-type]
+        lent, self._lent = self._lent, None
+        self._pos += nbytes
+        return lent[:nbytes]  # type: ignore[index]
 
     def release(self) -> None:
         """The connection is gone: slabs nobody views go back to the process."""
-        slab, self._slab = self._slab, None
+        slab, self._slab, self._lent = self._slab, None, None
         if slab is not None:
             self._pinned.append(slab)
         self._recycle()
