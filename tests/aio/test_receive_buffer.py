@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import random
+from pathlib import Path
 
 import pytest
 
 from oxidicom.aio import receive_buffer
 from oxidicom.aio.context import ScopedProtocol
+from oxidicom.aio.protocol import AssociationProtocol
 from oxidicom.aio.receive_buffer import MIN_LENT, SLAB_SIZE, ReceiveBuffer
+from oxidicom.app.settings import load_settings
+from oxidicom.notify.notifier import build_notifier
+from oxidicom.scp.services import ScpService
+from oxidicom.storage.writer import Store
+from oxidicom.ul.connection import Connection
+from tests.integration.raw_peer import EXPLICIT_LE, MR_STORAGE, associate_rq
 
 
 def _read(buffer: ReceiveBuffer, data: bytes) -> memoryview:
@@ -98,3 +106,54 @@ def test_random_reads_and_releases_never_overwrite_live_bytes(seed: int) -> None
 def test_the_connection_protocol_is_a_buffered_protocol() -> None:
     """asyncio and uvloop read into our buffer only for a BufferedProtocol."""
     assert issubclass(ScopedProtocol, asyncio.BufferedProtocol)
+
+
+@pytest.mark.parametrize("loop_kind", ["uvloop", "asyncio"])
+def test_a_real_transport_reads_into_our_slabs(loop_kind: str, tmp_path: Path) -> None:
+    """Over a socket, the bytes the Upper Layer gets are views of our slabs (a bytearray),
+    not ``bytes`` the transport made: the data set is not copied in user space."""
+    uvloop = pytest.importorskip("uvloop") if loop_kind == "uvloop" else None
+    seen: list[type] = []
+    receive_data = Connection.receive_data
+
+    def spy(self: Connection, data: bytes | memoryview, now: float) -> None:
+        seen.append(type(memoryview(data).obj))
+        receive_data(self, data, now)
+
+    async def exchange() -> None:
+        settings = load_settings(
+            {
+                "OXIDICOM_FILES_ROOT": str(tmp_path / "files"),
+                "OXIDICOM_OUTBOX_DIR": str(tmp_path / "outbox"),
+            }
+        )
+        store = Store(settings.files_root, fsync=False)
+        store.prepare()
+        notifier = build_notifier(settings)
+        await notifier.start()
+        loop = asyncio.get_running_loop()
+        service = ScpService(settings, store, notifier)
+        server = await loop.create_server(
+            lambda: ScopedProtocol(AssociationProtocol(service)), "127.0.0.1", 0
+        )
+        try:
+            port = server.sockets[0].getsockname()[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(associate_rq(contexts=((MR_STORAGE, EXPLICIT_LE),)))
+            header = await reader.readexactly(6)
+            assert header[0] == 0x02  # A-ASSOCIATE-AC
+            writer.close()
+            await writer.wait_closed()
+        finally:
+            server.close()
+            await server.wait_closed()
+            await notifier.stop()
+            store.close()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Connection, "receive_data", spy)
+        if uvloop is not None:
+            uvloop.run(exchange())
+        else:
+            asyncio.run(exchange())
+    assert seen and set(seen) == {bytearray}
