@@ -21,6 +21,7 @@ from oxidicom.app.settings import (
     group_of,
     load_settings,
 )
+from tests.dicom_factory import mr_instance, write_part10
 from tests.integration.conftest import ECHOSCU, echoscu, require_tool
 from tests.integration.receiver import start_receiver
 
@@ -274,6 +275,66 @@ def test_port_in_use_is_one_line_and_exit_status_1(tmp_path: Path) -> None:
     data = tmp_path / "oxidicom-data"
     assert list((data / "files" / ".oxidicom-tmp").iterdir()) == []
     assert list((data / "outbox" / ".journal").iterdir()) == []
+
+
+STORESCU = "/usr/bin/storescu"
+
+
+def test_a_second_start_tells_the_truth_about_the_outbox(tmp_path: Path) -> None:
+    """The registrations a running receiver keeps are not "from an earlier run"."""
+    require_tool(STORESCU)
+    uid = "1.2.826.0.1.3680043.8.498.23"
+    series = tmp_path / "series"
+    series.mkdir()
+    write_part10(mr_instance(instance_number=1, series_uid=uid), series / "1.dcm")
+    data = tmp_path / "data"
+    env = {"OXIDICOM_SERIES_SETTLE": "0"}  # no broker: the registration stays in the outbox
+    first = start_receiver(data, env)
+    try:
+        sent = subprocess.run(
+            [STORESCU, "-aec", "ChRIS", "127.0.0.1", str(first.port), str(series / "1.dcm")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert sent.returncode == 0, sent.stderr
+        first.wait_for_log(rf"registration of series {re.escape(uid)} .*in the outbox")
+        # The same port: it cannot start, and says nothing of the first one's outbox.
+        same_port = subprocess.run(
+            [sys.executable, "-m", "oxidicom"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            env=_env(
+                OXIDICOM_FILES_ROOT=str(first.files_root),
+                OXIDICOM_OUTBOX_DIR=str(first.outbox_dir),
+                OXIDICOM_LISTENER_PORT=str(first.port),
+                OXIDICOM_LISTENER_ADDRESS="127.0.0.1",
+                OXIDICOM_LOG_FORMAT="text",
+            ),
+        )
+        # Another port, the same outbox: it starts, and says whose they may be.
+        beside = start_receiver(data, env)
+        try:
+            beside.wait_for_log(
+                r"1 registration\(s\) wait in the outbox .*, which 1 other running receiver"
+                r" process\(es\) share: theirs, or from an earlier run"
+            )
+        finally:
+            assert beside.stop() == 0
+    finally:
+        assert first.stop() == 0
+    assert same_port.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{first.port}" in same_port.stderr
+    assert "registration" not in same_port.stderr, same_port.stderr
+    assert "from an earlier run wait" not in beside.log()
+    # Once the first is gone, they are an earlier run's indeed.
+    after = start_receiver(data, env)
+    try:
+        after.wait_for_log(r"1 registration\(s\) from an earlier run wait in the outbox")
+    finally:
+        assert after.stop() == 0
 
 
 def test_embedded_default_start_line_and_clean_sigterm(tmp_path: Path) -> None:
