@@ -16,6 +16,7 @@ from pathlib import Path
 import msgspec
 
 from oxidicom.dicomweb.auth import Users, parse_token_file, parse_users_file
+from oxidicom.notify.broker_url import parse_broker_url
 from oxidicom.scp.access import (
     AllowedPeers,
     ClientAETitles,
@@ -37,7 +38,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Every setting, typed. Durations are in seconds."""
 
     files_root: str
-    amqp_address: str | None
+    celery_broker: str | None
     queue_name: str
     nats_address: str | None
     root_subject: str
@@ -85,7 +86,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def embedded(self) -> bool:
         """True when no broker is configured (registrations stay in the outbox)."""
-        return self.amqp_address is None
+        return self.celery_broker is None
 
 
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -158,6 +159,10 @@ def _byte_size(text: str) -> int:
     if not 1024 <= size <= 1024**5:
         raise ValueError("expected a size from 1KiB to 1PiB")
     return size
+
+
+def _broker_url(text: str) -> str:
+    return parse_broker_url(_text(text)).url
 
 
 def _users_file(text: str) -> Users:
@@ -259,13 +264,14 @@ SETTINGS: tuple[Setting, ...] = (
         group="storage",
     ),
     Setting(
-        "OXIDICOM_AMQP_ADDRESS",
-        "amqp_address",
-        _text,
+        "OXIDICOM_CELERY_BROKER",
+        "celery_broker",
+        _broker_url,
         None,
-        "AMQP URL of the RabbitMQ used by CUBE's Celery workers; unset: registrations"
-        " stay in the outbox",
-        aliases=("OXIDICOM_CELERY_BROKER",),
+        "URL of the broker of CUBE's Celery workers (CUBE's CELERY_BROKER_URL):"
+        " redis://[[user]:password@]host[:port][/db] or rediss:// for Redis or DragonflyDB,"
+        " amqp:// or amqps:// for RabbitMQ; unset: registrations stay in the outbox",
+        aliases=("OXIDICOM_AMQP_ADDRESS",),
         default_help="unset",
         group="CUBE",
     ),

@@ -46,7 +46,7 @@ from oxidicom.notify.outbox import Outbox, Registration
 from oxidicom.storage.series import SeriesRecord
 
 if TYPE_CHECKING:
-    from oxidicom.notify.amqp import AmqpPublisher
+    from oxidicom.notify.publisher import Publisher
 
 log = logging.getLogger("oxidicom.registrations")
 
@@ -100,7 +100,7 @@ class Registrations:
         self,
         outbox: Outbox,
         queue_name: str,
-        publisher: AmqpPublisher | None,
+        publisher: Publisher | None,
         journal: SeriesJournal,
         *,
         retry_first: float = RETRY_FIRST,
@@ -158,7 +158,7 @@ class Registrations:
         if not waiting:
             return
         others = await loop.run_in_executor(None, self.journal.running_others)
-        broker = "" if self.publisher is not None else " (no AMQP broker configured)"
+        broker = "" if self.publisher is not None else " (no Celery broker configured)"
         if others:
             log.info(
                 "%d registration(s) wait in the outbox %s, which %d other running receiver"

@@ -344,7 +344,7 @@ def test_embedded_default_start_line_and_clean_sigterm(tmp_path: Path) -> None:
     line = next(line for line in running.lines if "listening on" in line)
     assert "as AE title 'ChRIS'" in line
     assert str(tmp_path / "oxidicom-data" / "files") in line
-    assert "no AMQP broker" in line and "no NATS" in line
+    assert "no Celery broker" in line and "no NATS" in line
     assert running.stop() == 0
     assert (tmp_path / "oxidicom-data" / "files").is_dir()
 
