@@ -262,7 +262,7 @@ NEMA PS3 / ISO 12052, Digital Imaging and Communications in Medicine (DICOM), pa
 A remote AE asks for an association and sends C-STORE requests; the **STORAGE-SCP** AE
 (`{aet}` by default) writes each instance as a file under the folder of its series,
 answers once the file is complete at its final path, and, once no association stores
-into a series any more, registers it with ChRIS (a Celery task over AMQP) and reports
+into a series any more, registers it with ChRIS (a Celery task, over Redis or AMQP) and reports
 progress over NATS. A C-ECHO request is answered at once.
 
 ```
@@ -448,7 +448,8 @@ Whatever the host offers; oxidicom uses TCP/IP through the operating system (PS3
 
 #### 4.3.2 Additional Protocols
 
-None required. Registrations and progress messages go to ChRIS over AMQP and NATS;
+None required. Registrations go to ChRIS's Celery broker (the Redis protocol, as Redis
+or DragonflyDB speak it, or AMQP) and progress messages over NATS;
 traces and metrics optionally to an OpenTelemetry collector (OTLP over HTTP).
 
 #### 4.3.3 IPv4 and IPv6 Support
