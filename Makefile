@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # shadow it: we install this very checkout on purpose, so the banner says nothing new.
 EDITABLE := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet -e
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench container-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ test: $(VENV)/.test-installed
 # The flood against dcmtk and pynetdicom; needs dcmtk. How long it takes: README.md, Performance.
 bench: $(VENV)/.bench-installed
 	$(BIN)/python -m benches.flood --nagle --out-dir /dev/shm/oxidicom-bench-out
+
+# The Dockerfile built and run by podman (tests/container/test_image.py): minutes, root,
+# apt-get install podman buildah debootstrap runc; `make test` skips it.
+container-test: $(VENV)/.test-installed
+	OXIDICOM_CONTAINER_TEST=1 $(BIN)/python -m pytest tests/container -v $(PYTEST_ARGS)
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
