@@ -43,7 +43,7 @@ class Flag:
 
     options: tuple[str, ...]
     env: str
-    #: The argparse destination; also what the operator is told in an error.
+    #: The argparse destination (errors name the flag by its first spelling).
     dest: str
     metavar: str | None
     help: str
