@@ -33,7 +33,7 @@ test: $(VENV)/.test-installed
 	$(BIN)/lint-imports --no-cache --no-logo
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The flood against dcmtk and pynetdicom; needs dcmtk. How long it takes: README.md, Performance.
+# The flood against dcmtk and pynetdicom; needs dcmtk. How long it takes: docs/performance.md.
 bench: $(VENV)/.bench-installed
 	$(BIN)/python -m benches.flood --nagle --out-dir /dev/shm/oxidicom-bench-out
 

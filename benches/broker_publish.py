@@ -30,25 +30,12 @@ from end_of_association import Echoes, outbox_count  # type: ignore[import-not-f
 
 from oxidicom.notify.celery import TASK_NAME
 from oxidicom.notify.outbox import Outbox, Registration
+from tests.sample_data import EXPECTED_TASKS, SAG_UID
 
 REDIS_URL = "redis://127.0.0.1:6379/7"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
-KWARGS = {
-    "PatientID": "1449c1d",
-    "StudyDate": "2013-03-08",
-    "StudyInstanceUID": "1.2.840.113845.11.1000000001785349915.20130308061609.6346698",
-    "pacs_name": "BENCH",
-    "ndicom": 192,
-    "PatientName": "anonymized",
-    "PatientBirthDate": "20090701",
-    "PatientAge": 1096,
-    "PatientSex": "M",
-    "AccessionNumber": "98edede8b2",
-    "Modality": "MR",
-    "ProtocolName": "SAG MPRAGE 220 FOV",
-    "StudyDescription": "MR-Brain w/o Contrast",
-    "SeriesDescription": "SAG MPRAGE 220 FOV",
-}
+#: The SAG series' registration (the task's keyword arguments), made N different series.
+KWARGS = EXPECTED_TASKS[SAG_UID] | {"pacs_name": "BENCH"}
 
 
 def fill(outbox_dir: Path, queue: str, count: int) -> None:

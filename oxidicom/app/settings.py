@@ -2,7 +2,7 @@
 
 The variables and defaults of the reference receiver (CONTRACT section 1) come
 first; ours follow. :data:`SETTINGS` is the one list: the parser, ``--help`` and
-the README's table are all made from it.
+the table of docs/settings.md are all made from it.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from oxidicom.scp.access import (
     parse_allowed_peers,
     parse_client_aets,
 )
+from oxidicom.scp.request_rate import RequestRate, parse_request_rate
 from oxidicom.support.durations import parse_duration
 
 #: Where the embedded default stores everything, relative to the current directory.
@@ -60,6 +61,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_pending_connections: int
     #: Bytes per second; 0 disables preemption.
     min_transfer_rate: int
+    #: A-ASSOCIATE-RQs one address may send (a token bucket per address); None: no limit.
+    max_association_rate: RequestRate | None
     fsync: bool
     workers: int = 1
     tls_certificate: str | None
@@ -466,9 +469,19 @@ SETTINGS: tuple[Setting, ...] = (
         "8KiB/s",
         "when every association slot is taken, a new association request preempts"
         " (A-ABORT) the running association receiving least, if it received less than this"
-        " over the last 10 s (B/s, kB/s, KiB/s, MB/s, MiB/s), else the slowest association of"
-        " the host holding most slots if the newcomer's host holds at least two fewer;"
-        " 0: never, reject instead",
+        " over the last 10 s (B/s, kB/s, KiB/s, MB/s, MiB/s), else an association of the"
+        " host holding most slots (young ones too) if the newcomer's host holds at least"
+        " two fewer; 0: never, reject instead",
+        group="limits",
+    ),
+    Setting(
+        "OXIDICOM_MAX_ASSOCIATION_RATE",
+        "max_association_rate",
+        parse_request_rate,
+        "100/s",
+        "association requests one address may send: N/s or N/min, at most N at once and"
+        " then N per second (minute); beyond, A-ASSOCIATE-RJ (transient, temporary"
+        " congestion) before any slot is looked at; 0: no limit",
         group="limits",
     ),
     Setting(
@@ -729,7 +742,7 @@ def is_loopback(address: str) -> bool:
 
 
 def describe_settings() -> list[tuple[str, str, str]]:
-    """(variable, default, meaning) for every setting, for --help and the README."""
+    """(variable, default, meaning) for every setting, for --help and docs/settings.md."""
     rows = []
     for setting in SETTINGS:
         default = setting.default_help or setting.default or ""

@@ -67,10 +67,15 @@ def parse_broker_url(url: str) -> BrokerUrl:
         port = parts.port
     except ValueError as error:  # a port that is not a number, a bracket left open, ...
         raise ValueError(f"not a URL ({error})") from None
-    scheme = parts.scheme.lower()
+    # "host:port" (how NATS addresses are written) parses as scheme "host": say what it is.
+    scheme = parts.scheme.lower() if "://" in text else ""
     kind = SCHEMES.get(scheme)
     if kind is None:
-        problem = f"'{scheme}://' is not a broker this receiver speaks" if scheme else "no scheme"
+        problem = (
+            f"'{scheme}://' is not a broker this receiver speaks"
+            if scheme
+            else f"no scheme (write it as redis://{text} or amqp://{text})"
+        )
         raise ValueError(
             f"{problem}; expected amqp://, amqps:// (RabbitMQ) or redis://, rediss://"
             " (Redis, DragonflyDB)"
@@ -102,7 +107,7 @@ def redis_client(url: str) -> redis.asyncio.Redis:
     owns retries, so that each failure is seen and reported), the protocol is RESP2 and
     no ``HELLO`` or ``CLIENT SETINFO`` is sent at connect: the commands sent are exactly
     those the caller issues, plus ``AUTH`` and ``SELECT`` as the URL asks (the list a
-    Redis-protocol server must support, in the README).
+    Redis-protocol server must support, in docs/telling-cube.md).
     """
     import inspect
 

@@ -183,18 +183,8 @@ class Publisher(abc.ABC):
                 delay, failures, reported = FIRST_RETRY_DELAY, 0, fault.kind
                 continue
             failures += 1
-            new_kind = fault.kind != reported
+            self._log_fault(fault, failures, fault.kind != reported, delay)
             reported = fault.kind
-            log.log(
-                logging.WARNING if new_kind else logging.DEBUG,
-                "%s broker at %s: %s; registrations wait in the outbox %s; retrying in %.1f s%s",
-                self.kind,
-                redact(self.url),
-                fault,
-                self.outbox.directory,
-                delay,
-                "" if new_kind else f" (attempt {failures})",
-            )
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_RETRY_DELAY)
 
@@ -251,9 +241,10 @@ class Publisher(abc.ABC):
                     raise
                 refused += 1
                 telemetry.broker_fault(self.kind, fault.kind)
-                self._log_refusal(fault, refused, fault.kind != reported)
+                delay = min(FIRST_RETRY_DELAY * 2 ** (refused - 1), MAX_RETRY_DELAY)
+                self._log_fault(fault, refused, fault.kind != reported, delay)
                 reported = fault.kind
-                await asyncio.sleep(min(FIRST_RETRY_DELAY * 2 ** (refused - 1), MAX_RETRY_DELAY))
+                await asyncio.sleep(delay)
                 continue
             attempt.succeeded()
             await loop.run_in_executor(None, claim.done)
@@ -277,7 +268,8 @@ class Publisher(abc.ABC):
                 registration.queue,
             )
 
-    def _log_refusal(self, fault: BrokerFault, attempt: int, new_kind: bool) -> None:
+    def _log_fault(self, fault: BrokerFault, attempt: int, new_kind: bool, delay: float) -> None:
+        """A WARNING when a kind of fault starts; DEBUG for the attempts that repeat it."""
         log.log(
             logging.WARNING if new_kind else logging.DEBUG,
             "%s broker at %s: %s; registrations wait in the outbox %s; retrying in %.1f s%s",
@@ -285,7 +277,7 @@ class Publisher(abc.ABC):
             redact(self.url),
             fault,
             self.outbox.directory,
-            min(FIRST_RETRY_DELAY * 2 ** (attempt - 1), MAX_RETRY_DELAY),
+            delay,
             "" if new_kind else f" (attempt {attempt})",
         )
 

@@ -9,7 +9,7 @@ with the connection makes the entry be pushed again: at most a duplicate, which 
 refuses.
 
 What "holds" means is the server's configuration: a Redis or DragonflyDB without
-persistence loses its lists when it restarts (the README's broker section says so).
+persistence loses its lists when it restarts (docs/telling-cube.md says so).
 
 Commands sent: ``AUTH`` and ``SELECT`` at connect when the URL asks for them, ``PING`` at
 connect and every :attr:`RedisPublisher.idle_check` s while idle, ``LPUSH`` per

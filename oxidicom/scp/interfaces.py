@@ -50,6 +50,10 @@ class Services(Protocol):
         """A new id, unique across processes sharing storage and logs."""
         ...
 
+    def request_allowed(self, host: str) -> bool:
+        """One more A-ASSOCIATE-RQ from ``host``: False when it asks too often."""
+        ...
+
     def acquire_slot(self, association: SlotHolder | None = None, *, preempt: bool = False) -> bool:
         """Count one more running association; False when none may run now."""
         ...
@@ -80,8 +84,9 @@ class Link(PendingConnection, Protocol):
     #: Done once the connection is closed and its association has ended.
     closed: asyncio.Future[None]
 
-    def judged_rate(self, now: float) -> float | None:
-        """Its rate (bytes/s) if it may be preempted at all, else None."""
+    @property
+    def preemptible(self) -> bool:
+        """Whether it may be preempted at all (established, and not waiting for our storage)."""
         ...
 
     def preempt(self, reason: str) -> None:

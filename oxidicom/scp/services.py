@@ -25,6 +25,7 @@ from oxidicom.scp.acceptance import AcceptancePolicy
 from oxidicom.scp.access import AccessPolicy
 from oxidicom.scp.fairness import Holder, host_share_victim
 from oxidicom.scp.interfaces import Link, PendingConnection, SlotHolder
+from oxidicom.scp.request_rate import HostRequestLimit
 from oxidicom.scp.transfer_rate import WINDOW
 from oxidicom.support.process import short_id
 from oxidicom.telemetry.summarized import SummarizedWarning, SummarizedWarnings
@@ -76,6 +77,9 @@ class ScpService:
         self._holders: dict[SlotHolder, None] = {}
         #: Bytes per second below which a running association may be preempted; 0: never.
         self.min_transfer_rate = settings.min_transfer_rate
+        #: A-ASSOCIATE-RQs per address (OXIDICOM_MAX_ASSOCIATION_RATE); None: no limit.
+        rate = settings.max_association_rate
+        self.request_limit = HostRequestLimit(rate) if rate is not None else None
         self._evictions = SummarizedWarning(
             log,
             "closing connection from %s: more than"
@@ -95,6 +99,10 @@ class ScpService:
 
     def next_association_id(self) -> str:
         return f"{self._id_prefix}-{next(self._ids)}"
+
+    def request_allowed(self, host: str) -> bool:
+        limit = self.request_limit
+        return limit is None or limit.allow(host, asyncio.get_running_loop().time())
 
     def acquire_slot(self, association: SlotHolder | None = None, *, preempt: bool = False) -> bool:
         """Count one more association, unless we are stopping or every slot is taken.
@@ -137,8 +145,9 @@ class ScpService:
         """Abort one running association for ``newcomer``, if a rule allows it.
 
         First the rate rule: the least productive association below the minimum rate.
-        Then, when none is, per-host fairness (:mod:`oxidicom.scp.fairness`): the slowest
-        association of a host holding at least two slots more than the newcomer's.
+        Then, when none is, per-host fairness (:mod:`oxidicom.scp.fairness`): an
+        association of a host holding at least two slots more than the newcomer's, young
+        or not (its slowest, else the young one that received least).
         """
         min_rate = self.min_transfer_rate
         if not min_rate:
@@ -152,8 +161,14 @@ class ScpService:
             protocol = self._protocols.get(holder)
             if protocol is None:
                 continue
-            rate = protocol.judged_rate(now)
-            holders.append(Holder(protocol, _host(holder.peer), rate))
+            meter, preemptible = protocol.meter, protocol.preemptible
+            rate = meter.rate(now) if preemptible else None
+            received, _ = meter.recent(now)
+            holders.append(
+                Holder(
+                    protocol, _host(holder.peer), rate, received, now - meter.started, preemptible
+                )
+            )
             if rate is not None and rate < min_rate and (victim is None or rate < victim_rate):
                 victim, victim_rate = protocol, rate
         if victim is not None:
@@ -172,10 +187,11 @@ class ScpService:
             return False
         protocol = share.holder.item
         received, span = protocol.meter.recent(now)
+        which = "the slowest" if share.holder.rate is not None else "a young one"
         telemetry.association_preempted(telemetry.PREEMPTED_HOST_SHARE)
         protocol.preempt(
             f"{share.holder.host} holds {share.host_holds} of the {self.max_associations}"
-            f" slots and {_host(newcomer.peer)} {share.newcomer_holds}; this is the slowest of"
+            f" slots and {_host(newcomer.peer)} {share.newcomer_holds}; this is {which} of"
             f" {share.holder.host}'s ({received} bytes in the last {span:.1f} s), its slot goes"
             f" to {who}"
         )

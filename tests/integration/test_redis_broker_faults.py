@@ -324,3 +324,49 @@ async def test_a_redis_restart_loses_no_registration(
     # Each outage was told once as a WARNING, however many attempts it took: at start, and
     # after the crash (the loss itself is its own line, then the first failed reconnect).
     assert len(log_watch.matching(r"unreachable", logging.WARNING)) == 2
+
+
+async def test_rediss_speaks_tls_and_refuses_a_server_it_cannot_verify(
+    tmp_path: Path, log_watch: LogWatch
+) -> None:
+    """``rediss://`` with the CA as Celery's URLs give it (``ssl_ca_certs``, ``ssl_cert_reqs``):
+    published over TLS; a server whose certificate another CA signed is never trusted: the
+    registration waits, and the failure is said."""
+    from tests.integration.tls_certs import make_ca, make_leaf
+
+    ca = make_ca(tmp_path / "pki", "broker-ca")
+    other_ca = make_ca(tmp_path / "pki", "someone-else")
+    leaf = make_leaf(ca, tmp_path / "pki", "redis", server=True)
+    server = PrivateRedis(tmp_path / "redis")
+    server.start(
+        "--port", "0", "--tls-port", str(server.port), "--tls-cert-file", str(leaf.cert),
+        "--tls-key-file", str(leaf.key), "--tls-ca-cert-file", str(ca.cert),
+        "--tls-auth-clients", "no",
+    )  # fmt: skip
+
+    def url(trusted: Path) -> str:
+        return f"rediss://127.0.0.1:{server.port}/0?ssl_cert_reqs=required&ssl_ca_certs={trusted}"
+
+    try:
+        untrusting, outbox, name = await _publisher(tmp_path / "untrusting", url(other_ca.cert))
+        untrusting.start()
+        await log_watch.wait_for(r"Redis broker at .*\(attempt 2\)")
+        await untrusting.stop(1)
+        assert outbox.names() == [name]
+        assert log_watch.matching(r"certificate verify failed", logging.WARNING)
+
+        publisher, outbox, _ = await _publisher(tmp_path / "trusting", url(ca.cert))
+        publisher.start()
+        await log_watch.wait_for(r"registration sent: task ")
+        await publisher.stop(5)
+        import redis
+
+        client = redis.Redis(
+            "127.0.0.1", server.port, ssl=True, ssl_ca_certs=str(ca.cert), ssl_cert_reqs="required"
+        )
+        (message,) = [json.loads(m) for m in client.lrange(QUEUE, 0, -1)]
+        client.close()
+    finally:
+        server.stop()
+    assert json.loads(base64.b64decode(message["body"]))[1] == KWARGS
+    assert outbox.names() == []
