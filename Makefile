@@ -37,7 +37,7 @@ test: $(VENV)/.test-installed
 bench: $(VENV)/.bench-installed
 	$(BIN)/python -m benches.flood --nagle --out-dir /dev/shm/oxidicom-bench-out
 
-# The Dockerfile built and run by podman (tests/container/test_image.py): minutes, root,
+# The Dockerfile built and run by podman (tests/container/test_image.py): a minute, root,
 # apt-get install podman buildah debootstrap runc; `make test` skips it.
 container-test: $(VENV)/.test-installed
 	OXIDICOM_CONTAINER_TEST=1 $(BIN)/python -m pytest tests/container -v $(PYTEST_ARGS)

@@ -137,12 +137,17 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Podman, st
         "docker",
         "--build-arg",
         f"PYTHON_IMAGE={base}",
+        # vfs copies every layer whole: no cache of intermediate images (each would be a
+        # full copy of the file system), only the base is kept between runs.
+        "--layers=false",
         "--tag",
         IMAGE,
         str(ROOT),
         timeout=1800,
     )
     yield podman, base
+    podman("rmi", "--force", IMAGE, check=False)
+    podman("image", "prune", "--force", check=False)
 
 
 def _free_port() -> int:
