@@ -81,6 +81,7 @@ async def serve(
         receiver, notifier = await _start(settings, listen_fd)
         stow = await _start_dicomweb(settings, receiver, notifier)
         log.info(describe_start(settings, receiver))
+        await notifier.announce()  # the port is ours: what waits in the outbox is not a rival's
         _log_access(settings, receiver)
         if stow is not None:
             log.info(describe_dicomweb(settings, stow))

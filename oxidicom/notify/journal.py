@@ -232,6 +232,17 @@ class SeriesJournal:
         """
         self.work_dir.release()
 
+    def running_others(self) -> int:
+        """How many other live receiver processes journal beside us (share our outbox)."""
+        running = 0
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(self.root):
+                if entry.is_dir(follow_symlinks=False) and entry.path != str(self.work_dir.path):
+                    with contextlib.suppress(OSError), judge_owner(Path(entry.path)) as owner:
+                        # Only a lock held now: a folder without one may be a stillbirth's.
+                        running += owner is Owner.ALIVE
+        return running
+
     def recover(self, outbox: Outbox) -> int:
         """Turn the entries of gone processes into outbox registrations; return how many."""
         recovered = 0

@@ -237,6 +237,10 @@ class ChrisNotifier:
                 self._settle_due(self.settler), name="series-settle"
             )
 
+    async def announce(self) -> None:
+        """Once the listener is bound: say what earlier runs left waiting in the outbox."""
+        await self.registrations.announce_waiting()
+
     async def stop(self) -> None:
         """Finish the ends of associations, settle every held series, publish pending
         registrations and LONK messages (bounded time), then close."""

@@ -117,6 +117,9 @@ class Registrations:
         self._unwritten: list[_Promise] = []
         self._retrying: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        #: Whether this process got to serve (its listener bound): only then does it
+        #: speak of the outbox, which may be a running receiver's.
+        self._announced = False
 
     @property
     def unwritten(self) -> int:
@@ -135,20 +138,43 @@ class Registrations:
                 " or stopped while its outbox could not be written) are in the outbox now",
                 recovered,
             )
-        waiting = len(await loop.run_in_executor(None, self.outbox.names))
-        if waiting:
-            log.info(
-                "%d registration(s) from an earlier run wait in the outbox %s%s",
-                waiting,
-                self.outbox.directory,
-                "" if self.publisher is not None else " (no Celery broker configured)",
-            )
         if self.publisher is not None:
             self.publisher.start()
         # Read at each metric export, in the SDK's own thread: a listing of the outbox is
         # the truth (entries of sibling processes included) and costs nothing to the loop.
         outbox = self.outbox
         telemetry.observe_outbox_depth(lambda: len(outbox.names()))
+
+    async def announce_waiting(self) -> None:
+        """Say what waits in the outbox, and whose it is: once the listener is ours.
+
+        Called once the port is bound, so that a second start that fails on the port
+        says nothing of the running receiver's registrations. Another live receiver
+        sharing the outbox (a worker, a replica) may have written some of them.
+        """
+        self._announced = True
+        loop = asyncio.get_running_loop()
+        waiting = len(await loop.run_in_executor(None, self.outbox.names))
+        if not waiting:
+            return
+        others = await loop.run_in_executor(None, self.journal.running_others)
+        broker = "" if self.publisher is not None else " (no Celery broker configured)"
+        if others:
+            log.info(
+                "%d registration(s) wait in the outbox %s, which %d other running receiver"
+                " process(es) share: theirs, or from an earlier run%s",
+                waiting,
+                self.outbox.directory,
+                others,
+                broker,
+            )
+        else:
+            log.info(
+                "%d registration(s) from an earlier run wait in the outbox %s%s",
+                waiting,
+                self.outbox.directory,
+                broker,
+            )
 
     # -- on the loop, in the hot path ------------------------------------------------------
 
@@ -426,6 +452,8 @@ class Registrations:
             await self.publisher.stop(timeout)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.journal.release)
+        if not self._announced:
+            return  # a start that failed (port in use): what waits is not ours to report
         # The depth stays observed: the last metric export, after this, reports it.
         left = len(await loop.run_in_executor(None, self.outbox.names))
         if left:

@@ -6,7 +6,7 @@ Theory of operation
 An :class:`Association` exists for each transport connection, created by the asyncio
 shell (:mod:`oxidicom.aio.protocol`) with the connection's sans-IO
 :class:`~oxidicom.ul.connection.Connection` and the process's
-:class:`~oxidicom.scp.services.Services`. Who calls what:
+:class:`~oxidicom.scp.interfaces.Services`. Who calls what:
 
 - the shell pulls events from the connection and hands each to :meth:`Association.handle`.
   When ``handle`` returns a future that is not done (a batch being written, a file being
@@ -71,7 +71,7 @@ from oxidicom.ul.fsm import State
 from oxidicom.ul.pdu import AssociateRJ, AssociateRQ
 
 if TYPE_CHECKING:
-    from oxidicom.scp.services import Services
+    from oxidicom.scp.interfaces import Services
 
 log = logging.getLogger("oxidicom.association")
 
