@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING
 from oxidicom import telemetry
 from oxidicom.aio.server import Receiver
 from oxidicom.aio.tls import TLSSetupError
+from oxidicom.app.descriptors import fit_settings
 from oxidicom.app.settings import Settings
 from oxidicom.notify.notifier import ChrisNotifier, build_notifier
 from oxidicom.scp import access
 from oxidicom.scp.services import ScpService
 from oxidicom.storage.writer import Store
 from oxidicom.support.urls import redact
+from oxidicom.telemetry import exhaustion
 
 if TYPE_CHECKING:
     from oxidicom.dicomweb.server import StowServer
@@ -75,10 +77,21 @@ async def serve(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     telemetry.setup()  # here, in the serving process: each worker exports its own
+    settings, descriptors = fit_settings(settings)
+    exhaustion.install_loop_handler(loop)
     try:
         receiver, notifier = await _start(settings, listen_fd)
         stow = await _start_dicomweb(settings, receiver, notifier)
         log.info(describe_start(settings, receiver))
+        log.info(
+            "descriptor limit %d (hard %d): at most %d connection(s) without an association"
+            " or request per listener",
+            descriptors.soft,
+            descriptors.hard,
+            descriptors.max_pending,
+        )
+        if descriptors.warning is not None:
+            log.warning(descriptors.warning)
         _log_access(settings, receiver)
         if stow is not None:
             log.info(describe_dicomweb(settings, stow))
@@ -94,6 +107,7 @@ async def serve(
             receiver.context.store.track(stopping)
         await receiver.stop(settings.shutdown_timeout)
         await notifier.stop()
+        exhaustion.flush()
         log.info("stopped")
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -30,6 +30,7 @@ from oxidicom.notify.base import Notifier
 from oxidicom.scp.acceptance import AcceptancePolicy
 from oxidicom.storage.series import SeriesAccumulator
 from oxidicom.storage.writer import InstanceWriter, StorageError, Store, StoredInstance
+from oxidicom.telemetry import exhaustion
 from oxidicom.telemetry.logs import CURRENT_ASSOCIATION
 
 log = logging.getLogger("oxidicom.dicomweb")
@@ -177,6 +178,8 @@ class StowRequest:
                     self._stored(meta, placed.result())
                 raise
         except (DatasetError, StorageError) as error:
+            if isinstance(error, StorageError):
+                exhaustion.report(error.os_error, "file write")
             return self._failed(meta, error.status, error.comment, writer.series_instance_uid)
         except Exception as error:  # a bug: answer honestly and say where
             self._log.error("storing %s failed", meta.sop_instance_uid, exc_info=error)

@@ -25,6 +25,7 @@ from aiohttp.web_urldispatcher import _default_expect_handler
 
 from oxidicom.aio.tls import server_tls_context
 from oxidicom.dicomweb.auth import Allowed, Authenticator, Refused
+from oxidicom.dicomweb.connections import HttpConnections, TrackedRunner
 from oxidicom.dicomweb.ingest import StowRequest
 from oxidicom.dicomweb.multipart import (
     Budget,
@@ -94,6 +95,12 @@ class StowServer:
         for path in (f"{BASE}/studies", f"{BASE}/studies/{{study}}"):
             self.app.router.add_post(path, self._stow, expect_handler=self._expect)
         self._runner: web.AppRunner | None = None
+        #: Connections without a running request: bounded in time and number.
+        self.connections = HttpConnections(
+            settings.max_pending_connections,
+            settings.dicomweb_header_timeout,
+            settings.dicomweb_keepalive_timeout,
+        )
 
     # -- start and stop ------------------------------------------------------------------
 
@@ -101,9 +108,14 @@ class StowServer:
         """Listen (raises OSError, or TLSSetupError for unusable TLS files)."""
         settings = self.settings
         tls = server_tls_context(settings)
-        runner = web.AppRunner(
+        runner = TrackedRunner(
             self.app,
+            self.connections,
             handle_signals=False,
+            # Our own timers close idle connections (see HttpConnections); aiohttp's is
+            # a backstop only.
+            keepalive_timeout=settings.dicomweb_keepalive_timeout
+            + settings.dicomweb_header_timeout,
             access_log=None,
             # stop() waits for running requests itself; what is left then is cancelled.
             shutdown_timeout=_CANCEL_GRACE,
@@ -114,7 +126,7 @@ class StowServer:
             settings.dicomweb_address,
             settings.dicomweb_port,
             ssl_context=tls,
-            backlog=128,
+            backlog=min(128, settings.listen_backlog),
             reuse_address=True,
         )
         try:
@@ -154,6 +166,7 @@ class StowServer:
                     async with asyncio.timeout(timeout):
                         await self._idle.wait()
             await runner.cleanup()
+        self.connections.flush_logs()
         self.auth.close()
 
     # -- requests ------------------------------------------------------------------------

@@ -49,6 +49,7 @@ from oxidicom.dimse.commands import Command, CommandError, CommandField, Status,
 from oxidicom.scp.acceptance import Accepted, AcceptedContext, negotiate, reject_busy
 from oxidicom.storage.series import SeriesAccumulator
 from oxidicom.storage.writer import InstanceWriter, StorageError, StoredInstance
+from oxidicom.telemetry import exhaustion
 from oxidicom.telemetry.logs import CURRENT_ASSOCIATION
 from oxidicom.ul.connection import Connection
 from oxidicom.ul.events import (
@@ -315,6 +316,8 @@ class Association:
             return
         if isinstance(error, DatasetError | StorageError):
             status, comment = error.status, error.comment
+            if isinstance(error, StorageError):
+                exhaustion.report(error.os_error, "file write")
         else:  # a bug: answer honestly, keep the association, and say where
             self._log.error("storing %s failed", command.affected_sop_instance_uid, exc_info=error)
             status, comment = Status.OUT_OF_RESOURCES, f"internal error: {error}"

@@ -61,9 +61,11 @@ class StorageError(Exception):
 
     status = Status.OUT_OF_RESOURCES
 
-    def __init__(self, comment: str) -> None:
+    def __init__(self, comment: str, os_error: OSError | None = None) -> None:
         super().__init__(comment)
         self.comment = comment
+        #: The system's error behind it, if any (EMFILE is counted: see telemetry).
+        self.os_error = os_error
 
 
 class StoredInstance(msgspec.Struct, frozen=True, gc=False):
@@ -456,5 +458,5 @@ def memory_backed(path: Path) -> bool:
 
 def _storage_error(error: BaseException) -> StorageError:
     if isinstance(error, OSError):
-        return StorageError(f"cannot store the file: {error.strerror or error}")
+        return StorageError(f"cannot store the file: {error.strerror or error}", error)
     return StorageError(f"cannot store the file: {error}")

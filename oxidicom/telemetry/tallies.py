@@ -21,6 +21,7 @@ class Tallies:
         "associations_rejected",
         "bytes_received",
         "connections_evicted",
+        "descriptors_exhausted",
         "dicomweb_bytes_received",
         "dicomweb_instances_failed",
         "dicomweb_instances_stored",
@@ -47,6 +48,8 @@ class Tallies:
         self.associations_preempted: Counter[str] = Counter()
         #: Connections without an association closed beyond the pending cap.
         self.connections_evicted = 0
+        #: EMFILE/ENFILE met (accept, a file write, a callback), by where it was met.
+        self.descriptors_exhausted: Counter[str] = Counter()
         self.registrations_published = 0
         self.registrations_failed = 0
         #: Registrations the outbox could not take yet (kept in the journal, retried).

@@ -236,6 +236,7 @@ def test_readme_lists_exactly_the_metrics_exported(exported) -> None:
     telemetry.lonk_sent("done")
     telemetry.lonk_dropped("unavailable")
     telemetry.observe_outbox_depth(lambda: 0)
+    telemetry.descriptors_exhausted("accept")
     exported_names = set(metric_points(metrics))
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     listed = set(re.findall(r"^\| `(oxidicom\.[a-z._]+)` \|", readme, re.M))

@@ -1,0 +1,128 @@
+"""The DICOMweb listener against hostile HTTP peers (issue 20): what each may cost.
+
+Each test runs the real receiver process and real clients (dcmtk's storescu, curl or
+http.client), and breaks one promise of the README's robustness section: bounded
+descriptors and time per connection, a STOW slot not held by a slow body, a request's
+cost bounded by configuration, password checks shared fairly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.dicom_factory import mr_instance, write_part10
+from tests.dicomweb_helpers import multipart, part10
+from tests.integration.conftest import require_tool
+from tests.integration.dicomweb import StowReceiver, post, start_stow_receiver
+
+pytestmark = pytest.mark.integration
+
+STORESCU = "/usr/bin/storescu"
+PRLIMIT = "/usr/bin/prlimit"
+STOW = "/dicom-web/studies"
+
+
+def storescu(port: int, path: Path) -> subprocess.CompletedProcess[str]:
+    require_tool(STORESCU)
+    return subprocess.run(
+        [STORESCU, "-aet", "HARDENING", "-aec", "ChRIS", "127.0.0.1", str(port), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TCP_NODELAY": "1"},
+    )
+
+
+@contextlib.contextmanager
+def raised_own_limit(needed: int) -> Iterator[None]:
+    """This test process opens many sockets: its soft limit up to ``needed`` (or hard)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def open_connections(port: int, count: int, first_bytes: bytes) -> list[socket.socket]:
+    sockets = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port))
+        if first_bytes:
+            sock.sendall(first_bytes)
+        sockets.append(sock)
+    return sockets
+
+
+def receiver_with_limit(tmp: Path, soft: int, env: dict[str, str] | None = None) -> StowReceiver:
+    """The receiver under a soft *and* hard descriptor limit of ``soft`` (it cannot raise it)."""
+    require_tool(PRLIMIT)
+    command = [PRLIMIT, f"--nofile={soft}:{soft}", sys.executable, "-m", "oxidicom"]
+    return start_stow_receiver(tmp, {"OXIDICOM_FSYNC": "false", **(env or {})}, command)
+
+
+# -- 1. connections cost bounded descriptors and time -------------------------------------
+
+
+def test_dimse_and_stow_get_through_while_more_idle_http_connections_than_descriptors(
+    tmp_path: Path,
+) -> None:
+    """At a descriptor limit of 256, 400 HTTP connections that send nothing or half a
+    request line: a real storescu and a real STOW-RS client are served all the same."""
+    instance = write_part10(mr_instance(), tmp_path / "one.dcm")
+    body, content_type = multipart([part10(mr_instance(instance_number=2))])
+    running = receiver_with_limit(tmp_path / "rx", 256)
+    flood: list[socket.socket] = []
+    try:
+        running.receiver.wait_for_log(r"descriptor limit 256 \(hard 256\)")
+        with raised_own_limit(4096):
+            flood += open_connections(running.http_port, 200, b"")
+            flood += open_connections(running.http_port, 200, b"POST /dicom-web/stu")
+            running.receiver.wait_for_log(r"closing HTTP connection from .*: more than")
+            sent = storescu(running.receiver.port, instance)
+            assert sent.returncode == 0, (sent.stdout, sent.stderr, running.receiver.log())
+            answer = post(running.http_port, STOW, body, {"Content-Type": content_type})
+            assert answer.status == 200, answer.body
+        assert len(running.stored_files()) == 2
+    finally:
+        for sock in flood:
+            sock.close()
+        assert running.receiver.stop() == 0
+
+
+def test_a_connection_that_never_completes_its_headers_is_closed(tmp_path: Path) -> None:
+    running = start_stow_receiver(
+        tmp_path,
+        {"OXIDICOM_DICOMWEB_HEADER_TIMEOUT": "1s", "OXIDICOM_DICOMWEB_KEEPALIVE_TIMEOUT": "1s"},
+    )
+    try:
+        with socket.create_connection(("127.0.0.1", running.http_port), timeout=30) as sock:
+            sock.sendall(b"POST /dicom-web/studies HTTP/1.1\r\nHost: x\r\n")  # and no more
+            assert sock.recv(1024) == b""  # closed by the receiver (else: a timeout)
+        running.receiver.wait_for_log(r"no complete request headers within 1 s")
+        # After a response, the connection waits for the next request for as long.
+        body, content_type = multipart([part10(mr_instance())])
+        with socket.create_connection(("127.0.0.1", running.http_port), timeout=30) as sock:
+            head = (
+                f"POST {STOW} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            )
+            sock.sendall(head.encode() + body)
+            received = b""
+            while chunk := sock.recv(65536):  # the answer, then the close
+                received += chunk
+            assert received.startswith(b"HTTP/1.1 200"), received[:200]
+    finally:
+        assert running.receiver.stop() == 0
