@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import Protocol, TypeVar
 
 from oxidicom.dicom.errors import DatasetError
 from oxidicom.dicom.head import HeadFields
@@ -43,6 +44,7 @@ REFERENCED_SOP_CLASS_NOT_SUPPORTED = 0x0122
 #: the conformance statement lists it): the instance is not of the study in the URL.
 STUDY_INSTANCE_UID_MISMATCH = 0xC409
 _PROCESSING_FAILURE = 0x0110
+_T = TypeVar("_T")
 
 
 class StudyMismatchError(StorageError):
@@ -60,6 +62,14 @@ class PartRefused(Exception):
         self.comment = comment
 
 
+class StorageWaits(Protocol):
+    """Told when a request waits for our storage (its client is not judged meanwhile)."""
+
+    def storage_wait_began(self, now: float) -> None: ...
+
+    def storage_wait_ended(self, now: float) -> None: ...
+
+
 class StowRequest:
     """The parts of one request, stored one after the other, reported together."""
 
@@ -73,11 +83,13 @@ class StowRequest:
         pacs_name: str,
         study_instance_uid: str | None = None,
         flush_bytes: int | None = None,
+        storage_waits: StorageWaits | None = None,
     ) -> None:
         self.id = telemetry.id
         self.store = store
         #: Batches of a streamed part, when not the store's (see the server's choice).
         self.flush_bytes = flush_bytes
+        self.storage_waits = storage_waits
         self.notifier = notifier
         self.policy = policy
         self.telemetry = telemetry
@@ -129,7 +141,7 @@ class StowRequest:
                 if data:
                     wait = writer.write(data)  # type: ignore[arg-type]
                     if wait is not None:
-                        await wait
+                        await self._storage(wait)
         except BaseException:
             if writer is not None:
                 writer.abandon()
@@ -143,6 +155,18 @@ class StowRequest:
             assert refused is not None
             return self._failed(meta, refused.status, refused.comment, None)
         return await self._finish(meta, writer)  # type: ignore[arg-type]
+
+    async def _storage(self, wait: Awaitable[_T]) -> _T:
+        """Wait for our storage; the client is not judged by its rate meanwhile."""
+        waits = self.storage_waits
+        if waits is None:
+            return await wait
+        loop = asyncio.get_running_loop()
+        waits.storage_wait_began(loop.time())
+        try:
+            return await wait
+        finally:
+            waits.storage_wait_ended(loop.time())
 
     def _begin(self, meta: FileMeta) -> InstanceWriter:
         """The writer of a part whose meta names something we store."""
@@ -169,7 +193,7 @@ class StowRequest:
         placed = writer.finish(self._placing)
         try:
             try:
-                instance = await asyncio.shield(placed)
+                instance = await self._storage(asyncio.shield(placed))
             except asyncio.CancelledError:
                 # Stopping: the file is being placed and its series journal promised.
                 # Let it land (a rename away) so that the end of the request counts it.

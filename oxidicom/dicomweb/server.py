@@ -28,6 +28,7 @@ from oxidicom.dicomweb.auth import Allowed, Authenticator, Refused
 from oxidicom.dicomweb.connections import HttpConnections, TrackedRunner
 from oxidicom.dicomweb.ingest import StowRequest
 from oxidicom.dicomweb.multipart import (
+    BodyReads,
     Budget,
     ClientStalled,
     RequestTooLarge,
@@ -36,6 +37,7 @@ from oxidicom.dicomweb.multipart import (
     part_chunks,
 )
 from oxidicom.dicomweb.response import MEDIA_TYPE, http_status, response_body
+from oxidicom.dicomweb.slots import RunningRequest, StowSlots
 from oxidicom.dicomweb.telemetry import request_telemetry
 from oxidicom.notify.base import Notifier
 from oxidicom.scp.acceptance import AcceptancePolicy
@@ -86,7 +88,9 @@ class StowServer:
         # The same SOP classes and transfer syntaxes as the DIMSE listener accepts.
         self.policy = AcceptancePolicy.from_settings(settings)
         self.max_requests = settings.max_associations
-        self.active = 0
+        self.slots = StowSlots(settings.max_associations, settings.min_transfer_rate)
+        #: The requests running (a preempted one may still finish after giving its slot).
+        self._running: set[RunningRequest] = set()
         #: Set while no request is running (stop waits for it).
         self._idle = asyncio.Event()
         self._idle.set()
@@ -159,9 +163,11 @@ class StowServer:
         if runner is not None:
             for site in list(runner.sites):
                 await site.stop()
-            if self.active:
+            if self._running:
                 timeout = self.settings.shutdown_timeout
-                log.info("waiting up to %.0f s for %d STOW-RS request(s)", timeout, self.active)
+                log.info(
+                    "waiting up to %.0f s for %d STOW-RS request(s)", timeout, len(self._running)
+                )
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(timeout):
                         await self._idle.wait()
@@ -218,13 +224,16 @@ class StowServer:
         if isinstance(answer, web.Response):
             answer.force_close()
             return answer
-        if self.active >= self.max_requests:  # here, where the slot is taken: no await between
+        loop = asyncio.get_running_loop()
+        running = RunningRequest(_peer(request), self.settings.idle_timeout, loop.time())
+        # Here, where the slot is taken: no await between the check and the taking.
+        if not self.accepting or not self.slots.acquire(running, loop.time()):
             busy = _plain(
                 503, f"{self.max_requests} requests already running", **{hdrs.RETRY_AFTER: "1"}
             )
             busy.force_close()
             return busy
-        self.active += 1
+        self._running.add(running)
         self._idle.clear()
         telemetry = request_telemetry(self.next_id(), _peer(request))
         scope = CURRENT_ASSOCIATION.set(telemetry)
@@ -238,6 +247,7 @@ class StowServer:
                 pacs_name=answer.pacs_name,
                 study_instance_uid=request.match_info.get("study"),
                 flush_bytes=min(STOW_FLUSH_BYTES, self.store.flush_bytes),
+                storage_waits=running,
             )
             log.info(
                 "STOW-RS request from %s as %s%s",
@@ -245,7 +255,7 @@ class StowServer:
                 answer.pacs_name,
                 f" (user {answer.user})" if answer.user else "",
             )
-            status, reason = await self._receive(request, stow)
+            status, reason = await self._receive(request, stow, running.reads)
             if status is None:
                 status = http_status(stow.outcomes) if stow.outcomes else 400
             gone = reason == GONE
@@ -266,11 +276,14 @@ class StowServer:
             raise
         finally:
             CURRENT_ASSOCIATION.reset(scope)
-            self.active -= 1
-            if not self.active:
+            self._running.discard(running)
+            self.slots.release(running)
+            if not self._running:
                 self._idle.set()
 
-    async def _receive(self, request: web.Request, stow: StowRequest) -> tuple[int | None, str]:
+    async def _receive(
+        self, request: web.Request, stow: StowRequest, reads: BodyReads
+    ) -> tuple[int | None, str]:
         """Store every part; (HTTP status when it is not the parts' to say, end reason)."""
         budget = Budget(self.settings.dicomweb_max_request_size)
         status: int | None = None
@@ -278,18 +291,14 @@ class StowServer:
         try:
             reader = StowMultipartReader(request.headers, request.content)
             while True:
-                try:
-                    async with asyncio.timeout(self.settings.idle_timeout):
-                        part = await reader.next()  # a part's headers, or the end
-                except TimeoutError:
-                    raise ClientStalled(f"no data for {self.settings.idle_timeout:g} s") from None
+                part = await reads.wait(reader.next())  # a part's headers, or the end
                 if part is None:
                     break
                 if not isinstance(part, BodyPartReader):
                     # A nested multipart is no instance, and draining it would escape the
                     # size limit: the body is malformed for STOW-RS.
                     raise ValueError("a part is itself multipart")
-                chunks = part_chunks(part, budget, self.settings.idle_timeout)
+                chunks = part_chunks(part, budget, reads)
                 await stow.store_part(chunks, part.headers.get(hdrs.CONTENT_TYPE))
             if not stow.outcomes:
                 status, reason = 400, "the multipart body has no part"

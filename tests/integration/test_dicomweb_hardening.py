@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -124,5 +125,48 @@ def test_a_connection_that_never_completes_its_headers_is_closed(tmp_path: Path)
             while chunk := sock.recv(65536):  # the answer, then the close
                 received += chunk
             assert received.startswith(b"HTTP/1.1 200"), received[:200]
+    finally:
+        assert running.receiver.stop() == 0
+
+
+# -- 2. a STOW slot is not held by a slow body --------------------------------------------
+
+
+def stow_head(body: bytes, content_type: str) -> bytes:
+    return (
+        f"POST {STOW} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+
+
+def post_until_served(port: int, body: bytes, content_type: str, attempts: int = 30) -> int:
+    """What a STOW client does with 503 and Retry-After: wait as told, try again."""
+    for _ in range(attempts):
+        answer = post(port, STOW, body, {"Content-Type": content_type})
+        if answer.status != 503:
+            return answer.status
+        time.sleep(float(answer.headers["retry-after"]))  # the client's own pacing
+    return 503
+
+
+def test_a_trickling_body_gives_its_slot_to_a_waiting_client_and_gets_408(
+    tmp_path: Path,
+) -> None:
+    running = start_stow_receiver(
+        tmp_path, {"OXIDICOM_LISTENER_THREADS": "1", "OXIDICOM_FSYNC": "false"}
+    )
+    try:
+        slow_body, content_type = multipart([part10(mr_instance(instance_number=1))], "slow")
+        with socket.create_connection(("127.0.0.1", running.http_port), timeout=60) as slow:
+            slow.sendall(stow_head(slow_body, content_type) + slow_body[:100])  # then nothing
+            running.receiver.wait_for_log(r"STOW-RS request from")
+            body, content_type = multipart([part10(mr_instance(instance_number=2))])
+            assert post_until_served(running.http_port, body, content_type) == 200
+            answer = b""
+            while chunk := slow.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
+        running.receiver.wait_for_log(r"preempted: .* below OXIDICOM_MIN_TRANSFER_RATE")
+        assert len(running.stored_files()) == 1
     finally:
         assert running.receiver.stop() == 0
