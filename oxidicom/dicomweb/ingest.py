@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable
 from typing import Protocol, TypeVar
 
@@ -44,6 +45,9 @@ REFERENCED_SOP_CLASS_NOT_SUPPORTED = 0x0122
 #: the conformance statement lists it): the instance is not of the study in the URL.
 STUDY_INSTANCE_UID_MISMATCH = 0xC409
 _PROCESSING_FAILURE = 0x0110
+#: Refused parts of a request logged one by one; the rest are counted, by status, in
+#: one line at its end (a request of 10 000 bad parts is 11 lines, not 10 000).
+LOGGED_REFUSALS = 10
 _T = TypeVar("_T")
 
 
@@ -101,6 +105,9 @@ class StowRequest:
         self.started = time.monotonic()
         self.ended = False
         self._log = logging.LoggerAdapter(log, {"association": self.id})
+        self._refusals_logged = 0
+        #: Refused parts beyond the first LOGGED_REFUSALS, by status (said at the end).
+        self._refusals_unlogged: Counter[int] = Counter()
 
     # -- one part ------------------------------------------------------------------------
 
@@ -244,9 +251,17 @@ class StowRequest:
         self, meta: FileMeta | None, status: int, comment: str, series_instance_uid: str | None
     ) -> PartOutcome:
         uid = meta.sop_instance_uid if meta is not None else None
-        self._log.warning(
-            "STOW-RS part %d (%s) refused: %04X %s", len(self.outcomes) + 1, uid, status, comment
-        )
+        if self._refusals_logged < LOGGED_REFUSALS:
+            self._refusals_logged += 1
+            self._log.warning(
+                "STOW-RS part %d (%s) refused: %04X %s",
+                len(self.outcomes) + 1,
+                uid,
+                status,
+                comment,
+            )
+        else:
+            self._refusals_unlogged[status] += 1
         self.series.failed(series_instance_uid, comment)
         self.telemetry.instance_failed(status)
         self.notifier.instance_failed(self.id, self.pacs_name, series_instance_uid, comment)
@@ -264,6 +279,12 @@ class StowRequest:
             return
         self.ended = True
         series = self.series
+        if self._refusals_unlogged:
+            self._log.warning(
+                "STOW-RS request: %d more part(s) refused (%s)",
+                sum(self._refusals_unlogged.values()),
+                ", ".join(f"{n} x {s:04X}" for s, n in self._refusals_unlogged.most_common()),
+            )
         self._log.info(
             "STOW-RS request ended (%s): %d stored, %d failed, %d bytes in %.3f s",
             reason,

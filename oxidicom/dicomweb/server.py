@@ -36,12 +36,13 @@ from oxidicom.dicomweb.multipart import (
     check_content_type,
     part_chunks,
 )
-from oxidicom.dicomweb.response import MEDIA_TYPE, http_status, response_body
+from oxidicom.dicomweb.response import MEDIA_TYPE, PartOutcome, http_status, response_pieces
 from oxidicom.dicomweb.slots import RunningRequest, StowSlots
 from oxidicom.dicomweb.telemetry import request_telemetry
 from oxidicom.notify.base import Notifier
 from oxidicom.scp.acceptance import AcceptancePolicy
 from oxidicom.storage.writer import Store
+from oxidicom.support.slices import TimeSlices
 from oxidicom.telemetry.logs import CURRENT_ASSOCIATION
 
 if TYPE_CHECKING:
@@ -266,7 +267,7 @@ class StowServer:
                 response = _plain(status, reason)
             else:
                 response = web.Response(
-                    status=status, body=response_body(stow.outcomes), content_type=MEDIA_TYPE
+                    status=status, body=await _answer(stow.outcomes), content_type=MEDIA_TYPE
                 )
             if gone or status in (400, 408, 413):
                 response.force_close()  # the rest of the body is not read
@@ -286,14 +287,23 @@ class StowServer:
     ) -> tuple[int | None, str]:
         """Store every part; (HTTP status when it is not the parts' to say, end reason)."""
         budget = Budget(self.settings.dicomweb_max_request_size)
+        max_parts = self.settings.dicomweb_max_parts
+        slices = TimeSlices()
         status: int | None = None
         reason = "completed"
         try:
             reader = StowMultipartReader(request.headers, request.content)
             while True:
+                # Parts already in the buffer are read without a wait: the loop is given
+                # back between them, so no other peer waits for a request of many parts.
+                await slices.checkpoint()
                 part = await reads.wait(reader.next())  # a part's headers, or the end
                 if part is None:
                     break
+                if len(stow.outcomes) >= max_parts:
+                    raise RequestTooLarge(
+                        f"more than {max_parts} parts (OXIDICOM_DICOMWEB_MAX_PARTS)"
+                    )
                 if not isinstance(part, BodyPartReader):
                     # A nested multipart is no instance, and draining it would escape the
                     # size limit: the body is malformed for STOW-RS.
@@ -316,6 +326,16 @@ class StowServer:
             raise
         stow.end(reason)
         return status, reason
+
+
+async def _answer(outcomes: list[PartOutcome]) -> bytes:
+    """The response body, made a slice at a time (thousands of parts take ~100 ms)."""
+    pieces = []
+    slices = TimeSlices()
+    for piece in response_pieces(outcomes):
+        pieces.append(piece)
+        await slices.checkpoint()
+    return b"".join(pieces)
 
 
 def _peer(request: web.Request) -> str:

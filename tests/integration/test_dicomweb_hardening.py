@@ -22,7 +22,12 @@ import pytest
 from tests.dicom_factory import mr_instance, write_part10
 from tests.dicomweb_helpers import multipart, part10
 from tests.integration.conftest import require_tool
-from tests.integration.dicomweb import StowReceiver, post, start_stow_receiver
+from tests.integration.dicomweb import (
+    StowReceiver,
+    post,
+    referenced_and_failed,
+    start_stow_receiver,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -167,6 +172,32 @@ def test_a_trickling_body_gives_its_slot_to_a_waiting_client_and_gets_408(
                 answer += chunk
         assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
         running.receiver.wait_for_log(r"preempted: .* below OXIDICOM_MIN_TRANSFER_RATE")
+        assert len(running.stored_files()) == 1
+    finally:
+        assert running.receiver.stop() == 0
+
+
+# -- 3. a request's cost is bounded by configuration ---------------------------------------
+
+
+def test_a_request_of_more_parts_than_allowed_ends_with_413_and_few_log_lines(
+    tmp_path: Path,
+) -> None:
+    running = start_stow_receiver(
+        tmp_path, {"OXIDICOM_DICOMWEB_MAX_PARTS": "50", "OXIDICOM_FSYNC": "false"}
+    )
+    try:
+        good = mr_instance(instance_number=1)
+        body, content_type = multipart([part10(good)] + [b"not DICOM"] * 500)
+        answer = post(running.http_port, STOW, body, {"Content-Type": content_type})
+        assert answer.status == 413
+        stored, failed = referenced_and_failed(answer.json())
+        assert stored == [good.SOPInstanceUID] and failed == [0xC000] * 49
+        running.receiver.wait_for_log(r"STOW-RS request ended \(more than 50 parts")
+        refused = [line for line in running.receiver.lines if "refused" in line]
+        # Ten refused parts one by one, then one line counting the other 39.
+        assert len(refused) == 11, refused
+        assert "39 more part(s) refused (39 x C000)" in refused[-1]
         assert len(running.stored_files()) == 1
     finally:
         assert running.receiver.stop() == 0
