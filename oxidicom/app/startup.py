@@ -95,6 +95,7 @@ async def serve(
         _log_access(settings, receiver)
         if stow is not None:
             log.info(describe_dicomweb(settings, stow))
+            _warn_weak_hashes(settings)
         if started is not None:
             started(receiver)
         await stop.wait()
@@ -126,6 +127,24 @@ def describe_dicomweb(settings: Settings, stow: StowServer) -> str:
     else:
         who = f"anyone, without authentication, as {settings.dicomweb_pacs_name}"
     return f"DICOMweb STOW-RS at {stow.url}; may store: {who}"
+
+
+def _warn_weak_hashes(settings: Settings) -> None:
+    """Warn (the receiver still starts) of users whose hash makes guessing cheap."""
+    from oxidicom.dicomweb.auth import MIN_BCRYPT_COST, weak_hashes
+
+    users = settings.dicomweb_users
+    weak = weak_hashes(users) if users is not None else []
+    if weak:
+        assert users is not None
+        log.warning(
+            "%s: the password hash of %s is cheap to guess (bcrypt cost below %d, or"
+            " argon2 with less than 19 MiB): one core checks hundreds of guesses a second;"
+            " make it again with: htpasswd -nbB -C 12 NAME PASSWORD",
+            users.path,
+            ", ".join(weak),
+            MIN_BCRYPT_COST,
+        )
 
 
 async def _start_dicomweb(

@@ -5,7 +5,8 @@
 ``Expect: 100-continue``), a request is checked in this order: the receiver is not
 stopping (503), its credentials (401, or 503 while too many password checks wait), its
 Content-Type (415/400), its Content-Length (413), the study UID of the path (400); then
-it needs a free request slot (503: at most OXIDICOM_LISTENER_THREADS requests at once). Then its
+it needs a free request slot (503: at most OXIDICOM_LISTENER_THREADS requests at once;
+429 when its address has too many password checks waiting, or failed too often). Then its
 parts are stored one after the other (:mod:`oxidicom.dicomweb.ingest`).
 """
 
@@ -44,6 +45,7 @@ from oxidicom.scp.acceptance import AcceptancePolicy
 from oxidicom.storage.writer import Store
 from oxidicom.support.slices import TimeSlices
 from oxidicom.telemetry.logs import CURRENT_ASSOCIATION
+from oxidicom.telemetry.summarized import SummarizedWarnings
 
 if TYPE_CHECKING:
     from oxidicom.app.settings import Settings
@@ -100,6 +102,12 @@ class StowServer:
         for path in (f"{BASE}/studies", f"{BASE}/studies/{{study}}"):
             self.app.router.add_post(path, self._stow, expect_handler=self._expect)
         self._runner: web.AppRunner | None = None
+        #: Refused credentials, logged once per address and status during a flood.
+        self.refusals = SummarizedWarnings(
+            log,
+            "STOW-RS from %s refused: %s",
+            "refused %d more STOW-RS request(s) (%s) since the last message",
+        )
         #: Connections without a running request: bounded in time and number.
         self.connections = HttpConnections(
             settings.max_pending_connections,
@@ -174,6 +182,7 @@ class StowServer:
                         await self._idle.wait()
             await runner.cleanup()
         self.connections.flush_logs()
+        self.refusals.flush()
         self.auth.close()
 
     # -- requests ------------------------------------------------------------------------
@@ -190,14 +199,20 @@ class StowServer:
     async def _check(self, request: web.Request) -> Allowed | web.Response:
         if not self.accepting:
             return _plain(503, "stopping", **{hdrs.RETRY_AFTER: "5"})
-        allowed = await self.auth.check(request.headers.get(hdrs.AUTHORIZATION))
+        peer = _peer(request)
+        host = peer.rpartition(":")[0]
+        allowed = await self.auth.check(request.headers.get(hdrs.AUTHORIZATION), host)
         if isinstance(allowed, Refused):
-            log.warning("STOW-RS from %s refused: %s", _peer(request), allowed.reason)
+            # Once per address and status, then counted: a guessing client is one line
+            # per 10 s, not one per guess.
+            self.refusals.occurred(f"{allowed.status} from {host}", peer, allowed.reason)
             if allowed.status == 401:
                 return _plain(
                     401, "authentication required", **{hdrs.WWW_AUTHENTICATE: self.auth.challenge()}
                 )
-            return _plain(allowed.status, allowed.reason, **{hdrs.RETRY_AFTER: "1"})
+            return _plain(
+                allowed.status, allowed.reason, **{hdrs.RETRY_AFTER: str(allowed.retry_after)}
+            )
         problem = check_content_type(request.headers.get(hdrs.CONTENT_TYPE))
         if problem is not None:
             return _plain(problem.status, problem.reason)

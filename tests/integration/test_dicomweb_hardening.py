@@ -8,7 +8,9 @@ cost bounded by configuration, password checks shared fairly.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import http.client
 import os
 import socket
 import subprocess
@@ -17,6 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import bcrypt
 import pytest
 
 from tests.dicom_factory import mr_instance, write_part10
@@ -199,5 +202,58 @@ def test_a_request_of_more_parts_than_allowed_ends_with_413_and_few_log_lines(
         assert len(refused) == 11, refused
         assert "39 more part(s) refused (39 x C000)" in refused[-1]
         assert len(running.stored_files()) == 1
+    finally:
+        assert running.receiver.stop() == 0
+
+
+# -- 4. password checks shared fairly -------------------------------------------------------
+
+
+def post_as(
+    port: int, source: str, user: str, password: str, body: bytes, content_type: str
+) -> tuple[int, str | None]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    connection = http.client.HTTPConnection(
+        "127.0.0.1", port, timeout=60, source_address=(source, 0)
+    )
+    try:
+        connection.request(
+            "POST",
+            STOW,
+            body=body,
+            headers={"Content-Type": content_type, "Authorization": f"Basic {token}"},
+        )
+        response = connection.getresponse()
+        response.read()
+        return response.status, response.getheader("Retry-After")
+    finally:
+        connection.close()
+
+
+def test_a_guessing_address_is_refused_for_a_while_and_a_user_elsewhere_gets_in(
+    tmp_path: Path,
+) -> None:
+    users = tmp_path / "users"
+    weak = bcrypt.hashpw(b"right", bcrypt.gensalt(4)).decode()
+    users.write_text(f"LABPACS:{weak}\n")
+    running = start_stow_receiver(
+        tmp_path / "rx", {"OXIDICOM_DICOMWEB_USERS_FILE": str(users), "OXIDICOM_FSYNC": "false"}
+    )
+    try:
+        running.receiver.wait_for_log(r"the password hash of LABPACS is cheap to guess")
+        body, content_type = multipart([part10(mr_instance())])
+        answers = [
+            post_as(running.http_port, "127.0.0.2", "LABPACS", f"guess{n}", body, content_type)
+            for n in range(30)
+        ]
+        statuses = [status for status, _ in answers]
+        assert statuses[:5] == [401] * 5
+        assert set(statuses[5:]) == {429}, statuses
+        assert all(int(retry) >= 1 for status, retry in answers if status == 429)
+        # The same user, from another address, during the lockout of the first.
+        status, _ = post_as(running.http_port, "127.0.0.1", "LABPACS", "right", body, content_type)
+        assert status == 200
+        refused = [line for line in running.receiver.lines if "refused" in line]
+        assert len(refused) <= 4, refused  # once per address and status, then counted
     finally:
         assert running.receiver.stop() == 0
