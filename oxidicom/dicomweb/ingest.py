@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol, TypeVar
 
 from oxidicom.dicom.errors import DatasetError
@@ -219,7 +219,7 @@ class StowRequest:
             )
         return self._stored(meta, instance)
 
-    def _placing(self, fields: HeadFields, series_dir: str) -> None:
+    def _placing(self, fields: HeadFields, series_dir: str) -> Callable[[], None] | None:
         """Before a file is placed: the study must be the URL's, the registration promised."""
         expected = self.study_instance_uid
         if expected is not None and fields.study_instance_uid != expected:
@@ -228,9 +228,9 @@ class StowRequest:
             )
         record = self.series.record(fields.series_instance_uid)
         if record.journal_key is not None:
-            return
+            return None
         try:
-            self.notifier.series_starting(record, fields, series_dir)
+            return self.notifier.series_starting(record, fields, series_dir)
         except Exception as error:
             if not isinstance(error, OSError):
                 self._log.error("cannot record the series registration", exc_info=error)
