@@ -20,17 +20,23 @@ RUN sh /tmp/install.sh /wheels /opt/oxidicom \
     && rm -rf /wheels /tmp/install.sh \
     && groupadd --system --gid 10001 oxidicom \
     && useradd --system --uid 10001 --gid oxidicom --home-dir /data --no-create-home oxidicom \
-    && mkdir -p /data/files /data/outbox \
-    && chown -R oxidicom:oxidicom /data
+    && mkdir -p /data/files /var/lib/oxidicom \
+    && chown -R oxidicom:oxidicom /data \
+    && chmod 1777 /var/lib/oxidicom
 
+# The outbox lives apart from /data: CUBE's compose file mounts its storage on /data itself
+# (OXIDICOM_FILES_ROOT=/data), and the outbox must not be inside the files root. Its folder
+# is writable by any uid (sticky, as /tmp), since CUBE runs the container as ${UID}:${GID};
+# the outbox's own files are its owner's alone (0600). The volume keeps it across restarts
+# and re-creations when nothing else is mounted there.
 ENV PATH=/opt/oxidicom/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     OXIDICOM_FILES_ROOT=/data/files \
-    OXIDICOM_OUTBOX_DIR=/data/outbox \
+    OXIDICOM_OUTBOX_DIR=/var/lib/oxidicom/outbox \
     OXIDICOM_LISTENER_PORT=11111
 USER 10001:10001
 WORKDIR /data
-VOLUME ["/data/files", "/data/outbox"]
+VOLUME ["/var/lib/oxidicom"]
 EXPOSE 11111
 # A real C-ECHO through the DICOM stack; "busy" (all association slots taken) is alive.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=15s --retries=3 \

@@ -316,16 +316,12 @@ class AssociationProtocol(asyncio.Protocol):
         if self.transport is not None:
             self._close(self.transport)
 
-    def judged_rate(self, now: float) -> float | None:
-        """This association's rate (bytes/s) if it may be preempted at all, else None.
-
-        Only an established association past its grace period and not waiting for our
-        own storage (then we are the slow one, not the peer).
-        """
+    @property
+    def preemptible(self) -> bool:
+        """Whether this association may be preempted at all: established, and not waiting
+        for our own storage (then we are the slow one, not the peer)."""
         conn = self.conn
-        if conn is None or conn.state is not State.STA6 or self._blocked or not self.is_open:
-            return None
-        return self.meter.rate(now)
+        return conn is not None and conn.state is State.STA6 and not self._blocked and self.is_open
 
     def preempt(self, reason: str) -> None:
         """A-ABORT now, so that another peer gets this association's slot.

@@ -92,6 +92,7 @@ _CONFORMANCE_SETTINGS = (
     "OXIDICOM_PDU_HARD_CAP",
     "OXIDICOM_LISTENER_THREADS",
     "OXIDICOM_MIN_TRANSFER_RATE",
+    "OXIDICOM_MAX_ASSOCIATION_RATE",
     "OXIDICOM_SCP_PROMISCUOUS",
     "OXIDICOM_SCP_UNCOMPRESSED_ONLY",
     "OXIDICOM_ARTIM_TIMEOUT",
@@ -176,6 +177,7 @@ def render() -> str:
     artim = _default("OXIDICOM_ARTIM_TIMEOUT")
     idle = _default("OXIDICOM_IDLE_TIMEOUT")
     min_rate = _default("OXIDICOM_MIN_TRANSFER_RATE")
+    request_rate = _default("OXIDICOM_MAX_ASSOCIATION_RATE")
     standard = sorted(STORAGE_SOP_CLASSES - SIEMENS_PRIVATE_STORAGE_SOP_CLASSES)
     uncompressed = sorted(UNCOMPRESSED_TRANSFER_SYNTAXES, key=uid_name)
     charsets = sorted(term for term in python_encoding if term)
@@ -262,7 +264,7 @@ NEMA PS3 / ISO 12052, Digital Imaging and Communications in Medicine (DICOM), pa
 A remote AE asks for an association and sends C-STORE requests; the **STORAGE-SCP** AE
 (`{aet}` by default) writes each instance as a file under the folder of its series,
 answers once the file is complete at its final path, and, once no association stores
-into a series any more, registers it with ChRIS (a Celery task over AMQP) and reports
+into a series any more, registers it with ChRIS (a Celery task, over Redis or AMQP) and reports
 progress over NATS. A C-ECHO request is answered at once.
 
 ```
@@ -332,14 +334,20 @@ At most 128 presentation contexts are accepted in one request.
 process (`OXIDICOM_LISTENER_THREADS`). When all are running, a new request preempts the
 running association that received least over the last 10 s, if that is less than
 {min_rate} (`OXIDICOM_MIN_TRANSFER_RATE`; 0 disables it) and the association is at least
-2 s old and not waiting for local storage; failing that, the slowest such association of
-the host (network address) holding the most associations, if the requestor's host holds
-at least two fewer. That association gets A-ABORT (source service-user, 0), which drops
-only an instance not yet answered. Otherwise the request is
-rejected with A-ASSOCIATE-RJ, result transient (2), source service-provider presentation
-related (3), reason local limit exceeded (2), so that the sender can retry. Several
-receiver processes (`OXIDICOM_WORKERS`, default 1) or replicas can serve one port or one
-service; the limit applies to each.
+2 s old and not waiting for local storage; failing that, an association of the host
+(network address) holding the most associations, if the requestor's host holds at least
+two fewer (the slowest of those at least 2 s old; else, of the younger ones, the one
+that received least; never one waiting for local storage). That association gets A-ABORT
+(source service-user, 0), which drops only an instance not yet answered. Otherwise the
+request is rejected with A-ASSOCIATE-RJ, result transient (2), source service-provider
+presentation related (3), reason local limit exceeded (2), so that the sender can retry.
+One network address may send association requests at {request_rate} at most (that many
+at once, then that many per unit of time; `OXIDICOM_MAX_ASSOCIATION_RATE`, 0 disables
+it); beyond, the request is rejected before any of the above with A-ASSOCIATE-RJ, result
+transient (2), source service-provider presentation related (3), reason temporary
+congestion (1).
+Several receiver processes (`OXIDICOM_WORKERS`, default 1) or replicas can serve one port
+or one service; the limits apply to each.
 
 **Asynchronous Nature.** Operations are performed one at a time. When the requestor
 proposes an Asynchronous Operations Window, the answer is 1 invoked, 1 performed; when it
@@ -448,7 +456,8 @@ Whatever the host offers; oxidicom uses TCP/IP through the operating system (PS3
 
 #### 4.3.2 Additional Protocols
 
-None required. Registrations and progress messages go to ChRIS over AMQP and NATS;
+None required. Registrations go to ChRIS's Celery broker (the Redis protocol, as Redis
+or DragonflyDB speak it, or AMQP) and progress messages over NATS;
 traces and metrics optionally to an OpenTelemetry collector (OTLP over HTTP).
 
 #### 4.3.3 IPv4 and IPv6 Support

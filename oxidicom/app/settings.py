@@ -2,7 +2,7 @@
 
 The variables and defaults of the reference receiver (CONTRACT section 1) come
 first; ours follow. :data:`SETTINGS` is the one list: the parser, ``--help`` and
-the README's table are all made from it.
+the table of docs/settings.md are all made from it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 import msgspec
 
 from oxidicom.dicomweb.auth import Users, parse_token_file, parse_users_file
+from oxidicom.notify.broker_url import parse_broker_url
 from oxidicom.scp.access import (
     AllowedPeers,
     ClientAETitles,
@@ -23,6 +24,7 @@ from oxidicom.scp.access import (
     parse_allowed_peers,
     parse_client_aets,
 )
+from oxidicom.scp.request_rate import RequestRate, parse_request_rate
 from oxidicom.support.durations import parse_duration
 
 #: Where the embedded default stores everything, relative to the current directory.
@@ -37,7 +39,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Every setting, typed. Durations are in seconds."""
 
     files_root: str
-    amqp_address: str | None
+    celery_broker: str | None
     queue_name: str
     nats_address: str | None
     root_subject: str
@@ -59,6 +61,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_pending_connections: int
     #: Bytes per second; 0 disables preemption.
     min_transfer_rate: int
+    #: A-ASSOCIATE-RQs one address may send (a token bucket per address); None: no limit.
+    max_association_rate: RequestRate | None
     fsync: bool
     workers: int = 1
     tls_certificate: str | None
@@ -91,7 +95,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def embedded(self) -> bool:
         """True when no broker is configured (registrations stay in the outbox)."""
-        return self.amqp_address is None
+        return self.celery_broker is None
 
 
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -166,6 +170,10 @@ def _byte_size(text: str) -> int:
     return size
 
 
+def _broker_url(text: str) -> str:
+    return parse_broker_url(_text(text)).url
+
+
 def _users_file(text: str) -> Users:
     return parse_users_file(_text(text))
 
@@ -227,13 +235,14 @@ SETTINGS: tuple[Setting, ...] = (
         default_help=f"./{EMBEDDED_DATA_DIR}/files",
     ),
     Setting(
-        "OXIDICOM_AMQP_ADDRESS",
-        "amqp_address",
-        _text,
+        "OXIDICOM_CELERY_BROKER",
+        "celery_broker",
+        _broker_url,
         None,
-        "AMQP URL of the RabbitMQ used by CUBE's Celery workers; unset: registrations"
-        " stay in the outbox",
-        aliases=("OXIDICOM_CELERY_BROKER",),
+        "URL of the broker of CUBE's Celery workers (CUBE's CELERY_BROKER_URL):"
+        " redis://[[user]:password@]host[:port][/db] or rediss:// for Redis or DragonflyDB,"
+        " amqp:// or amqps:// for RabbitMQ; unset: registrations stay in the outbox",
+        aliases=("OXIDICOM_AMQP_ADDRESS",),
         default_help="unset",
     ),
     Setting(
@@ -400,9 +409,18 @@ SETTINGS: tuple[Setting, ...] = (
         "8KiB/s",
         "when every association slot is taken, a new association request preempts"
         " (A-ABORT) the running association receiving least, if it received less than this"
-        " over the last 10 s (B/s, kB/s, KiB/s, MB/s, MiB/s), else the slowest association of"
-        " the host holding most slots if the newcomer's host holds at least two fewer;"
-        " 0: never, reject instead",
+        " over the last 10 s (B/s, kB/s, KiB/s, MB/s, MiB/s), else an association of the"
+        " host holding most slots (young ones too) if the newcomer's host holds at least"
+        " two fewer; 0: never, reject instead",
+    ),
+    Setting(
+        "OXIDICOM_MAX_ASSOCIATION_RATE",
+        "max_association_rate",
+        parse_request_rate,
+        "100/s",
+        "association requests one address may send: N/s or N/min, at most N at once and"
+        " then N per second (minute); beyond, A-ASSOCIATE-RJ (transient, temporary"
+        " congestion) before any slot is looked at; 0: no limit",
     ),
     Setting(
         "OXIDICOM_FSYNC",
@@ -640,7 +658,7 @@ def is_loopback(address: str) -> bool:
 
 
 def describe_settings() -> list[tuple[str, str, str]]:
-    """(variable, default, meaning) for every setting, for --help and the README."""
+    """(variable, default, meaning) for every setting, for --help and docs/settings.md."""
     rows = []
     for setting in SETTINGS:
         default = setting.default_help or setting.default or ""

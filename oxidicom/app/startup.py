@@ -15,6 +15,7 @@ from oxidicom.aio.server import Receiver
 from oxidicom.aio.tls import TLSSetupError
 from oxidicom.app.descriptors import fit_settings
 from oxidicom.app.settings import Settings
+from oxidicom.notify.broker_url import parse_broker_url
 from oxidicom.notify.notifier import ChrisNotifier, build_notifier
 from oxidicom.scp import access
 from oxidicom.scp.services import ScpService
@@ -35,17 +36,18 @@ class StartError(Exception):
 def describe_start(settings: Settings, receiver: Receiver) -> str:
     """The one start line: where we listen, who we are, where files and messages go."""
     address = settings.listener_address
-    amqp = (
-        f"AMQP {redact(settings.amqp_address)} queue {settings.queue_name}"
-        if settings.amqp_address
-        else "no AMQP broker (registrations stay in the outbox)"
+    broker = (
+        f"Celery broker {parse_broker_url(settings.celery_broker).name}"
+        f" {redact(settings.celery_broker)} queue {settings.queue_name}"
+        if settings.celery_broker
+        else "no Celery broker (registrations stay in the outbox)"
     )
     nats = f"NATS {redact(settings.nats_address)}" if settings.nats_address else "no NATS"
     tls = " (DICOM TLS)" if settings.tls_certificate else ""
     return (
         f"oxidicom listening on {address}:{receiver.port}{tls} as AE title {settings.scp_aet!r};"
         f" files under {Path(settings.files_root).resolve()};"
-        f" outbox {Path(settings.outbox_dir).resolve()}; {amqp}; {nats}"
+        f" outbox {Path(settings.outbox_dir).resolve()}; {broker}; {nats}"
     )
 
 

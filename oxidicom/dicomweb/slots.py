@@ -7,8 +7,9 @@ and another request asks for one, as for an association
 1. the running request whose body arrives slowest gives way, if it received less than
    ``OXIDICOM_MIN_TRANSFER_RATE`` over the last 10 s (:mod:`oxidicom.scp.transfer_rate`:
    the same meter, window and grace period);
-2. else, per-host fairness (:mod:`oxidicom.scp.fairness`): the slowest request of the
-   host holding the most slots, if it holds at least two more than the newcomer's host.
+2. else, per-host fairness (:mod:`oxidicom.scp.fairness`): a request of the host holding
+   the most slots (its slowest; young ones too, as for associations), if that host holds
+   at least two more than the newcomer's host.
 
 The request that gives way stops reading its body at once: what it stored is stored and
 reported, and it is answered 408 (its connection closed). A request waiting for our own
@@ -48,9 +49,15 @@ class RunningRequest:
             # A long wait on our storage is not the client's slowness: measure it afresh.
             self.meter.restart(now)
 
+    @property
+    def preemptible(self) -> bool:
+        """False while waiting for our storage (we are the slow one), or stopped already."""
+        return self._storage_since is None and self.reads.stopped is None
+
     def judged_rate(self, now: float) -> float | None:
-        """Its rate (bytes/s) if it may give way at all, else None."""
-        if self._storage_since is not None or self.reads.stopped is not None:
+        """Its rate (bytes/s) if it may give way to the rate rule, else None (also while
+        younger than the grace period)."""
+        if not self.preemptible:
             return None
         return self.meter.rate(now)
 
@@ -87,7 +94,9 @@ class StowSlots:
         victim_rate = 0.0
         for running in self._holders:
             rate = running.judged_rate(now)
-            holders.append(Holder(running, running.host, rate))
+            received, _ = running.meter.recent(now)
+            age = now - running.meter.started
+            holders.append(Holder(running, running.host, rate, received, age, running.preemptible))
             if rate is not None and rate < min_rate and (victim is None or rate < victim_rate):
                 victim, victim_rate = running, rate
         if victim is not None:

@@ -1,5 +1,8 @@
 """The registration task as a Celery message (CONTRACT section 3); pure encoding.
 
+Over AMQP the message is :class:`TaskMessage` as basic properties and body; over Redis it
+is one JSON document, :func:`kombu_redis_message`, pushed onto the queue's list.
+
 CUBE registers a received series when its Celery worker runs
 ``pacsfiles.tasks.register_pacs_series(PatientID, StudyDate, StudyInstanceUID,
 SeriesInstanceUID, pacs_name, path, ndicom, PatientName=None, PatientBirthDate=None,
@@ -20,6 +23,7 @@ an AE title such as ``MY PACS`` the reference sends ``MY PACS`` with a path unde
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -138,3 +142,40 @@ def task_message(task_id: str, kwargs: Mapping[str, Any], origin: str) -> TaskMe
         correlation_id=task_id,
         reply_to="",
     )
+
+
+#: kombu's Redis transport (``kombu.transport.virtual``): the body is carried in base64,
+#: and a message without priority has priority 0, which lives in the list named like the
+#: queue itself (kombu's ``_q_for_pri``).
+KOMBU_BODY_ENCODING: Final = "base64"
+KOMBU_DEFAULT_PRIORITY: Final = 0
+
+
+def kombu_redis_message(message: TaskMessage, queue: str, delivery_tag: str) -> bytes:
+    """``message`` as kombu's Redis transport stores it in the list ``queue``.
+
+    The layout is what Celery 5's ``send_task`` leaves in Redis for a task routed to a
+    queue (``Channel.prepare_message`` and ``_inplace_augment_message`` of kombu's virtual
+    transport): the headers, the base64 body and the properties, with ``delivery_info``
+    naming the default exchange and the queue, so that a worker that gives the message
+    back (a visibility timeout, a warm shutdown) puts it on the same list without any
+    binding table. ``delivery_tag`` must be new for every push (kombu's unacked hash is
+    keyed by it): a fresh UUID4, as kombu's is.
+    """
+    envelope = {
+        "body": base64.b64encode(message.body).decode("ascii"),
+        "content-encoding": message.content_encoding,
+        "content-type": message.content_type,
+        "headers": message.headers,
+        "properties": {
+            "correlation_id": message.correlation_id,
+            "reply_to": message.reply_to,
+            "delivery_mode": message.delivery_mode,
+            "delivery_info": {"exchange": "", "routing_key": queue},
+            "priority": KOMBU_DEFAULT_PRIORITY,
+            "body_encoding": KOMBU_BODY_ENCODING,
+            "delivery_tag": delivery_tag,
+        },
+    }
+    # kombu's JSON is ASCII (non-ASCII text as \u escapes); so is ours, byte for byte.
+    return json.dumps(envelope).encode("ascii")

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Final
 
 from oxidicom import telemetry
 from oxidicom.dicom.head import HeadFields
+from oxidicom.notify.broker_url import parse_broker_url
 from oxidicom.notify.celery import default_origin
 from oxidicom.notify.journal import SeriesJournal, series_digest
 from oxidicom.notify.outbox import Outbox
@@ -40,6 +41,7 @@ from oxidicom.support.background import Background
 if TYPE_CHECKING:
     from oxidicom.app.settings import Settings
     from oxidicom.notify.nats import LonkPublisher
+    from oxidicom.notify.publisher import Publisher
 
 log = logging.getLogger("oxidicom.series")
 
@@ -257,15 +259,11 @@ class ChrisNotifier:
 def build_notifier(settings: Settings) -> ChrisNotifier:
     """The notifier the settings ask for (call inside the running loop).
 
-    aio-pika and nats-py are imported only when configured: they are a quarter of a
-    second of start-up that the embedded default does not need.
+    aio-pika, redis-py and nats-py are imported only when configured: they are a quarter
+    of a second of start-up that the embedded default does not need.
     """
     outbox = Outbox(Path(settings.outbox_dir))
-    publisher = None
-    if settings.amqp_address:
-        from oxidicom.notify.amqp import AmqpPublisher
-
-        publisher = AmqpPublisher(settings.amqp_address, outbox, origin=default_origin())
+    publisher = build_publisher(settings.celery_broker, outbox) if settings.celery_broker else None
     journal = SeriesJournal(
         Path(settings.outbox_dir), Path(settings.files_root), fsync=settings.fsync
     )
@@ -281,3 +279,14 @@ def build_notifier(settings: Settings) -> ChrisNotifier:
             settings.root_subject, settings.progress_interval, lonk.offer, lonk.room_for_optional
         )
     return ChrisNotifier(registrations, lonk, progress, settle=settings.series_settle)
+
+
+def build_publisher(url: str, outbox: Outbox) -> Publisher:
+    """The publisher of the broker kind ``url`` names (a URL the settings checked)."""
+    if parse_broker_url(url).kind == "redis":
+        from oxidicom.notify.redis_publisher import RedisPublisher
+
+        return RedisPublisher(url, outbox, origin=default_origin())
+    from oxidicom.notify.amqp import AmqpPublisher
+
+    return AmqpPublisher(url, outbox, origin=default_origin())

@@ -46,7 +46,7 @@ from oxidicom.notify.outbox import Outbox, Registration
 from oxidicom.storage.series import SeriesRecord
 
 if TYPE_CHECKING:
-    from oxidicom.notify.amqp import AmqpPublisher
+    from oxidicom.notify.publisher import Publisher
 
 log = logging.getLogger("oxidicom.registrations")
 
@@ -100,7 +100,7 @@ class Registrations:
         self,
         outbox: Outbox,
         queue_name: str,
-        publisher: AmqpPublisher | None,
+        publisher: Publisher | None,
         journal: SeriesJournal,
         *,
         retry_first: float = RETRY_FIRST,
@@ -141,7 +141,7 @@ class Registrations:
                 "%d registration(s) from an earlier run wait in the outbox %s%s",
                 waiting,
                 self.outbox.directory,
-                "" if self.publisher is not None else " (no AMQP broker configured)",
+                "" if self.publisher is not None else " (no Celery broker configured)",
             )
         if self.publisher is not None:
             self.publisher.start()

@@ -102,6 +102,15 @@ def reject_busy() -> AssociateRJ:
     )
 
 
+def reject_congested() -> AssociateRJ:
+    """PS3.8 Table 9-21: a peer asking too often is transient, temporary congestion."""
+    return AssociateRJ(
+        RejectResult.TRANSIENT,
+        RejectSource.SERVICE_PROVIDER_PRESENTATION,
+        PresentationRejectReason.TEMPORARY_CONGESTION,
+    )
+
+
 def negotiate(request: AssociateRQ, policy: AcceptancePolicy) -> Accepted | AssociateRJ:
     """Answer one A-ASSOCIATE-RQ."""
     if not request.protocol_version & PROTOCOL_VERSION:

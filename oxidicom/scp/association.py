@@ -18,8 +18,8 @@ shell (:mod:`oxidicom.aio.protocol`) with the connection's sans-IO
   a writer from the store, and the notifier.
 
 Its phases follow the events. **Requested** (:class:`AssociationRequested`): the
-access policy, then negotiation, then a slot; the first refusal answers
-A-ASSOCIATE-RJ, and a refused request never holds a slot. **Established**: DIMSE
+access policy, then the peer's request rate, then negotiation, then a slot; the first
+refusal answers A-ASSOCIATE-RJ, and a refused request never holds a slot. **Established**: DIMSE
 messages, one at a time; a C-STORE-RQ opens a writer that receives the data set's
 fragments as they arrive, and the last fragment closes it; the C-STORE-RSP says
 success only once the file is at its final path. **Ended**: release, abort (either
@@ -46,7 +46,13 @@ from oxidicom.dicom.errors import DatasetError
 from oxidicom.dicom.head import HeadFields
 from oxidicom.dimse.assembler import CommandReceived, MessageAssembler
 from oxidicom.dimse.commands import Command, CommandError, CommandField, Status, encode_response
-from oxidicom.scp.acceptance import Accepted, AcceptedContext, negotiate, reject_busy
+from oxidicom.scp.acceptance import (
+    Accepted,
+    AcceptedContext,
+    negotiate,
+    reject_busy,
+    reject_congested,
+)
 from oxidicom.storage.series import SeriesAccumulator
 from oxidicom.storage.writer import InstanceWriter, StorageError, StoredInstance
 from oxidicom.telemetry import exhaustion
@@ -73,6 +79,7 @@ log = logging.getLogger("oxidicom.association")
 _CAN_SEND = (State.STA6, State.STA8)
 #: ``oxidicom.reject.reason`` of the rejections made here (the access policy has its own).
 TOO_MANY_ASSOCIATIONS = "too_many_associations"
+REQUEST_RATE_EXCEEDED = "request_rate_exceeded"
 NOT_NEGOTIATED = "not_negotiated"
 
 
@@ -143,6 +150,16 @@ class Association:
         )
         if refusal is not None:
             self._reject(where, refusal.reject, refusal.reason, refusal.detail)
+            return
+        host = self.peer.rpartition(":")[0]
+        # Before negotiation and the slots: a peer asking too often costs next to nothing.
+        if not self.server.request_allowed(host):
+            rate = self.server.settings.max_association_rate
+            detail = (
+                f"too many association requests from {host}: more than {rate}"
+                " (OXIDICOM_MAX_ASSOCIATION_RATE)"
+            )
+            self._reject(where, reject_congested(), REQUEST_RATE_EXCEEDED, detail)
             return
         answer = negotiate(request, self.server.policy)
         if not isinstance(answer, Accepted):

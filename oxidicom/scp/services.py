@@ -21,6 +21,7 @@ from oxidicom import telemetry
 from oxidicom.scp.acceptance import AcceptancePolicy
 from oxidicom.scp.access import AccessPolicy
 from oxidicom.scp.fairness import Holder, host_share_victim
+from oxidicom.scp.request_rate import HostRequestLimit
 from oxidicom.scp.transfer_rate import WINDOW, TransferMeter
 from oxidicom.support.process import short_id
 from oxidicom.telemetry.summarized import SummarizedWarning, SummarizedWarnings
@@ -50,6 +51,10 @@ class Services(Protocol):
 
     def next_association_id(self) -> str:
         """A new id, unique across processes sharing storage and logs."""
+        ...
+
+    def request_allowed(self, host: str) -> bool:
+        """One more A-ASSOCIATE-RQ from ``host``: False when it asks too often."""
         ...
 
     def acquire_slot(
@@ -84,8 +89,9 @@ class Link(PendingConnection, Protocol):
     #: Done once the connection is closed and its association has ended.
     closed: asyncio.Future[None]
 
-    def judged_rate(self, now: float) -> float | None:
-        """Its rate (bytes/s) if it may be preempted at all, else None."""
+    @property
+    def preemptible(self) -> bool:
+        """Whether it may be preempted at all (established, and not waiting for our storage)."""
         ...
 
     def preempt(self, reason: str) -> None:
@@ -134,6 +140,9 @@ class ScpService:
         self._holders: dict[Association, None] = {}
         #: Bytes per second below which a running association may be preempted; 0: never.
         self.min_transfer_rate = settings.min_transfer_rate
+        #: A-ASSOCIATE-RQs per address (OXIDICOM_MAX_ASSOCIATION_RATE); None: no limit.
+        rate = settings.max_association_rate
+        self.request_limit = HostRequestLimit(rate) if rate is not None else None
         self._evictions = SummarizedWarning(
             log,
             "closing connection from %s: more than"
@@ -153,6 +162,10 @@ class ScpService:
 
     def next_association_id(self) -> str:
         return f"{self._id_prefix}-{next(self._ids)}"
+
+    def request_allowed(self, host: str) -> bool:
+        limit = self.request_limit
+        return limit is None or limit.allow(host, asyncio.get_running_loop().time())
 
     def acquire_slot(
         self, association: Association | None = None, *, preempt: bool = False
@@ -197,8 +210,9 @@ class ScpService:
         """Abort one running association for ``newcomer``, if a rule allows it.
 
         First the rate rule: the least productive association below the minimum rate.
-        Then, when none is, per-host fairness (:mod:`oxidicom.scp.fairness`): the slowest
-        association of a host holding at least two slots more than the newcomer's.
+        Then, when none is, per-host fairness (:mod:`oxidicom.scp.fairness`): an
+        association of a host holding at least two slots more than the newcomer's, young
+        or not (its slowest, else the young one that received least).
         """
         min_rate = self.min_transfer_rate
         if not min_rate:
@@ -212,8 +226,14 @@ class ScpService:
             protocol = self._protocols.get(holder)
             if protocol is None:
                 continue
-            rate = protocol.judged_rate(now)
-            holders.append(Holder(protocol, _host(holder.peer), rate))
+            meter, preemptible = protocol.meter, protocol.preemptible
+            rate = meter.rate(now) if preemptible else None
+            received, _ = meter.recent(now)
+            holders.append(
+                Holder(
+                    protocol, _host(holder.peer), rate, received, now - meter.started, preemptible
+                )
+            )
             if rate is not None and rate < min_rate and (victim is None or rate < victim_rate):
                 victim, victim_rate = protocol, rate
         if victim is not None:
@@ -232,10 +252,11 @@ class ScpService:
             return False
         protocol = share.holder.item
         received, span = protocol.meter.recent(now)
+        which = "the slowest" if share.holder.rate is not None else "a young one"
         telemetry.association_preempted(telemetry.PREEMPTED_HOST_SHARE)
         protocol.preempt(
             f"{share.holder.host} holds {share.host_holds} of the {self.max_associations}"
-            f" slots and {_host(newcomer.peer)} {share.newcomer_holds}; this is the slowest of"
+            f" slots and {_host(newcomer.peer)} {share.newcomer_holds}; this is {which} of"
             f" {share.holder.host}'s ({received} bytes in the last {span:.1f} s), its slot goes"
             f" to {who}"
         )

@@ -45,6 +45,8 @@ __all__ = [
     "RegistrationPublish",
     "Tallies",
     "association",
+    "broker_connected",
+    "broker_fault",
     "current_traceparent",
     "enabled",
     "environment_problem",
@@ -185,6 +187,7 @@ def registration_publish(
     traceparent: str | None = None,
     association_id: str | None = None,
     ndicom: int | None = None,
+    system: str = "rabbitmq",
 ) -> RegistrationPublish:
     """Start one publish attempt of one registration (a span when traced).
 
@@ -206,7 +209,18 @@ def registration_publish(
         pacs_name=pacs_name,
         association_id=association_id,
         ndicom=ndicom,
+        system=system,
     )
+
+
+def broker_connected(kind: str, up: bool) -> None:
+    """The Celery broker connection (``kind``: AMQP, Redis) is up or not."""
+    TALLIES.broker_connected[kind] = int(up)
+
+
+def broker_fault(kind: str, fault: str) -> None:
+    """A connect or publish to the Celery broker failed, for ``fault`` (a short kind)."""
+    TALLIES.broker_faults[kind, fault] += 1
 
 
 def lonk_sent(kind: str) -> None:

@@ -161,6 +161,18 @@ def _register_instruments(meter_provider: MeterProvider) -> Histogram:
     def publish_failed(_: CallbackOptions) -> Iterable[Observation]:
         return _observe(tallies.registrations_failed)
 
+    def broker_connected(_: CallbackOptions) -> Iterable[Observation]:
+        return [
+            Observation(up, {"messaging.system": kind.lower()})
+            for kind, up in list(tallies.broker_connected.items())
+        ]
+
+    def broker_faults(_: CallbackOptions) -> Iterable[Observation]:
+        return [
+            Observation(n, {"messaging.system": kind.lower(), "error.type": fault})
+            for (kind, fault), n in list(tallies.broker_faults.items())
+        ]
+
     def unwritten(_: CallbackOptions) -> Iterable[Observation]:
         return _observe(tallies.registrations_unwritten)
 
@@ -229,6 +241,19 @@ def _register_instruments(meter_provider: MeterProvider) -> Histogram:
         [publish_failed],
         "{registration}",
         "attempts to publish a series registration that failed",
+    )
+    counter(
+        "oxidicom.broker.faults",
+        [broker_faults],
+        "{fault}",
+        "failed connects and publishes to the Celery broker, by messaging.system and"
+        " error.type (unreachable, authentication, read_only, out_of_memory, ...)",
+    )
+    meter.create_observable_gauge(
+        "oxidicom.broker.connected",
+        [broker_connected],
+        "1",
+        "1 while connected to the Celery broker, else 0, by messaging.system",
     )
     counter("oxidicom.lonk.sent", [lonk_sent], "{message}", "LONK messages sent, by lonk.kind")
     counter(

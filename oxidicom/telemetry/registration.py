@@ -86,11 +86,12 @@ def start_publish(
     pacs_name: str,
     association_id: str | None,
     ndicom: int | None,
+    system: str = "rabbitmq",
 ) -> RegistrationPublish:
     if tracer is None:
         return RegistrationPublish(None)
     attributes: dict[str, str | int] = {
-        "messaging.system": "rabbitmq",
+        "messaging.system": system,
         "messaging.operation.type": "send",
         "messaging.destination.name": queue,
         "dicom.series_instance_uid": series_instance_uid,

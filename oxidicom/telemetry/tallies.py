@@ -19,6 +19,8 @@ class Tallies:
         "active_associations",
         "associations_preempted",
         "associations_rejected",
+        "broker_connected",
+        "broker_faults",
         "bytes_received",
         "connections_evicted",
         "descriptors_exhausted",
@@ -51,6 +53,11 @@ class Tallies:
         #: EMFILE/ENFILE met (accept, a file write, a callback), by where it was met.
         self.descriptors_exhausted: Counter[str] = Counter()
         self.registrations_published = 0
+        #: The Celery broker connection by broker kind (``AMQP``, ``Redis``): 1 up, 0 not.
+        self.broker_connected: dict[str, int] = {}
+        #: Failed connects and publishes by (broker kind, fault kind: ``unreachable``,
+        #: ``authentication``, ``read_only``, ``out_of_memory``, ...).
+        self.broker_faults: Counter[tuple[str, str]] = Counter()
         self.registrations_failed = 0
         #: Registrations the outbox could not take yet (kept in the journal, retried).
         self.registrations_unwritten = 0

@@ -78,7 +78,7 @@ def test_embedded_default_start_line_and_clean_sigterm(tmp_path: Path) -> None:
     line = next(line for line in running.lines if "listening on" in line)
     assert "as AE title 'ChRIS'" in line
     assert str(tmp_path / "oxidicom-data" / "files") in line
-    assert "no AMQP broker" in line and "no NATS" in line
+    assert "no Celery broker" in line and "no NATS" in line
     assert running.stop() == 0
     assert (tmp_path / "oxidicom-data" / "files").is_dir()
 
@@ -88,3 +88,28 @@ def test_module_and_console_script_are_the_same_program() -> None:
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert "OXIDICOM_FILES_ROOT" in result.stdout
+
+
+def test_a_broker_of_the_wrong_protocol_stops_the_start_with_one_line(tmp_path: Path) -> None:
+    """Never a retry loop against the wrong protocol: one line, exit status 2, at once."""
+    for url, says in (
+        ("kafka://broker:9092", "'kafka://' is not a broker this receiver speaks"),
+        ("redis://dragonflydb:6379/zero", "the database 'zero' is not a number"),
+        ("dragonflydb:6379", "no scheme"),
+    ):
+        result = subprocess.run(
+            [sys.executable, "-m", "oxidicom"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            env=_env(OXIDICOM_CELERY_BROKER=url),
+        )
+        assert result.returncode == 2, result.stderr
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith(f"oxidicom: OXIDICOM_CELERY_BROKER={url!r} is not valid: ")
+        assert says in line
+        assert (
+            "amqp://, amqps:// (RabbitMQ) or redis://, rediss:// (Redis, DragonflyDB)" in line
+            or ("database" in says)
+        )

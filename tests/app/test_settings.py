@@ -12,7 +12,7 @@ def test_empty_environment_gives_the_embedded_default(tmp_path: Path) -> None:
     settings = load_settings({}, cwd=tmp_path)
     assert settings.files_root == str(tmp_path / "oxidicom-data" / "files")
     assert settings.outbox_dir == str(tmp_path / "oxidicom-data" / "outbox")
-    assert settings.amqp_address is None
+    assert settings.celery_broker is None
     assert settings.embedded
     assert settings.listener_port == 11111
     assert settings.scp_aet == "ChRIS"
@@ -46,7 +46,7 @@ def test_reference_variables_are_read(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert settings.files_root == "/data"
-    assert settings.amqp_address == "amqp://guest:guest@rabbit:5672"
+    assert settings.celery_broker == "amqp://guest:guest@rabbit:5672"
     assert settings.queue_name == "q"
     assert settings.nats_address == "nats:4222"
     assert settings.root_subject == "root"
@@ -59,9 +59,20 @@ def test_reference_variables_are_read(tmp_path: Path) -> None:
     assert settings.dev_sleep == pytest.approx(0.005)
 
 
-def test_celery_broker_is_an_alias_of_the_amqp_address(tmp_path: Path) -> None:
+def test_celery_broker_is_the_setting_and_amqp_address_its_alias(tmp_path: Path) -> None:
     settings = load_settings({"OXIDICOM_CELERY_BROKER": "amqp://b"}, cwd=tmp_path)
-    assert settings.amqp_address == "amqp://b"
+    assert settings.celery_broker == "amqp://b"
+    settings = load_settings({"OXIDICOM_AMQP_ADDRESS": "amqp://old"}, cwd=tmp_path)
+    assert settings.celery_broker == "amqp://old"
+    both = {"OXIDICOM_CELERY_BROKER": "redis://new/0", "OXIDICOM_AMQP_ADDRESS": "amqp://old"}
+    assert load_settings(both, cwd=tmp_path).celery_broker == "redis://new/0"
+
+
+def test_a_broker_url_of_another_scheme_is_refused_naming_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"^OXIDICOM_CELERY_BROKER='kafka://k:9092' is not"):
+        load_settings({"OXIDICOM_CELERY_BROKER": "kafka://k:9092"}, cwd=tmp_path)
+    with pytest.raises(SettingsError, match=r"^OXIDICOM_AMQP_ADDRESS='dragonflydb:6379' is not"):
+        load_settings({"OXIDICOM_AMQP_ADDRESS": "dragonflydb:6379"}, cwd=tmp_path)
 
 
 @pytest.mark.parametrize(

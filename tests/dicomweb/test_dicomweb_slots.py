@@ -73,3 +73,14 @@ def test_a_released_slot_is_free_again() -> None:
     assert slots.acquire(held, 0)
     slots.release(held)
     assert slots.acquire(request("10.0.0.2:1"), 0)
+
+
+def test_host_share_never_takes_a_request_waiting_for_our_storage() -> None:
+    slots = StowSlots(3, MIN_RATE)
+    hogs = [request(f"10.0.0.1:{n}") for n in range(3)]
+    for hog in hogs:
+        assert slots.acquire(hog, 0)
+        feed(hog, 2 * MIN_RATE, WINDOW)
+        hog.storage_wait_began(WINDOW)
+    assert not slots.acquire(request("10.0.0.2:1", WINDOW), WINDOW)
+    assert [h.reads.stopped for h in hogs] == [None, None, None]

@@ -129,9 +129,12 @@ class LoggedProcess:
 class CeleryWorker(LoggedProcess):
     """``celery worker`` running tests/integration/cube_tasks.py, consuming one queue."""
 
-    def __init__(self, queue: str) -> None:
+    def __init__(self, queue: str, broker: str = AMQP_URL, also: tuple[str, ...] = ()) -> None:
+        """``also``: more queues the worker consumes besides ``queue`` (CUBE's run
+        ``-Q main1,main2``)."""
         self.queue = queue
-        env = {**os.environ, "CUBE_TEST_BROKER": AMQP_URL, "PYTHONUNBUFFERED": "1"}
+        self.broker = broker
+        env = {**os.environ, "CUBE_TEST_BROKER": broker, "PYTHONUNBUFFERED": "1"}
         super().__init__(
             [
                 sys.executable,
@@ -141,7 +144,7 @@ class CeleryWorker(LoggedProcess):
                 "tests.integration.cube_tasks",
                 "worker",
                 "--queues",
-                queue,
+                ",".join((*also, queue)),
                 "--pool",
                 "solo",
                 "--hostname",
@@ -170,7 +173,13 @@ class CeleryWorker(LoggedProcess):
         token = uuid.uuid4().hex
         from tests.integration.cube_tasks import app
 
-        app.send_task("tests.sentinel", args=[token], queue=self.queue)
+        if self.broker == AMQP_URL:
+            app.send_task("tests.sentinel", args=[token], queue=self.queue)
+        else:
+            with app.connection_for_write(self.broker) as connection:
+                app.send_task(
+                    "tests.sentinel", args=[token], queue=self.queue, connection=connection
+                )
         self.wait_for(rf"SENTINEL {token}", timeout=timeout)
 
     def stop(self, timeout: float = 30.0) -> int:
@@ -178,7 +187,8 @@ class CeleryWorker(LoggedProcess):
         # 10 s. Its tasks are acknowledged before they run and its queue is deleted next:
         # killing it loses nothing of the test's.
         code = super().stop(timeout, signal.SIGKILL)
-        delete_queue(self.queue)
+        if self.broker == AMQP_URL:
+            delete_queue(self.queue)
         return code
 
 

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 #: RUN steps that change the system, not the installed program; skipped outside a container.
-SYSTEM_STEPS = {"rm", "groupadd", "useradd", "mkdir", "chown"}
+SYSTEM_STEPS = {"rm", "groupadd", "useradd", "mkdir", "chown", "chmod"}
 
 
 @dataclass
@@ -210,7 +210,7 @@ def test_installed_recipe_answers_a_c_echo(stages: list[Stage], tmp_path: Path) 
 def test_compose_wires_brokers_storage_and_port(stages: list[Stage]) -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"rabbitmq", "nats", "oxidicom"} <= set(services)
+    assert {"dragonflydb", "nats", "oxidicom"} <= set(services)
     oxidicom = services["oxidicom"]
     assert oxidicom["build"] == "."
     env = {k: str(v) for k, v in oxidicom["environment"].items()}
@@ -220,16 +220,61 @@ def test_compose_wires_brokers_storage_and_port(stages: list[Stage]) -> None:
     settings = load_settings(
         {k: v for k, v in {**image_env, **env}.items() if k.startswith("OXIDICOM_")}
     )
-    assert re.fullmatch(r"amqp://[^@]+@rabbitmq:5672/?", settings.amqp_address or "")
+    # Today's CUBE: a Redis-protocol Celery broker (DragonflyDB), as in its compose file.
+    assert settings.celery_broker == "redis://dragonflydb:6379/0"
+    assert services["dragonflydb"]["image"].startswith("ghcr.io/dragonflydb/dragonfly:")
     assert settings.nats_address == "nats://nats:4222"
-    assert set(oxidicom["depends_on"]) == {"rabbitmq", "nats"}
-    for broker in ("rabbitmq", "nats"):
-        assert oxidicom["depends_on"][broker]["condition"] == "service_healthy"
-        assert "healthcheck" in services[broker]
+    assert set(oxidicom["depends_on"]) == {"dragonflydb", "nats"}
+    assert oxidicom["depends_on"]["dragonflydb"]["condition"] == "service_started"
+    assert oxidicom["depends_on"]["nats"]["condition"] == "service_healthy"
+    assert "healthcheck" in services["nats"]
     mounts = {m.split(":")[1]: m.split(":")[0] for m in oxidicom["volumes"]}
-    assert mounts[settings.files_root] != mounts[settings.outbox_dir]
-    assert set(
-        mounts[settings.files_root],
-    ) and set(compose["volumes"]) == set(mounts.values())
+    (outbox_mount,) = (m for m in mounts if Path(m) in Path(settings.outbox_dir).parents)
+    assert mounts[settings.files_root] != mounts[outbox_mount]
+    assert set(mounts[settings.files_root]) and set(compose["volumes"]) == {
+        *mounts.values(),
+        *(m.split(":")[0] for m in services["dragonflydb"]["volumes"]),
+    }
     assert "--jetstream" in services["nats"]["command"]
     assert oxidicom["ports"] == [f"11111:{stages[-1].one('EXPOSE')}"]
+
+
+#: The ``oxidicom`` service of CUBE's own docker-compose.yml (FNNDSC/ChRIS_ultron_backEnd,
+#: 2026), verbatim: what our image must take unchanged.
+CUBE_COMPOSE_OXIDICOM = """
+environment:
+  OXIDICOM_FILES_ROOT: /data
+  OXIDICOM_CELERY_BROKER: redis://dragonflydb:6379/0
+  OXIDICOM_NATS_ADDRESS: nats:4222
+  OXIDICOM_SCP_AET: ChRIS
+  OXIDICOM_SCP_PROMISCUOUS: "true"
+  OXIDICOM_LISTENER_THREADS: 32
+  OXIDICOM_LISTENER_PORT: 11111
+  RUST_LOG: oxidicom=info
+  OXIDICOM_PROGRESS_INTERVAL: 100ms
+  OXIDICOM_DEV_SLEEP: 150ms
+volumes:
+  - chris_files:/data:rw
+user: ${UID}:${GID}
+"""
+
+
+def test_cubes_compose_block_runs_our_image_unchanged(stages: list[Stage]) -> None:
+    """CUBE mounts its storage on /data and sets the files root there: the image's outbox
+    must lie outside it (else the receiver refuses to start), in a folder any uid may
+    write (CUBE runs the container as its own ${UID}), on a volume of its own."""
+    service = yaml.safe_load(CUBE_COMPOSE_OXIDICOM)
+    final = stages[-1]
+    image_env = _env_of(final)
+    env = {**image_env, **{k: str(v) for k, v in service["environment"].items()}}
+    settings = load_settings({k: v for k, v in env.items() if k.startswith("OXIDICOM_")})
+    assert settings.files_root == "/data"
+    assert settings.celery_broker == "redis://dragonflydb:6379/0"
+    assert settings.max_associations == 32 and settings.scp_promiscuous
+    outbox = Path(settings.outbox_dir)
+    assert Path("/data") not in outbox.parents
+    volumes = json.loads(final.one("VOLUME"))
+    assert any(Path(v) == outbox or Path(v) in outbox.parents for v in volumes)
+    # Nothing of the image's is mounted inside CUBE's storage.
+    assert not any(Path(v) == Path("/data") or Path("/data") in Path(v).parents for v in volumes)
+    assert "chmod 1777 /var/lib/oxidicom" in " ".join(final.all("RUN"))

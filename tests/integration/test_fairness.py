@@ -4,6 +4,8 @@
   stops reading while it cannot write) and cut off by the idle timeout.
 - Peers that hold every association slot while sending next to nothing are preempted
   when a real sender (dcmtk's storescu) asks for a slot.
+- One address churning young associations through every slot does not lock storescu
+  out either, and one asking for associations too often is rejected (issue 24).
 - A flood of idle connections is logged as one line and a count, not one line each.
 """
 
@@ -13,16 +15,17 @@ import contextlib
 import re
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from oxidicom.dimse.commands import CommandField, encode_request
-from oxidicom.scp.acceptance import reject_busy
+from oxidicom.scp.acceptance import reject_busy, reject_congested
 from oxidicom.scp.transfer_rate import GRACE
 from oxidicom.ul import pdu as ul
 from oxidicom.ul.constants import RejectResult, RejectSource, UserRejectReason
+from tests.integration.churning_peers import ChurningPeers
 from tests.integration.conftest import echoscu, require_tool
 from tests.integration.raw_peer import (
     IMPLICIT_LE,
@@ -408,6 +411,150 @@ def test_with_a_minimum_rate_of_zero_one_host_may_hold_every_slot(tuned: Running
         for holder in holders:
             holder.close()
     assert "preempted" not in tuned.log()
+
+
+# -- one host churning young associations through every slot (issue 24) -------------------------
+
+#: How long each churning association lives: well under the grace period, so that no
+#: association of the attack is ever old enough to have a rate.
+CHURN_HOLD = GRACE / 2
+_PREEMPTED_WHO = re.compile(r"association from (\w+)@([\d.]+):\d+ preempted: .*this is (.+?) of")
+
+
+def _storescu_tries(
+    receiver: RunningReceiver, source: Path, tries: int, until: Callable[[], bool] | None = None
+) -> list[bool]:
+    """storescu (from 127.0.0.1) ``tries`` times in a row, or if ``until`` is given, until
+    it is true (at most ``tries`` times): was each admitted?"""
+    admitted: list[bool] = []
+    while len(admitted) < tries and not (until is not None and until()):
+        result = storescu(receiver, source)
+        rejected = "Association Rejected" in result.stderr
+        assert rejected or result.returncode == 0, result.stderr
+        admitted.append(not rejected)
+    return admitted
+
+
+@pytest.mark.parametrize(
+    "tuned", [{"OXIDICOM_LISTENER_THREADS": "4", "OXIDICOM_IDLE_TIMEOUT": "120s"}], indirect=True
+)
+def test_one_host_churning_young_associations_does_not_lock_storescu_out(
+    tuned: RunningReceiver, sample_data: Path
+) -> None:
+    """A steady sender holds one slot; one address holds the others with associations it
+    releases at half the grace period and reopens at once. storescu gets in all the same
+    (it takes one of the churning host's slots), and the steady sender keeps its own."""
+    require_tool(STORESCU)
+    uid, dataset = instance_bytes(rows=256, columns=256)  # 128 KiB of pixels
+    honest = RawPeer.connect(tuned.port, HONEST)
+    honest.associate(associate_rq(calling="HONEST", contexts=STORE_CONTEXTS))
+    stop = threading.Event()
+    statuses: list[int] = []
+
+    def store() -> None:
+        while not stop.is_set():
+            statuses.append(honest.c_store(dataset, uid, context_id=3))
+
+    storing = threading.Thread(target=store)
+    storing.start()
+    source = sorted((sample_data / "SAG-anon").glob("*.dcm"))[0]
+    try:
+        with ChurningPeers(tuned.port, 3, ATTACKER, CHURN_HOLD) as attack:
+            attack.wait_until_all_hold()
+            # Tries for as long as it takes each churning peer to reopen twice on average.
+            during = _storescu_tries(tuned, source, 60, lambda: attack.accepted >= 3 + 2 * 3)
+        after = _storescu_tries(tuned, source, 3)
+    finally:
+        stop.set()
+        storing.join(30)
+    assert statuses and set(statuses) == {0x0000}  # never preempted, every C-STORE stored
+    honest.release()
+    honest.close()
+    assert attack.accepted >= 3 + 2 * 3, f"the attack did not churn: {len(during)} tries"
+    assert sum(during) >= 0.8 * len(during), f"admitted {sum(during)} of {len(during)} tries"
+    assert all(after), after
+    preempted = _PREEMPTED_WHO.findall(tuned.log())
+    assert preempted, "storescu got in without preempting anyone: no attack was measured"
+    # Only the churning host's associations, and young ones (held for half the grace
+    # period: only a thread held up for longer than that could make one old).
+    assert {(calling, host) for calling, host, _ in preempted} == {("CHURNER", ATTACKER)}
+    assert ("CHURNER", ATTACKER, "a young one") in preempted
+
+
+@pytest.mark.parametrize(
+    "tuned", [{"OXIDICOM_LISTENER_THREADS": "8", "OXIDICOM_IDLE_TIMEOUT": "120s"}], indirect=True
+)
+def test_storescu_arriving_as_another_host_fills_every_slot_gets_in_at_once(
+    tuned: RunningReceiver, sample_data: Path
+) -> None:
+    """Issue 24's related case: the slots were all taken a moment ago, by associations
+    far younger than the grace period; a newcomer from another address need not wait."""
+    require_tool(STORESCU)
+    holders = [RawPeer.connect(tuned.port, ATTACKER) for _ in range(8)]
+    try:
+        for holder in holders:
+            holder.associate()
+        source = sorted((sample_data / "SAG-anon").glob("*.dcm"))[0]
+        assert _storescu_tries(tuned, source, 1) == [True]
+        [(calling, host, which)] = _PREEMPTED_WHO.findall(tuned.log())
+        assert (calling, host, which) == ("RAWPEER", ATTACKER, "a young one")
+    finally:
+        for holder in holders:
+            holder.close()
+
+
+# -- how often one address may ask for an association ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "tuned",
+    [{"OXIDICOM_LISTENER_THREADS": "2", "OXIDICOM_MAX_ASSOCIATION_RATE": "2/min"}],
+    indirect=True,
+)
+def test_an_address_asking_too_often_is_rejected_and_preempts_nobody(
+    tuned: RunningReceiver,
+) -> None:
+    # 2/min: two requests at once, then one every 30 s, far longer than this test.
+    for _ in range(2):
+        with RawPeer.connect(tuned.port, ATTACKER) as peer:
+            peer.associate()
+            peer.release()
+    # Another address takes every slot: a request from ATTACKER would preempt one of
+    # them (2 slots against 0) were it not over its rate.
+    holders = [RawPeer.connect(tuned.port, HONEST) for _ in range(2)]
+    try:
+        for holder in holders:
+            holder.associate()
+        for _ in range(3):
+            with RawPeer.connect(tuned.port, ATTACKER) as peer:
+                peer.send(associate_rq())
+                assert peer.read_until_closed() == [reject_congested()]
+        assert "preempted" not in tuned.log()
+        for holder in holders:
+            assert holder.c_echo() == 0x0000  # still there
+        # Another address has a bucket of its own (and does preempt).
+        with RawPeer.connect(tuned.port) as newcomer:
+            newcomer.associate()
+            assert newcomer.c_echo() == 0x0000
+            newcomer.release()
+    finally:
+        for holder in holders:
+            holder.close()
+    assert tuned.stop() == 0  # the last count is logged at shutdown
+    log = tuned.log()
+    first = re.findall(
+        r"association from RAWPEER@127\.0\.0\.2:\d+ -> ChRIS rejected: too many association"
+        r" requests from 127\.0\.0\.2: more than 2/min \(OXIDICOM_MAX_ASSOCIATION_RATE\)",
+        log,
+    )
+    counts = re.findall(
+        r"rejected (\d+) more association\(s\) \(request_rate_exceeded: RAWPEER from"
+        r" 127\.0\.0\.2\)",
+        log,
+    )
+    assert len(first) == 1
+    assert [int(n) for n in counts] == [2]
+    assert len(_PREEMPTED_ANY.findall(log)) == 1  # the newcomer from 127.0.0.1's
 
 
 # -- a flood of idle connections ---------------------------------------------------------------

@@ -96,6 +96,9 @@ class FakeServices:
     def next_association_id(self) -> str:
         return "test-1"
 
+    def request_allowed(self, host: str) -> bool:
+        return True
+
     def acquire_slot(
         self, association: Association | None = None, *, preempt: bool = False
     ) -> bool:

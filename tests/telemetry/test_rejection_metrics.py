@@ -83,3 +83,16 @@ async def test_rejections_are_counted_by_reason(
         if dict(p.attributes or {}) == {"oxidicom.association.outcome": "rejected"}  # type: ignore[attr-defined]
     ]
     assert outcomes and outcomes[0].count >= 4  # type: ignore[attr-defined]
+
+
+async def test_requests_over_the_rate_of_their_address_are_counted(
+    tmp_path: Path, exporters: tuple[InMemorySpanExporter, InMemoryMetricReader]
+) -> None:
+    _, metrics = exporters
+    reason = "request_rate_exceeded"
+    before = value(metric_points(metrics), REJECTED, **{REASON: reason})
+    async with in_process_receiver(tmp_path, OXIDICOM_MAX_ASSOCIATION_RATE="2/min") as receiver:
+        answers = [await first_pdu_type(receiver, "KNOWN") for _ in range(5)]
+        points = metric_points(metrics)
+    assert answers == [0x02, 0x02, 0x03, 0x03, 0x03]  # A-ASSOCIATE-AC twice, then -RJ
+    assert value(points, REJECTED, **{REASON: reason}) == before + 3

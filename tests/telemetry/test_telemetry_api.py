@@ -220,7 +220,7 @@ def test_a_forked_worker_gets_its_own_instance_id() -> None:
     assert process.instance_id() == parent
 
 
-def test_readme_lists_exactly_the_metrics_exported(exported) -> None:
+def test_operations_page_lists_exactly_the_metrics_exported(exported) -> None:
     from pathlib import Path
 
     _, metrics = exported
@@ -237,9 +237,12 @@ def test_readme_lists_exactly_the_metrics_exported(exported) -> None:
     telemetry.lonk_dropped("unavailable")
     telemetry.observe_outbox_depth(lambda: 0)
     telemetry.descriptors_exhausted("accept")
+    telemetry.association_preempted(telemetry.PREEMPTED_HOST_SHARE)
+    telemetry.broker_connected("Redis", True)
+    telemetry.broker_fault("Redis", "read_only")
     exported_names = set(metric_points(metrics))
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    listed = set(re.findall(r"^\| `(oxidicom\.[a-z._]+)` \|", readme, re.M))
+    operations = (Path(__file__).resolve().parents[2] / "docs" / "operations.md").read_text()
+    listed = set(re.findall(r"^\| `(oxidicom\.[a-z._]+)` \|", operations, re.M))
     assert listed == exported_names
 
 
@@ -260,3 +263,20 @@ def test_a_malformed_endpoint_stops_the_start_with_one_line(tmp_path) -> None:
         " http:// or https:// URL such as http://otel-collector:4318\n"
     )
     assert telemetry.environment_problem({"OTEL_EXPORTER_OTLP_ENDPOINT": "https://c:4318"}) is None
+
+
+def test_the_broker_state_and_faults_are_exported_by_kind(exported) -> None:
+    _, metrics = exported
+    before = value(metric_points(metrics), "oxidicom.broker.faults", **_REDIS_READ_ONLY)
+    telemetry.broker_connected("Redis", False)
+    telemetry.broker_fault("Redis", "read_only")
+    telemetry.broker_fault("Redis", "read_only")
+    points = metric_points(metrics)
+    assert value(points, "oxidicom.broker.connected", **{"messaging.system": "redis"}) == 0
+    assert value(points, "oxidicom.broker.faults", **_REDIS_READ_ONLY) == before + 2
+    telemetry.broker_connected("Redis", True)
+    points = metric_points(metrics)
+    assert value(points, "oxidicom.broker.connected", **{"messaging.system": "redis"}) == 1
+
+
+_REDIS_READ_ONLY = {"messaging.system": "redis", "error.type": "read_only"}
