@@ -21,13 +21,16 @@ write buffer that never drains.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web, web_protocol, web_request, web_server
 
 from oxidicom import telemetry
+from oxidicom.aio.tls import TLSHandshake
 from oxidicom.telemetry.summarized import SummarizedWarning
 
 log = logging.getLogger("oxidicom.dicomweb")
@@ -36,11 +39,13 @@ _Handler = web_protocol.RequestHandler
 
 
 class _Connection:
-    """What is kept of one HTTP connection."""
+    """What is kept of one HTTP connection (or of one in its TLS handshake)."""
 
     __slots__ = ("handler", "peer", "running", "timer", "transport")
 
-    def __init__(self, handler: _Handler, transport: asyncio.Transport, peer: str) -> None:
+    def __init__(
+        self, handler: _Handler | TLSHandshake, transport: asyncio.Transport, peer: str
+    ) -> None:
         self.handler = handler
         self.transport = transport
         self.peer = peer
@@ -62,7 +67,9 @@ class HttpConnections:
         self.header_timeout = header_timeout
         self.keepalive_timeout = keepalive_timeout
         self._open: dict[_Handler, _Connection] = {}
-        self._pending: dict[_Handler, _Connection] = {}
+        #: Oldest first; TLS handshakes too (keyed by their TLSHandshake).
+        self._pending: dict[_Handler | TLSHandshake, _Connection] = {}
+        self._handshakes: dict[TLSHandshake, _Connection] = {}
         self._evictions = SummarizedWarning(
             log,
             "closing HTTP connection from %s: more than"
@@ -97,6 +104,21 @@ class HttpConnections:
     def closed(self, handler: _Handler) -> None:
         connection = self._open.pop(handler, None)
         self._pending.pop(handler, None)
+        if connection is not None and connection.timer is not None:
+            connection.timer.cancel()
+            connection.timer = None
+
+    def handshake_started(self, handshake: TLSHandshake) -> None:
+        """An HTTPS connection was accepted: pending from its TCP accept on."""
+        assert handshake.transport is not None
+        connection = _Connection(handshake, handshake.transport, handshake.peer)
+        self._handshakes[handshake] = connection
+        self._wait_for_request(connection, self.header_timeout)
+
+    def handshake_ended(self, handshake: TLSHandshake) -> None:
+        """Over (failed, or aiohttp takes the connection: opened() follows)."""
+        connection = self._handshakes.pop(handshake, None)
+        self._pending.pop(handshake, None)
         if connection is not None and connection.timer is not None:
             connection.timer.cancel()
             connection.timer = None
@@ -180,6 +202,45 @@ class TrackedServer(web_server.Server):
     def connection_lost(self, handler: _Handler, exc: BaseException | None = None) -> None:
         super().connection_lost(handler, exc)
         self.tracked.closed(handler)
+
+
+class TrackedSite(web.TCPSite):
+    """A TCP site whose HTTPS connections are pending from their TCP accept on.
+
+    With TLS, asyncio would hand a connection to aiohttp only once its handshake is over,
+    and until then (60 s) it would be a descriptor nobody counts: a flood of connections
+    that never send a ClientHello. As the DICOM TLS listener does, the handshake runs in
+    a :class:`~oxidicom.aio.tls.TLSHandshake` counted among the pending connections.
+    """
+
+    def __init__(
+        self,
+        runner: web.AppRunner,
+        host: str,
+        port: int,
+        *,
+        tls: ssl.SSLContext | None,
+        connections: HttpConnections,
+        backlog: int,
+    ) -> None:
+        super().__init__(runner, host, port, backlog=backlog, reuse_address=True)
+        self.tls = tls
+        self.connections = connections
+
+    async def start(self) -> None:
+        if self.tls is None:
+            await super().start()
+            return
+        await web.BaseSite.start(self)  # registers the site with its runner
+        server = self._runner.server
+        assert server is not None
+        factory = functools.partial(
+            TLSHandshake, self.connections, self.tls, server, self.connections.header_timeout
+        )
+        self._server = await asyncio.get_running_loop().create_server(
+            factory, self._host, self._port, backlog=self._backlog, reuse_address=True
+        )
+        self._bound_port = self._server.sockets[0].getsockname()[1]
 
 
 class TrackedRunner(web.AppRunner):

@@ -26,7 +26,7 @@ from aiohttp.web_urldispatcher import _default_expect_handler
 
 from oxidicom.aio.tls import server_tls_context
 from oxidicom.dicomweb.auth import Allowed, Authenticator, Refused
-from oxidicom.dicomweb.connections import HttpConnections, TrackedRunner
+from oxidicom.dicomweb.connections import HttpConnections, TrackedRunner, TrackedSite
 from oxidicom.dicomweb.ingest import StowRequest
 from oxidicom.dicomweb.multipart import (
     BodyReads,
@@ -134,13 +134,13 @@ class StowServer:
             shutdown_timeout=_CANCEL_GRACE,
         )
         await runner.setup()
-        site = web.TCPSite(
+        site = TrackedSite(
             runner,
             settings.dicomweb_address,
-            settings.dicomweb_port,
-            ssl_context=tls,
+            settings.dicomweb_port,  # type: ignore[arg-type]  # set: the listener runs
+            tls=tls,
+            connections=self.connections,
             backlog=min(128, settings.listen_backlog),
-            reuse_address=True,
         )
         try:
             await site.start()

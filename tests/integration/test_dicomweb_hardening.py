@@ -257,3 +257,30 @@ def test_a_guessing_address_is_refused_for_a_while_and_a_user_elsewhere_gets_in(
         assert len(refused) <= 4, refused  # once per address and status, then counted
     finally:
         assert running.receiver.stop() == 0
+
+
+def test_an_https_connection_that_never_sends_a_client_hello_is_closed(tmp_path: Path) -> None:
+    """Pending from its TCP accept on, as the DICOM TLS listener's: not 60 s of asyncio's
+    handshake timeout, during which nothing would count it."""
+    from tests.integration.tls_certs import make_ca, make_leaf
+
+    ca = make_ca(tmp_path / "certs", "test-ca")
+    server = make_leaf(ca, tmp_path / "certs", "server", server=True)
+    running = start_stow_receiver(
+        tmp_path / "rx",
+        {
+            "OXIDICOM_TLS_CERTIFICATE": str(server.cert),
+            "OXIDICOM_TLS_KEY": str(server.key),
+            "OXIDICOM_DICOMWEB_HEADER_TIMEOUT": "1s",
+        },
+    )
+    try:
+        with socket.create_connection(("127.0.0.1", running.http_port), timeout=30) as sock:
+            try:
+                closed = sock.recv(1024) == b""
+            except ConnectionResetError:
+                closed = True
+        assert closed
+        running.receiver.wait_for_log(r"no complete request headers within 1 s")
+    finally:
+        assert running.receiver.stop() == 0
