@@ -203,7 +203,7 @@ class _Failures:
         self.until = 0.0
 
 
-_Check = tuple[str, bytes, "asyncio.Future[bool]"]
+_Check = tuple[str, bytes, "asyncio.Future[bool | None]"]
 
 
 class Authenticator:
@@ -221,6 +221,7 @@ class Authenticator:
         self._queues: dict[str, deque[_Check]] = {}
         self._waiting: Counter[str] = Counter()
         self._hashing = False
+        self._closed = False
         self._failures: OrderedDict[str, _Failures] = OrderedDict()
         # An unknown name is checked against a real hash too, so that the time of the
         # answer does not tell which names exist.
@@ -279,6 +280,8 @@ class Authenticator:
             return Refused(503, "too many password checks waiting")
         hashed = self.users.hashes.get(name)
         ok = await self._verify(address, hashed or self._decoy, password)
+        if ok is None:  # its address failed too often while it waited: not checked
+            return self._blocked(address) or Refused(429, "too many failed logins")
         if not ok or hashed is None:
             self._failed(address)
             return Refused(401, f"wrong name or password (user {name!r})")
@@ -318,8 +321,9 @@ class Authenticator:
 
     # -- the hashing thread, shared address by address --------------------------------------
 
-    async def _verify(self, address: str, hashed: str, password: bytes) -> bool:
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    async def _verify(self, address: str, hashed: str, password: bytes) -> bool | None:
+        """Whether the password is right; None when its address got blocked meanwhile."""
+        future: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
         self._queues.setdefault(address, deque()).append((hashed, password, future))
         self._pending += 1
         self._waiting[address] += 1
@@ -334,7 +338,7 @@ class Authenticator:
 
     def _next(self) -> None:
         """Give the thread the next check: the first address's, which then goes last."""
-        while not self._hashing and self._queues:
+        while not self._hashing and self._queues and not self._closed:
             address = next(iter(self._queues))
             queue = self._queues.pop(address)
             hashed, password, future = queue.popleft()
@@ -342,12 +346,16 @@ class Authenticator:
                 self._queues[address] = queue
             if future.done():  # its request is gone
                 continue
+            if self._blocked(address) is not None:
+                # Guesses queued before their address failed too often: no hash for them.
+                future.set_result(None)
+                continue
             self._hashing = True
             loop = asyncio.get_running_loop()
             job = loop.run_in_executor(self._thread(), verify_password, hashed, password)
             job.add_done_callback(lambda job, future=future: self._verified(job, future))
 
-    def _verified(self, job: asyncio.Future[bool], future: asyncio.Future[bool]) -> None:
+    def _verified(self, job: asyncio.Future[bool], future: asyncio.Future[bool | None]) -> None:
         self._hashing = False
         if not future.done():
             if job.cancelled():
@@ -357,7 +365,9 @@ class Authenticator:
             else:
                 future.set_result(job.result())
         if self._executor is not None:
-            self._next()
+            # After the waiting request has run (call_soon keeps the order): a failure it
+            # records may block its address before that address's next guess is taken.
+            asyncio.get_running_loop().call_soon(self._next)
 
     def _thread(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -365,6 +375,7 @@ class Authenticator:
         return self._executor
 
     def close(self) -> None:
+        self._closed = True
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None

@@ -278,3 +278,22 @@ def test_cheap_hashes_are_named(tmp_path: Path) -> None:
     text = f"CHEAP:{bcrypt_hash('a')}\nSTRONG:{strong}\nARGON:{argon2_hash('b')}\n"
     users = parse_users_file(users_file(tmp_path, text))
     assert auth.weak_hashes(users) == ["CHEAP", "ARGON"]
+
+
+async def test_guesses_queued_before_their_address_is_blocked_are_not_hashed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checker = authenticator(tmp_path)
+    for i in range(auth.FREE_FAILURES - 1):
+        await checker.check(basic("LABPACS", f"early{i}"), "10.0.0.66")
+    hashes = GatedHashes(monkeypatch)  # the next guess is the 5th failure, held
+    guesses = [
+        asyncio.ensure_future(checker.check(basic("LABPACS", f"guess{i}"), "10.0.0.66"))
+        for i in range(auth.MAX_PENDING_PER_ADDRESS)
+    ]
+    await asyncio.sleep(0)
+    hashes.release.set()
+    answers = await asyncio.gather(*guesses)
+    assert [a.status for a in answers] == [401, 429, 429, 429]  # type: ignore[union-attr]
+    assert len(hashes.calls) == 1
+    checker.close()
