@@ -15,7 +15,7 @@ import pytest
 
 from oxidicom.storage.writer import memory_backed
 from tests.dicom_factory import mr_instance, write_part10
-from tests.integration.conftest import require_tool
+from tests.integration.conftest import IN_CI, require_tool
 from tests.integration.receiver import start_receiver
 
 pytestmark = pytest.mark.integration
@@ -70,6 +70,12 @@ def test_the_journal_entry_and_its_folder_are_fsynced_before_the_c_store_rsp(
 ) -> None:
     require_tool(STRACE)
     require_tool(STORESCU)
+    probe = subprocess.run([STRACE, "-qq", "-o", os.devnull, "/bin/true"], capture_output=True)
+    if probe.returncode != 0:
+        message = f"strace cannot trace here: {probe.stderr.decode(errors='replace').strip()}"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
     if memory_backed(tmp_path):
         pytest.skip(f"{tmp_path} is in memory: fsync is skipped there by design")
     trace = tmp_path / "strace.txt"
