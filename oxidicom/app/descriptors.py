@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import msgspec
 
 from oxidicom.app.settings import Settings
+from oxidicom.dicomweb.auth import MAX_PENDING
 
 log = logging.getLogger("oxidicom.descriptors")
 
@@ -42,8 +43,8 @@ RESERVE = 64
 #: written, and one for its series folder or a journal entry.
 PER_SLOT = 3
 #: HTTP connections whose request waits for a password check (not pending, no slot):
-#: bounded by the hash queue (oxidicom.dicomweb.auth.MAX_PENDING).
-AUTH_WAITING = 16
+#: bounded by the hash queue.
+AUTH_WAITING = MAX_PENDING
 #: No listener is given fewer pending connections (nor a shorter backlog) than this.
 MIN_PENDING = 4
 #: The listen backlog when descriptors are plenty (the DIMSE listener's; HTTP's is

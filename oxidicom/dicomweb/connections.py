@@ -161,12 +161,6 @@ class HttpConnections:
         self._timeouts.occurred(connection.peer, timeout)
         connection.close()
 
-    def close_all_pending(self) -> None:
-        """Close every pending connection now (stopping)."""
-        for connection in list(self._pending.values()):
-            connection.close()
-        self._pending.clear()
-
     def flush_logs(self) -> None:
         self._evictions.flush()
         self._timeouts.flush()
