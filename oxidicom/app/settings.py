@@ -85,6 +85,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: The bearer token itself (read from OXIDICOM_DICOMWEB_TOKEN_FILE at start).
     dicomweb_token: str | None = None
     dicomweb_allow_anonymous: bool = False
+    dicomweb_header_timeout: float = 10.0
+    dicomweb_keepalive_timeout: float = 15.0
+    dicomweb_max_parts: int = 10_000
+    #: Not an environment variable: fitted to the descriptor limit at start
+    #: (oxidicom.app.descriptors).
+    listen_backlog: int = 512
 
     @property
     def embedded(self) -> bool:
@@ -459,7 +465,9 @@ SETTINGS: tuple[Setting, ...] = (
         _int_between(1, 100_000),
         "64",
         "connections without an association (in the TLS handshake, not yet requested,"
-        " rejected, ended) kept open at once; beyond it the oldest is closed",
+        " rejected, ended) kept open at once, and as many HTTP connections without a running"
+        " request; beyond it the oldest is closed; lowered at start if the descriptor limit"
+        " (raised to its hard limit) cannot hold them",
         group="limits",
     ),
     Setting(
@@ -576,6 +584,33 @@ SETTINGS: tuple[Setting, ...] = (
         _byte_size,
         "4GiB",
         "largest STOW-RS request body (KiB, MiB, GiB); above it: 413",
+        group="DICOMweb",
+    ),
+    Setting(
+        "OXIDICOM_DICOMWEB_MAX_PARTS",
+        "dicomweb_max_parts",
+        _int_between(1, 1_000_000),
+        "10000",
+        "most parts (instances) in one STOW-RS request; the parts before are stored and"
+        " answered, the request ends with 413",
+        group="DICOMweb",
+    ),
+    Setting(
+        "OXIDICOM_DICOMWEB_HEADER_TIMEOUT",
+        "dicomweb_header_timeout",
+        _duration,
+        "10s",
+        "a new HTTP connection must send its request line and headers within this, else it"
+        " is closed",
+        group="DICOMweb",
+    ),
+    Setting(
+        "OXIDICOM_DICOMWEB_KEEPALIVE_TIMEOUT",
+        "dicomweb_keepalive_timeout",
+        _duration,
+        "15s",
+        "after a response, the connection is closed unless the next request's line and"
+        " headers arrive within this",
         group="DICOMweb",
     ),
     Setting(

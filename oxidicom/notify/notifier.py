@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -80,23 +81,28 @@ class ChrisNotifier:
 
     # -- Notifier --------------------------------------------------------------------------
 
-    def series_starting(self, series: SeriesRecord, fields: HeadFields, series_dir: str) -> None:
+    def series_starting(
+        self, series: SeriesRecord, fields: HeadFields, series_dir: str
+    ) -> Callable[[], None] | None:
         settler = self.settler
         if settler is None:
-            self.registrations.promise(series, fields, series_dir)
-            return
+            return self.registrations.promise(series, fields, series_dir)
         digest = series_digest(series_dir)
         pending = settler.held(digest)
         if pending is None:
             pending = settler.new(
                 digest, series.pacs_name, series.series_instance_uid, series.association_id
             )
-            self.registrations.promise(series, fields, series_dir, key=pending.key)
+            durable = self.registrations.promise(series, fields, series_dir, key=pending.key)
             settler.hold(pending)
         else:
             series.journal_key = pending.key
+            # Held already, maybe by an association whose first file is not answered yet:
+            # this one waits for the entry's durability too (an fsync of a clean file).
+            durable = self.registrations.journal.durable(pending.key)
         settler.opened(pending)
         series.pending = pending
+        return durable
 
     def instance_stored(self, series: SeriesRecord) -> None:
         pending = series.pending
@@ -262,7 +268,9 @@ def build_notifier(settings: Settings) -> ChrisNotifier:
     """
     outbox = Outbox(Path(settings.outbox_dir))
     publisher = build_publisher(settings.celery_broker, outbox) if settings.celery_broker else None
-    journal = SeriesJournal(Path(settings.outbox_dir), Path(settings.files_root))
+    journal = SeriesJournal(
+        Path(settings.outbox_dir), Path(settings.files_root), fsync=settings.fsync
+    )
     registrations = Registrations(outbox, settings.queue_name, publisher, journal)
     lonk = progress = None
     if settings.dev_sleep and not settings.nats_address:

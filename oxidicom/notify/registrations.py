@@ -180,13 +180,14 @@ class Registrations:
 
     def promise(
         self, record: SeriesRecord, fields: HeadFields, series_dir: str, key: str | None = None
-    ) -> None:
+    ) -> Callable[[], None] | None:
         """The first file of a series in an association is about to be placed: journal it.
 
         ``key``: the entry's name (a settled series' hold); by default one of its own for
         this association. Raises (OSError when the journal cannot be written): the file
         must then be refused. A few hundred bytes written on the loop, once per series and
-        association (once per series and process for a settled series).
+        association (once per series and process for a settled series). Returns what
+        makes the entry durable (with fsync; see SeriesJournal.record), or None.
         """
         kwargs, warnings = registration_kwargs(fields, record.pacs_name, series_dir, 1)
         for warning in warnings:
@@ -199,8 +200,9 @@ class Registrations:
             association_id=record.association_id,
             traceparent=telemetry.current_traceparent(),
         )
-        self.journal.record(key, entry)
+        durable = self.journal.record(key, entry)
         record.journal_key = key
+        return durable
 
     # -- at the end of an association -----------------------------------------------------
 
