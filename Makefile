@@ -3,23 +3,26 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# setuptools warns at every editable install that a folder named like the package may
+# shadow it: we install this very checkout on purpose, so the banner says nothing new.
+EDITABLE := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet -e
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench container-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.runtime-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(EDITABLE) .
 	touch $@
 
 $(VENV)/.test-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(EDITABLE) '.[test]'
 	touch $@ $(VENV)/.runtime-installed
 
 $(VENV)/.bench-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(EDITABLE) '.[test,bench]'
 	touch $@ $(VENV)/.test-installed $(VENV)/.runtime-installed
 
 run: $(VENV)/.runtime-installed
@@ -30,9 +33,14 @@ test: $(VENV)/.test-installed
 	$(BIN)/lint-imports --no-cache --no-logo
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The flood against dcmtk and pynetdicom (benches/README.md); needs dcmtk, about 7 minutes.
+# The flood against dcmtk and pynetdicom; needs dcmtk. How long it takes: docs/performance.md.
 bench: $(VENV)/.bench-installed
 	$(BIN)/python -m benches.flood --nagle --out-dir /dev/shm/oxidicom-bench-out
+
+# The Dockerfile built and run by podman (tests/container/test_image.py): a minute, root,
+# apt-get install podman buildah debootstrap runc; `make test` skips it.
+container-test: $(VENV)/.test-installed
+	OXIDICOM_CONTAINER_TEST=1 $(BIN)/python -m pytest tests/container -v $(PYTEST_ARGS)
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .

@@ -1,39 +1,174 @@
-"""Where the two public DICOM series of ``shared/data`` are, wherever the checkout is."""
+"""The two public DICOM series the tests push, wherever the checkout is.
+
+They are looked for, in order, in ``$OXIDICOM_SAMPLE_DATA``, in ``shared/data`` beside
+the checkout (and ``/work/shared/data``), and in the download cache. When none has them,
+the test session downloads them from their public repositories at pinned commits, with
+pooch, checks every file against ``tests/data/MANIFEST.sha256`` and keeps them in the
+cache, outside the checkout (``$OXIDICOM_SAMPLE_DATA_CACHE``, by default
+``~/.cache/oxidicom/sample-data``). ``$OXIDICOM_SAMPLE_DATA_MIRROR`` replaces
+``https://raw.githubusercontent.com`` in every URL (a mirror or a proxy). When they can
+be had in none of these ways, a test that needs them is skipped, and fails under CI=true.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 _ROOT = Path(__file__).resolve().parents[1]
-_CANDIDATES = (
-    os.environ.get("OXIDICOM_SAMPLE_DATA", ""),
-    str(_ROOT.parent / "shared" / "data"),
-    "/work/shared/data",
+#: sha256 and path (under the data folder) of each of the 576 files.
+MANIFEST = Path(__file__).resolve().parent / "data" / "MANIFEST.sha256"
+GITHUB_RAW = "https://raw.githubusercontent.com"
+#: Further tries of a failed download (pooch waits 1 s, then 2 s, ... between them).
+RETRIES = 2
+
+
+@dataclass(frozen=True)
+class Origin:
+    """A data folder's public repository, at the commit the tests were written against."""
+
+    folder: str
+    repository: str
+    commit: str
+
+    def url(self, path_in_folder: str, base: str = GITHUB_RAW) -> str:
+        return f"{base}/{self.repository}/{self.commit}/{path_in_folder}"
+
+
+#: The commits FNNDSC/oxidicom's own integration test downloads (shared/data/README.md).
+ORIGINS = (
+    Origin("SAG-anon", "FNNDSC/SAG-anon", "3d6e850b625e940aab02f0120cf5fb15977216bc"),
+    Origin(
+        "example-dicom-structural",
+        "datalad/example-dicom-structural",
+        "f077bcc8d502ce8155507bd758cb3b7ccc887f40",
+    ),
 )
 
 
+class SampleDataError(Exception):
+    """The series could not be downloaded or did not match the manifest: one line."""
+
+
+def manifest(path: Path = MANIFEST) -> dict[str, str]:
+    """``folder/file`` -> sha256, from a ``sha256sum`` listing."""
+    entries = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            digest, name = line.split(maxsplit=1)
+            entries[name.strip()] = digest
+    return entries
+
+
+def download_urls(names: list[str], mirror: str | None = None) -> dict[str, str]:
+    """The URL of each manifest entry, at its pinned commit; ``mirror`` replaces GitHub's."""
+    base = (mirror or GITHUB_RAW).rstrip("/")
+    origins = {origin.folder: origin for origin in ORIGINS}
+    urls = {}
+    for name in names:
+        folder, _, rest = name.partition("/")
+        urls[name] = origins[folder].url(rest, base)
+    return urls
+
+
+def cache_dir() -> Path:
+    """Where downloaded series are kept: outside the checkout, kept between sessions."""
+    configured = os.environ.get("OXIDICOM_SAMPLE_DATA_CACHE", "")
+    if configured:
+        return Path(configured)
+    import pooch
+
+    return Path(pooch.os_cache("oxidicom")) / "sample-data"
+
+
+def fetch_sample_data(
+    cache: Path, mirror: str | None = None, entries: dict[str, str] | None = None
+) -> Path:
+    """Every file of the manifest in ``cache``, downloaded where missing or wrong; ``cache``.
+
+    pooch checks each file's sha256, on download and on every later call (a file that
+    no longer matches is downloaded again); a download that does not match is never put
+    in place.
+    """
+    import pooch
+
+    entries = manifest() if entries is None else entries
+    registry = {name: f"sha256:{digest}" for name, digest in entries.items()}
+    fetcher = pooch.create(
+        path=cache,
+        base_url="",
+        registry=registry,
+        urls=download_urls(list(registry), mirror),
+        retry_if_failed=RETRIES,
+    )
+    downloader = pooch.HTTPDownloader(progressbar=False, timeout=60)
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel("WARNING")  # not one line per file
+    try:
+        for name in registry:
+            fetcher.fetch(name, downloader=downloader)
+    except Exception as error:  # requests' and pooch's own (hash mismatch: ValueError)
+        raise SampleDataError(f"{type(error).__name__}: {error}") from error
+    finally:
+        logger.setLevel(level)
+    return cache
+
+
+def _candidates() -> list[Path]:
+    found = [
+        os.environ.get("OXIDICOM_SAMPLE_DATA", ""),
+        str(_ROOT.parent / "shared" / "data"),
+        "/work/shared/data",
+    ]
+    return [Path(c) for c in found if c]
+
+
+def _complete(folder: Path, entries: dict[str, str]) -> bool:
+    return all((folder / name).is_file() for name in entries)
+
+
 def sample_data_dir() -> Path | None:
-    """The folder holding ``SAG-anon/`` and ``example-dicom-structural/``, if any."""
-    for candidate in _CANDIDATES:
-        if candidate and (Path(candidate) / "SAG-anon").is_dir():
-            return Path(candidate)
+    """The folder holding ``SAG-anon/`` and ``example-dicom-structural/``, if any (no download)."""
+    for candidate in _candidates():
+        if (candidate / "SAG-anon").is_dir():
+            return candidate
+    cache = cache_dir()
+    if _complete(cache, manifest()):
+        return cache
     return None
 
 
-def require_sample_data() -> Path:
-    """The sample data folder; skip the caller (fail under CI=true) when it is missing."""
-    found = sample_data_dir()
-    if found is None:
-        message = (
-            "sample DICOM series not found (set OXIDICOM_SAMPLE_DATA to the shared/data folder)"
+@functools.cache
+def _obtained() -> Path | str:
+    """The data folder, found or downloaded once per session; else why not."""
+    for candidate in _candidates():
+        if (candidate / "SAG-anon").is_dir():
+            return candidate
+    cache = cache_dir()
+    mirror = os.environ.get("OXIDICOM_SAMPLE_DATA_MIRROR") or None
+    try:
+        return fetch_sample_data(cache, mirror)
+    except SampleDataError as error:
+        return (
+            "sample DICOM series not found (set OXIDICOM_SAMPLE_DATA to the shared/data"
+            f" folder) and not downloaded into {cache} from {mirror or GITHUB_RAW}"
+            f" (OXIDICOM_SAMPLE_DATA_MIRROR replaces it): {error}"
         )
+
+
+def require_sample_data() -> Path:
+    """The sample data folder; skip the caller (fail under CI=true) when it cannot be had."""
+    found = _obtained()
+    if isinstance(found, str):
         if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message, allow_module_level=True)
+            pytest.fail(found)
+        pytest.skip(found, allow_module_level=True)
     return found
 
 

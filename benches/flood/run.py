@@ -138,6 +138,7 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    begun = time.monotonic()
     args = parse(argv)
     if args.from_json:
         return rewrite(args.from_json, args.results, args.name)
@@ -197,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
             work.rmdir()  # kept when it holds the logs of failed measurements
     if not rows:
         return 1
+    # What `make bench` costs its runner, data sets made or copied included.
+    settings["duration"] = f"{(time.monotonic() - begun) / 60:.1f} min"
     written = write(args.results, args.name, rows, BASELINE, ceilings, machine, settings)
     for path in written:
         print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)

@@ -7,7 +7,8 @@ callback (connect, data, EOF, connection lost) runs inside one
 callbacks, tasks and timers created from those callbacks copy that context, so a line
 logged by storage or notification code working for the association carries its id,
 with nothing passed down. It costs one ``Context.run`` per socket read, nothing per
-PDU or fragment. It also counts the bytes read, for telemetry.
+PDU or fragment. It also counts the bytes read, for telemetry. It is an
+``asyncio.BufferedProtocol``: reads land in the wrapped protocol's own buffer.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 _T = TypeVar("_T")
 
 
-class ScopedProtocol(asyncio.Protocol):
+class ScopedProtocol(asyncio.BufferedProtocol):
     """The protocol asyncio sees; the work is done by the wrapped one, in its context."""
 
     __slots__ = ("_context", "_scope", "protocol")
@@ -52,7 +53,17 @@ class ScopedProtocol(asyncio.Protocol):
             self._scope = association.telemetry
             CURRENT_ASSOCIATION.set(association.telemetry)
 
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.protocol.get_buffer(sizehint)  # lends memory: nothing to log or trace
+
+    def buffer_updated(self, nbytes: int) -> None:
+        scope = self._scope
+        if scope is not None:
+            scope.received(nbytes)
+        self._run(self.protocol.buffer_updated, nbytes)
+
     def data_received(self, data: bytes) -> None:
+        """Bytes read before this protocol took over the transport (TLS hand-over)."""
         scope = self._scope
         if scope is not None:
             scope.received(len(data))

@@ -1,7 +1,9 @@
 """The asyncio shell around one connection: socket in, core, socket out.
 
-Everything here is plumbing: bytes from ``data_received`` go into the sans-IO
-:class:`Connection`; its events go to the :class:`Association`; what the core
+Everything here is plumbing: the transport reads into a region this protocol lends it
+(``get_buffer``, a :class:`~oxidicom.aio.receive_buffer.ReceiveBuffer`), and the bytes
+that arrived (``buffer_updated``) go into the sans-IO :class:`Connection` as a view,
+uncopied; its events go to the :class:`Association`; what the core
 queued for the peer leaves in one ``transport.write`` per batch. The shell also
 owns the three things a core cannot: the timer handle, flow control and closing
 the socket.
@@ -20,6 +22,7 @@ import logging
 import socket
 from typing import TYPE_CHECKING, cast
 
+from oxidicom.aio.receive_buffer import ReceiveBuffer
 from oxidicom.scp.association import Association
 from oxidicom.scp.transfer_rate import GRACE, TransferMeter
 from oxidicom.telemetry.logs import CURRENT_ASSOCIATION
@@ -45,7 +48,7 @@ class _BorrowedSocket(socket.socket):
         self.detach()
 
 
-class AssociationProtocol(asyncio.Protocol):
+class AssociationProtocol(asyncio.BufferedProtocol):
     """One TCP connection from a DICOM peer (a :class:`~oxidicom.scp.services.Link`)."""
 
     def __init__(self, server: ScpService) -> None:
@@ -69,10 +72,13 @@ class AssociationProtocol(asyncio.Protocol):
         self._quickack: socket.socket | None = None
         #: Whether something was sent since the last read (its segment carries the ACK).
         self._answered = False
+        #: Whether something was sent since TCP_QUICKACK was last set (see data_received).
+        self._sent_since_quickack = True
         self._lost = False
         self.closed: asyncio.Future[None] = self.loop.create_future()
         #: Bytes received lately, for preemption (see ScpService.acquire_slot).
         self.meter = TransferMeter(self.loop.time())
+        self._buffer = ReceiveBuffer()
 
     # -- asyncio callbacks ---------------------------------------------------------------
 
@@ -103,7 +109,14 @@ class AssociationProtocol(asyncio.Protocol):
         self.server.connection_opened(self)
         self._arm_timer()
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._buffer.lend()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self._buffer.filled(nbytes))
+
+    def data_received(self, data: bytes | memoryview) -> None:
+        """Bytes from the transport (a view of our buffer, or bytes nobody mutates)."""
         conn = self.conn
         assert conn is not None
         now = self.loop.time()
@@ -115,11 +128,15 @@ class AssociationProtocol(asyncio.Protocol):
         elif not self._storage_full and conn.buffered > self.server.high_water:
             self._storage_full = True
             self._pause()
-        if not self._answered and self._quickack is not None:
+        if not self._answered and self._sent_since_quickack and self._quickack is not None:
             # Nothing went back to carry the ACK of these bytes: acknowledge them now.
             # A sender that leaves Nagle on holds the rest of a message until then, and
-            # Linux would delay the ACK by up to 40 ms. (Quick-ACK mode ends by itself,
-            # so it is set again per read; setting it sends an ACK that is due at once.)
+            # Linux would delay the ACK by up to 40 ms. Linux delays the ACK of a read
+            # that empties the socket only in its "interactive" (pingpong) mode, which
+            # a socket enters when it sends, and leaves by TCP_QUICKACK (or a delayed-ACK
+            # timeout): so it is set on the first unanswered read after each thing we
+            # send, not on every unanswered read (it also sends an ACK that is due).
+            self._sent_since_quickack = False
             try:
                 self._quickack.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
             except OSError:
@@ -137,6 +154,7 @@ class AssociationProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
+        self._buffer.release()
         self._close_quickack()
         self._cancel_timer()
         conn = self.conn
@@ -203,7 +221,7 @@ class AssociationProtocol(asyncio.Protocol):
         out = conn.data_to_send()
         if out and not transport.is_closing():
             transport.write(out)
-            self._answered = True
+            self._answered = self._sent_since_quickack = True
         state = conn.state
         if conn.should_close or (state is State.STA1 and not transport.is_closing()):
             self._close(transport)

@@ -19,7 +19,8 @@ from oxidicom.scp.services import ScpService
 
 log = logging.getLogger("oxidicom.server")
 
-#: Connections the kernel queues before we accept them (also the workers' shared socket).
+#: Connections the kernel queues before we accept them (the workers' shared socket; each
+#: worker sets its own, fitted to its descriptor limit: settings.listen_backlog).
 LISTEN_BACKLOG = 512
 
 
@@ -53,14 +54,16 @@ class Receiver:
             factory = functools.partial(TLSHandshake, self.context, tls, association)
 
         if sock is not None:
-            self._server = await loop.create_server(factory, sock=sock, backlog=LISTEN_BACKLOG)
+            self._server = await loop.create_server(
+                factory, sock=sock, backlog=settings.listen_backlog
+            )
         else:
             self._server = await loop.create_server(
                 factory,
                 host=settings.listener_address,
                 port=settings.listener_port,
                 reuse_address=True,
-                backlog=LISTEN_BACKLOG,
+                backlog=settings.listen_backlog,
             )
 
     async def stop(self, timeout: float) -> None:

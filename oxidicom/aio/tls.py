@@ -20,7 +20,7 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 if TYPE_CHECKING:
     from oxidicom.app.settings import Settings
@@ -65,6 +65,14 @@ def _reason(error: OSError | ssl.SSLError) -> str:
     return str(getattr(error, "reason", None) or error.strerror or error)
 
 
+class HandshakeOwner(Protocol):
+    """Who counts a listener's connections in their TLS handshake (as pending ones)."""
+
+    def handshake_started(self, handshake: TLSHandshake) -> None: ...
+
+    def handshake_ended(self, handshake: TLSHandshake) -> None: ...
+
+
 class TLSHandshake(asyncio.Protocol):
     """A TLS listener's TCP connection until its handshake is over.
 
@@ -76,13 +84,16 @@ class TLSHandshake(asyncio.Protocol):
 
     def __init__(
         self,
-        server: ScpService,
+        server: ScpService | HandshakeOwner,
         context: ssl.SSLContext,
         app: Callable[[], asyncio.Protocol],
+        timeout: float | None = None,
     ) -> None:
         self.server = server
         self._context = context
         self._app = app
+        #: The handshake's deadline: ARTIM for DICOM, the header timeout for HTTP.
+        self._timeout = timeout if timeout is not None else server.settings.artim_timeout  # type: ignore[union-attr]
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
 
@@ -99,7 +110,7 @@ class TLSHandshake(asyncio.Protocol):
             app,
             self._context,
             server_side=True,
-            ssl_handshake_timeout=self.server.settings.artim_timeout,
+            ssl_handshake_timeout=self._timeout,
         )
         run_without_task(handshake, lambda secure, error: self._handshake_over(secure, error, app))
 

@@ -1,4 +1,11 @@
-"""The ``oxidicom`` command: start the receiver; ``--help`` lists every setting."""
+"""The ``oxidicom`` command: start the receiver; ``--help`` lists every setting by subject.
+
+Every setting is an environment variable (:data:`~oxidicom.app.settings.SETTINGS`). The
+flags dcmtk's ``storescp`` users reach for (``[port]``, ``--aet``, ``--output-dir``,
+``-v``/``-d``, ``--version``) each override one of them, and are parsed and judged by that
+setting's own parser, so a bad value is the same one-line error, exit status 2.
+Subcommands (``oxidicom echo ...``) come first on the command line.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +15,20 @@ import os
 import sys
 import textwrap
 from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from typing import NoReturn
 
 from oxidicom.app.echo import DEFAULT_CALLING_AE_TITLE, EchoBusy, EchoError, echo
-from oxidicom.app.settings import SETTINGS, Setting, SettingsError, describe_settings, load_settings
+from oxidicom.app.settings import (
+    GROUPS,
+    SETTINGS,
+    Override,
+    Setting,
+    SettingsError,
+    group_of,
+    load_settings,
+)
 from oxidicom.scp.access import health_check_address
 from oxidicom.telemetry import logs
 
@@ -19,33 +37,171 @@ _ADDRESS = next(s for s in SETTINGS if s.field == "listener_address")
 _AE_TITLE = next(s for s in SETTINGS if s.field == "scp_aet")
 
 
-def _settings_help() -> str:
-    lines = ["settings (environment variables, with their defaults):", ""]
-    for name, default, meaning in describe_settings():
-        lines.append(f"  {name}")
-        lines.append(f"      default: {default or '(empty)'}")
-        indent = " " * 6
-        lines.extend(textwrap.wrap(meaning, 74, initial_indent=indent, subsequent_indent=indent))
+@dataclass(frozen=True)
+class Flag:
+    """A command-line option that overrides one environment variable."""
+
+    options: tuple[str, ...]
+    env: str
+    #: The argparse destination (errors name the flag by its first spelling).
+    dest: str
+    metavar: str | None
+    help: str
+    #: For a switch (no value): the value it gives its variable.
+    const: str | None = None
+
+
+#: storescp's habits. dcmtk spells the AE title and output folder with one dash
+#: (``-aet``, ``-od``); both spellings are accepted.
+FLAGS: tuple[Flag, ...] = (
+    Flag(("--port",), "OXIDICOM_LISTENER_PORT", "port_flag", "N", "TCP port to listen on"),
+    Flag(("--aet", "--aetitle", "-aet"), "OXIDICOM_SCP_AET", "aet", "TITLE", "our AE title"),
+    Flag(
+        ("--output-dir", "--output-directory", "-od"),
+        "OXIDICOM_FILES_ROOT",
+        "output_dir",
+        "DIR",
+        "where received files go (CUBE's storage: files under DIR/SERVICES/PACS/)",
+    ),
+    Flag(("-v", "--verbose"), "OXIDICOM_LOG_LEVEL", "verbose", None, "log level INFO", "INFO"),
+    Flag(("-d", "--debug"), "OXIDICOM_LOG_LEVEL", "debug", None, "log level DEBUG", "DEBUG"),
+)
+#: The command-line name of the positional port (as ``storescp 11112``).
+PORT_ARGUMENT = "port"
+#: Listed first in their subject in --help; the others follow in the table's order.
+_HELP_FIRST = (
+    "OXIDICOM_LISTENER_PORT",
+    "OXIDICOM_LISTENER_ADDRESS",
+    "OXIDICOM_SCP_AET",
+    "OXIDICOM_CELERY_BROKER",
+    "OXIDICOM_QUEUE_NAME",
+    "OXIDICOM_NATS_ADDRESS",
+    "OXIDICOM_LISTENER_THREADS",
+)
+#: Subcommands: each parses its own arguments and returns an exit status.
+COMMANDS = ("echo",)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line, like bad settings, with exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _setting(env: str) -> Setting:
+    return next(s for s in SETTINGS if s.env == env)
+
+
+def _default_text(setting: Setting) -> str:
+    return setting.default_help or setting.default or "(empty)"
+
+
+def _flags_of(setting: Setting) -> list[str]:
+    names = [f.options[0] for f in FLAGS if f.env == setting.env]
+    if setting.env == _PORT.env:
+        names.append(f"the {PORT_ARGUMENT} argument")
+    return names
+
+
+def settings_help(settings: Sequence[Setting] = SETTINGS) -> str:
+    """Every setting with its default and meaning, under the heading of its subject."""
+    lines = [
+        "commands:",
+        "  echo [host] [port]  send a C-ECHO (DICOM ping) to a receiver; exit 0 if it answers",
+        "                      (oxidicom echo --help)",
+        "",
+        "settings: each is an environment variable; a flag above overrides its variable.",
+    ]
+    indent = " " * 6
+    for group, heading in GROUPS:
+        members = sorted(
+            (s for s in settings if group_of(s) == group),
+            key=lambda s: _HELP_FIRST.index(s.env) if s.env in _HELP_FIRST else len(_HELP_FIRST),
+        )
+        if not members:
+            continue
+        lines.extend(["", f"{heading}:"])
+        for setting in members:
+            aliases = "".join(f" (alias {alias})" for alias in setting.aliases)
+            flags = _flags_of(setting)
+            flag_text = f" (flag: {', '.join(flags)})" if flags else ""
+            lines.append(f"  {setting.env}{aliases}{flag_text}")
+            lines.append(f"      default: {_default_text(setting)}")
+            lines.extend(
+                textwrap.wrap(setting.help, 74, initial_indent=indent, subsequent_indent=indent)
+            )
     return "\n".join(lines)
 
 
+def version() -> str:
+    """``oxidicom X.Y.Z``, as installed."""
+    try:
+        return f"oxidicom {metadata.version('oxidicom')}"
+    except metadata.PackageNotFoundError:  # run from a checkout that is not installed
+        return "oxidicom (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    """The receiver's command line (subcommands have their own: :func:`build_echo_parser`)."""
+    parser = _Parser(
         prog="oxidicom",
-        description=(
+        usage=(
+            "oxidicom [-h] [--version] [--port N] [--aet TITLE] [--output-dir DIR] [-v | -d]"
+            " [port]\n       oxidicom echo [host] [port] [--aet AET] [--aec AEC]"
+        ),
+        description=textwrap.fill(
             "A DICOM C-STORE receiver for ChRIS: stores every instance a PACS pushes as a"
             " file in CUBE's storage layout and tells CUBE about each received series."
             f" With no settings at all it listens on port {_PORT.default} and stores under"
-            " ./oxidicom-data/."
+            " ./oxidicom-data/.",
+            80,
         ),
-        epilog=_settings_help(),
+        epilog=settings_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=version())
+    parser.add_argument(
+        PORT_ARGUMENT,
+        nargs="?",
+        default=None,
+        help=f"TCP port to listen on, as storescp takes it (default: ${_PORT.env} or"
+        f" {_PORT.default})",
+    )
+    flags = parser.add_argument_group("flags (each overrides the variable named)")
+    levels = flags.add_mutually_exclusive_group()
+    for flag in FLAGS:
+        setting = _setting(flag.env)
+        where = levels if flag.const is not None else flags
+        text = f"{flag.help} (${flag.env}"
+        text += ")" if flag.const is not None else f", default: {_default_text(setting)})"
+        if flag.const is None:
+            where.add_argument(*flag.options, dest=flag.dest, metavar=flag.metavar, help=text)
+        else:
+            where.add_argument(
+                *flag.options, dest=flag.dest, action="store_const", const=flag.const, help=text
+            )
     # Internal: a worker started by the supervisor accepts on the socket it inherited.
     parser.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)
-    commands = parser.add_subparsers(dest="command", metavar="{echo}")
-    _add_echo(commands)
     return parser
+
+
+def overrides_of(args: argparse.Namespace) -> dict[str, Override]:
+    """The settings given on the command line, by variable name."""
+    given: dict[str, Override] = {}
+    for flag in FLAGS:
+        value = getattr(args, flag.dest)
+        if value is not None:
+            given[flag.env] = Override(flag.options[0], value)
+    port = getattr(args, PORT_ARGUMENT)
+    if port is not None:
+        if _PORT.env in given and given[_PORT.env].value != port:
+            raise SettingsError(
+                f"the port is given twice: {PORT_ARGUMENT}={port!r} and"
+                f" {given[_PORT.env].flag}={given[_PORT.env].value!r}"
+            )
+        given[_PORT.env] = Override(PORT_ARGUMENT, port)
+    return given
 
 
 def _configured(setting: Setting) -> object:
@@ -74,10 +230,10 @@ def _default_port() -> int:
     return port if isinstance(port, int) and port > 0 else int(_PORT.default or 0)
 
 
-def _add_echo(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    echo_parser = commands.add_parser(
-        "echo",
-        help="send a C-ECHO (DICOM ping) to a receiver; exit 0 if it answers",
+def build_echo_parser() -> argparse.ArgumentParser:
+    """``oxidicom echo``: the C-ECHO client, also the container's health check."""
+    echo_parser = _Parser(
+        prog="oxidicom echo",
         description=(
             "Associate with a DICOM receiver, send one C-ECHO-RQ and release. Prints one"
             " line and exits 0 when the answer is success, 1 otherwise. The defaults reach"
@@ -114,6 +270,7 @@ def _add_echo(commands: argparse._SubParsersAction) -> None:  # type: ignore[typ
         action="store_true",
         help="count a rejection for too many associations as alive (for liveness checks)",
     )
+    return echo_parser
 
 
 def run_echo(args: argparse.Namespace) -> int:
@@ -156,11 +313,13 @@ def _run(coroutine_factory: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "echo":
-        return run_echo(args)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments and arguments[0] in COMMANDS:
+        return run_echo(build_echo_parser().parse_args(arguments[1:]))
+    args = build_parser().parse_args(arguments)
     try:
-        settings = load_settings()
+        overrides = overrides_of(args)
+        settings = load_settings(overrides=overrides)
     except SettingsError as error:
         print(f"oxidicom: {error}", file=sys.stderr)
         return 2
@@ -174,7 +333,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.listen_fd is None and settings.workers > 1:
         from oxidicom.app.workers import supervise
 
-        return supervise(settings)
+        # The workers read the environment: they get the flags as the variables they set.
+        flags_env = {name: override.value for name, override in overrides.items()}
+        return supervise(settings, environ={**os.environ, **flags_env})
     from oxidicom.app.startup import StartError, serve  # not needed by the echo subcommand
 
     try:

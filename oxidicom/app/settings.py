@@ -90,6 +90,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: The bearer token itself (read from OXIDICOM_DICOMWEB_TOKEN_FILE at start).
     dicomweb_token: str | None = None
     dicomweb_allow_anonymous: bool = False
+    dicomweb_header_timeout: float = 10.0
+    dicomweb_keepalive_timeout: float = 15.0
+    dicomweb_max_parts: int = 10_000
+    #: Not an environment variable: fitted to the descriptor limit at start
+    #: (oxidicom.app.descriptors).
+    listen_backlog: int = 512
 
     @property
     def embedded(self) -> bool:
@@ -234,6 +240,43 @@ class Setting:
     aliases: tuple[str, ...] = ()
     #: Shown instead of ``default`` in help when the default is computed.
     default_help: str | None = None
+    #: The subject it is listed under in ``--help`` (one of :data:`GROUPS`).
+    group: str = ""
+
+
+#: The subjects of ``--help``, in order: (name, heading).
+GROUPS: tuple[tuple[str, str], ...] = (
+    ("listener", "the DICOM listener (port, AE title, what it accepts, processes)"),
+    ("storage", "storage (CUBE's files, the registration outbox)"),
+    ("CUBE", "telling CUBE (the Celery broker; LONK progress over NATS)"),
+    ("limits", "limits and timeouts"),
+    ("TLS", "DICOM TLS"),
+    ("access", "access control (which peers may associate)"),
+    ("DICOMweb", "the DICOMweb STOW-RS listener"),
+    ("telemetry", "logs and telemetry (OpenTelemetry export: the standard OTEL_* variables)"),
+    ("other", "other settings"),
+)
+_GROUP_NAMES = frozenset(name for name, _ in GROUPS)
+#: For a row added without a group: its subject guessed from its name, else "other".
+_PREFIX_GROUPS = (
+    ("OXIDICOM_DICOMWEB_", "DICOMweb"),
+    ("OXIDICOM_TLS_", "TLS"),
+    ("OXIDICOM_CELERY_", "CUBE"),
+    ("OXIDICOM_NATS_", "CUBE"),
+    ("OXIDICOM_AMQP_", "CUBE"),
+    ("OXIDICOM_LOG_", "telemetry"),
+    ("OXIDICOM_MAX_", "limits"),
+)
+
+
+def group_of(setting: Setting) -> str:
+    """The ``--help`` subject of a setting: its own, else one its name implies, else other."""
+    if setting.group in _GROUP_NAMES:
+        return setting.group
+    for prefix, group in _PREFIX_GROUPS:
+        if setting.env.startswith(prefix):
+            return group
+    return "other"
 
 
 _KIB = 1024
@@ -245,6 +288,7 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "directory where CUBE's storage is mounted; files go under SERVICES/PACS/",
         default_help=f"./{EMBEDDED_DATA_DIR}/files",
+        group="storage",
     ),
     Setting(
         "OXIDICOM_CELERY_BROKER",
@@ -256,9 +300,15 @@ SETTINGS: tuple[Setting, ...] = (
         " amqp:// or amqps:// for RabbitMQ; unset: registrations stay in the outbox",
         aliases=("OXIDICOM_AMQP_ADDRESS",),
         default_help="unset",
+        group="CUBE",
     ),
     Setting(
-        "OXIDICOM_QUEUE_NAME", "queue_name", _text, "main2", "Celery queue of the registration task"
+        "OXIDICOM_QUEUE_NAME",
+        "queue_name",
+        _text,
+        "main2",
+        "Celery queue of the registration task",
+        group="CUBE",
     ),
     Setting(
         "OXIDICOM_NATS_ADDRESS",
@@ -267,6 +317,7 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "NATS server for LONK progress messages; unset: none are sent",
         default_help="unset",
+        group="CUBE",
     ),
     Setting(
         "OXIDICOM_ROOT_SUBJECT",
@@ -274,6 +325,7 @@ SETTINGS: tuple[Setting, ...] = (
         _text,
         "oxidicom",
         "first token of every NATS subject",
+        group="CUBE",
     ),
     Setting(
         "OXIDICOM_PROGRESS_INTERVAL",
@@ -281,6 +333,7 @@ SETTINGS: tuple[Setting, ...] = (
         _duration,
         "500ms",
         "minimum gap between optional progress messages of one series (humantime)",
+        group="CUBE",
     ),
     Setting(
         "OXIDICOM_SERIES_SETTLE",
@@ -291,6 +344,7 @@ SETTINGS: tuple[Setting, ...] = (
         " it and it has been quiet this long, so one sent over several associations is"
         " registered once, whole (humantime); 0: when each association ends, its part of"
         " the series (the Rust receiver's behaviour)",
+        group="CUBE",
     ),
     Setting(
         "OXIDICOM_SERIES_STORE",
@@ -302,6 +356,7 @@ SETTINGS: tuple[Setting, ...] = (
         " replicas is registered once, whole; default: the Celery broker's URL when it is"
         " Redis; none: no store (series are then shared only by processes with one outbox)",
         default_help="the broker if Redis",
+        group="CUBE",
     ),
     Setting(
         "OXIDICOM_SERIES_LEASE",
@@ -311,8 +366,9 @@ SETTINGS: tuple[Setting, ...] = (
         "with a series store: a replica's hold on a series lasts this long past its last"
         " renewal (renewed every third of it); a replica silent longer is taken for dead"
         " and another registers its series (humantime)",
+        group="CUBE",
     ),
-    Setting("OXIDICOM_SCP_AET", "scp_aet", _ae_title, "ChRIS", "our AE title"),
+    Setting("OXIDICOM_SCP_AET", "scp_aet", _ae_title, "ChRIS", "our AE title", group="listener"),
     Setting(
         "OXIDICOM_SCP_ALLOWED_PEERS",
         "scp_allowed_peers",
@@ -323,6 +379,7 @@ SETTINGS: tuple[Setting, ...] = (
         " associate; others get A-ASSOCIATE-RJ (calling AE title not recognized);"
         " unset: anyone",
         default_help="unset",
+        group="access",
     ),
     Setting(
         "OXIDICOM_SCP_CHECK_CALLED_AET",
@@ -331,6 +388,7 @@ SETTINGS: tuple[Setting, ...] = (
         "false",
         "reject a called AE title other than OXIDICOM_SCP_AET (A-ASSOCIATE-RJ, called"
         " AE title not recognized)",
+        group="access",
     ),
     Setting(
         "OXIDICOM_SCP_STRICT",
@@ -338,6 +396,7 @@ SETTINGS: tuple[Setting, ...] = (
         _bool,
         "false",
         "abort when a P-DATA-TF PDU exceeds the maximum length we advertised",
+        group="limits",
     ),
     Setting(
         "OXIDICOM_SCP_UNCOMPRESSED_ONLY",
@@ -345,6 +404,7 @@ SETTINGS: tuple[Setting, ...] = (
         _bool,
         "false",
         "accept only implicit and explicit VR little endian",
+        group="listener",
     ),
     Setting(
         "OXIDICOM_SCP_PROMISCUOUS",
@@ -352,6 +412,7 @@ SETTINGS: tuple[Setting, ...] = (
         _bool,
         "false",
         "accept abstract syntaxes that are not standard storage SOP classes",
+        group="listener",
     ),
     Setting(
         "OXIDICOM_SCP_MAX_PDU_LENGTH",
@@ -359,6 +420,7 @@ SETTINGS: tuple[Setting, ...] = (
         _int_between(4 * _KIB, 16 * _KIB * _KIB),
         str(128 * _KIB),
         "maximum PDU length we advertise (bytes)",
+        group="limits",
     ),
     Setting(
         "OXIDICOM_LISTENER_THREADS",
@@ -368,6 +430,7 @@ SETTINGS: tuple[Setting, ...] = (
         "maximum number of concurrent associations; one more preempts the slowest below"
         " OXIDICOM_MIN_TRANSFER_RATE, else gets A-ASSOCIATE-RJ (transient, local limit"
         " exceeded)",
+        group="limits",
     ),
     Setting(
         "OXIDICOM_LISTENER_PORT",
@@ -375,6 +438,7 @@ SETTINGS: tuple[Setting, ...] = (
         _int_between(0, 65535),
         "11111",
         "TCP port (0: any free port)",
+        group="listener",
     ),
     Setting(
         "OXIDICOM_DEV_SLEEP",
@@ -383,9 +447,15 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "delay after each NATS message, for UI development only",
         default_help="unset",
+        group="CUBE",
     ),
     Setting(
-        "OXIDICOM_LISTENER_ADDRESS", "listener_address", _text, "0.0.0.0", "address to listen on"
+        "OXIDICOM_LISTENER_ADDRESS",
+        "listener_address",
+        _text,
+        "0.0.0.0",
+        "address to listen on",
+        group="listener",
     ),
     Setting(
         "OXIDICOM_OUTBOX_DIR",
@@ -394,6 +464,7 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "directory of the registration outbox (must not be inside FILES_ROOT)",
         default_help=f"./{EMBEDDED_DATA_DIR}/outbox",
+        group="storage",
     ),
     Setting(
         "OXIDICOM_ARTIM_TIMEOUT",
@@ -402,6 +473,7 @@ SETTINGS: tuple[Setting, ...] = (
         "30s",
         "ARTIM: time allowed for the association request after connect, and for the"
         " peer to close after release or abort",
+        group="limits",
     ),
     Setting(
         "OXIDICOM_IDLE_TIMEOUT",
@@ -409,6 +481,7 @@ SETTINGS: tuple[Setting, ...] = (
         _duration,
         "60s",
         "an established association must complete a PDU at least this often",
+        group="limits",
     ),
     Setting(
         "OXIDICOM_PDU_HARD_CAP",
@@ -416,6 +489,7 @@ SETTINGS: tuple[Setting, ...] = (
         _int_between(4 * _KIB, 0xFFFFFFFF),
         str(16 * _KIB * _KIB),
         "largest P-DATA-TF accepted when not strict (bytes)",
+        group="limits",
     ),
     Setting(
         "OXIDICOM_MAX_COMMAND_SET_LENGTH",
@@ -423,6 +497,7 @@ SETTINGS: tuple[Setting, ...] = (
         _int_between(_KIB, 16 * _KIB * _KIB),
         str(64 * _KIB),
         "largest DIMSE command set accepted (bytes); beyond it A-ABORT",
+        group="limits",
     ),
     Setting(
         "OXIDICOM_MAX_PENDING_CONNECTIONS",
@@ -430,7 +505,10 @@ SETTINGS: tuple[Setting, ...] = (
         _int_between(1, 100_000),
         "64",
         "connections without an association (in the TLS handshake, not yet requested,"
-        " rejected, ended) kept open at once; beyond it the oldest is closed",
+        " rejected, ended) kept open at once, and as many HTTP connections without a running"
+        " request; beyond it the oldest is closed; lowered at start if the descriptor limit"
+        " (raised to its hard limit) cannot hold them",
+        group="limits",
     ),
     Setting(
         "OXIDICOM_MIN_TRANSFER_RATE",
@@ -442,6 +520,7 @@ SETTINGS: tuple[Setting, ...] = (
         " over the last 10 s (B/s, kB/s, KiB/s, MB/s, MiB/s), else an association of the"
         " host holding most slots (young ones too) if the newcomer's host holds at least"
         " two fewer; 0: never, reject instead",
+        group="limits",
     ),
     Setting(
         "OXIDICOM_MAX_ASSOCIATION_RATE",
@@ -451,6 +530,7 @@ SETTINGS: tuple[Setting, ...] = (
         "association requests one address may send: N/s or N/min, at most N at once and"
         " then N per second (minute); beyond, A-ASSOCIATE-RJ (transient, temporary"
         " congestion) before any slot is looked at; 0: no limit",
+        group="limits",
     ),
     Setting(
         "OXIDICOM_FSYNC",
@@ -459,6 +539,7 @@ SETTINGS: tuple[Setting, ...] = (
         "true",
         "fsync each file before answering success (survives a power cut;"
         " skipped on tmpfs, where it does nothing)",
+        group="storage",
     ),
     Setting(
         "OXIDICOM_WORKERS",
@@ -466,7 +547,8 @@ SETTINGS: tuple[Setting, ...] = (
         _workers,
         "1",
         "receiver processes sharing the listening port (auto: one per CPU);"
-        " every limit above is per process",
+        " every limit is per process",
+        group="listener",
     ),
     Setting(
         "OXIDICOM_TLS_CERTIFICATE",
@@ -475,6 +557,7 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "PEM certificate (chain) of a DICOM TLS listener; unset: plain TCP",
         default_help="unset",
+        group="TLS",
     ),
     Setting(
         "OXIDICOM_TLS_KEY",
@@ -483,6 +566,7 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "PEM private key of the certificate; unset: read from the certificate file",
         default_help="unset",
+        group="TLS",
     ),
     Setting(
         "OXIDICOM_TLS_CLIENT_CA",
@@ -491,6 +575,7 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "PEM CA certificate(s); when set, clients must present a certificate it signed",
         default_help="unset",
+        group="TLS",
     ),
     Setting(
         "OXIDICOM_TLS_CLIENT_AETS",
@@ -502,6 +587,7 @@ SETTINGS: tuple[Setting, ...] = (
         " others get A-ASSOCIATE-RJ (calling AE title not recognized); needs"
         " OXIDICOM_TLS_CLIENT_CA; unset: any",
         default_help="unset",
+        group="access",
     ),
     Setting(
         "OXIDICOM_DICOMWEB_PORT",
@@ -511,6 +597,7 @@ SETTINGS: tuple[Setting, ...] = (
         "TCP port of the DICOMweb STOW-RS listener (POST /dicom-web/studies); unset: none"
         " (0: any free port)",
         default_help="unset",
+        group="DICOMweb",
     ),
     Setting(
         "OXIDICOM_DICOMWEB_ADDRESS",
@@ -520,6 +607,7 @@ SETTINGS: tuple[Setting, ...] = (
         "address of the DICOMweb listener; other than loopback, it needs"
         " OXIDICOM_DICOMWEB_USERS_FILE or OXIDICOM_DICOMWEB_TOKEN_FILE, or"
         " OXIDICOM_DICOMWEB_ALLOW_ANONYMOUS=true",
+        group="DICOMweb",
     ),
     Setting(
         "OXIDICOM_DICOMWEB_PACS_NAME",
@@ -528,6 +616,7 @@ SETTINGS: tuple[Setting, ...] = (
         "DICOMWEB",
         "pacs_name (the {pacs} folder) of what arrives over DICOMweb, unless a user of"
         " OXIDICOM_DICOMWEB_USERS_FILE sent it: then the user's name",
+        group="DICOMweb",
     ),
     Setting(
         "OXIDICOM_DICOMWEB_MAX_REQUEST_SIZE",
@@ -535,6 +624,34 @@ SETTINGS: tuple[Setting, ...] = (
         _byte_size,
         "4GiB",
         "largest STOW-RS request body (KiB, MiB, GiB); above it: 413",
+        group="DICOMweb",
+    ),
+    Setting(
+        "OXIDICOM_DICOMWEB_MAX_PARTS",
+        "dicomweb_max_parts",
+        _int_between(1, 1_000_000),
+        "10000",
+        "most parts (instances) in one STOW-RS request; the parts before are stored and"
+        " answered, the request ends with 413",
+        group="DICOMweb",
+    ),
+    Setting(
+        "OXIDICOM_DICOMWEB_HEADER_TIMEOUT",
+        "dicomweb_header_timeout",
+        _duration,
+        "10s",
+        "a new HTTP connection must send its request line and headers within this, else it"
+        " is closed",
+        group="DICOMweb",
+    ),
+    Setting(
+        "OXIDICOM_DICOMWEB_KEEPALIVE_TIMEOUT",
+        "dicomweb_keepalive_timeout",
+        _duration,
+        "15s",
+        "after a response, the connection is closed unless the next request's line and"
+        " headers arrive within this",
+        group="DICOMweb",
     ),
     Setting(
         "OXIDICOM_DICOMWEB_USERS_FILE",
@@ -544,6 +661,7 @@ SETTINGS: tuple[Setting, ...] = (
         "file of name:hash lines (bcrypt or argon2) for HTTP Basic authentication; the"
         " name must be a valid AE title and becomes the pacs_name",
         default_help="unset",
+        group="DICOMweb",
     ),
     Setting(
         "OXIDICOM_DICOMWEB_TOKEN_FILE",
@@ -553,6 +671,7 @@ SETTINGS: tuple[Setting, ...] = (
         "file holding a bearer token (its first line, at least 32 characters) that"
         " authenticates as OXIDICOM_DICOMWEB_PACS_NAME",
         default_help="unset",
+        group="DICOMweb",
     ),
     Setting(
         "OXIDICOM_DICOMWEB_ALLOW_ANONYMOUS",
@@ -560,6 +679,7 @@ SETTINGS: tuple[Setting, ...] = (
         _bool,
         "false",
         "let a DICOMweb listener on a non-loopback address run without authentication",
+        group="DICOMweb",
     ),
     Setting(
         "OXIDICOM_SHUTDOWN_TIMEOUT",
@@ -567,14 +687,23 @@ SETTINGS: tuple[Setting, ...] = (
         _duration,
         "30s",
         "on SIGTERM/SIGINT, how long running associations may take to finish",
+        group="listener",
     ),
-    Setting("OXIDICOM_LOG_LEVEL", "log_level", _log_level, "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    Setting(
+        "OXIDICOM_LOG_LEVEL",
+        "log_level",
+        _log_level,
+        "INFO",
+        "DEBUG, INFO, WARNING or ERROR",
+        group="telemetry",
+    ),
     Setting(
         "OXIDICOM_LOG_FORMAT",
         "log_format",
         _log_format,
         "auto",
         "json (one JSON object a line), text, or auto: text on a terminal, json otherwise",
+        group="telemetry",
     ),
 )
 
@@ -587,19 +716,42 @@ def _computed_defaults(values: dict[str, object], cwd: Path) -> None:
         values["outbox_dir"] = str(data / "outbox")
 
 
-def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
-    """Read every setting; raise :class:`SettingsError` on the first bad value."""
+@dataclass(frozen=True)
+class Override:
+    """A setting given on the command line: it wins over the environment variable."""
+
+    #: How the operator wrote it, for messages (``--port``, ``port``).
+    flag: str
+    value: str
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    overrides: Mapping[str, Override] | None = None,
+) -> Settings:
+    """Read every setting; raise :class:`SettingsError` on the first bad value.
+
+    ``overrides``: values from the command line, by variable name; each is parsed and
+    judged exactly as its variable would be, and named as the operator wrote it.
+    """
     env = os.environ if environ is None else environ
+    given = overrides or {}
     values: dict[str, object] = {}
+    names: dict[str, str] = {}
     for setting in SETTINGS:
         name = setting.env
         raw = env.get(name)
         for alias in setting.aliases:
             if raw is None and env.get(alias) is not None:
                 name, raw = alias, env[alias]
-        if raw is None or (raw == "" and setting.default is None):
+        override = given.get(setting.env)
+        if override is not None:
+            name, raw = override.flag, override.value
+        elif raw is None or (raw == "" and setting.default is None):
             raw = setting.default
             name = f"{name} (default)"
+        names[setting.field] = name
         if raw is None:
             values[setting.field] = None
             continue
@@ -609,17 +761,18 @@ def load_settings(environ: Mapping[str, str] | None = None, cwd: Path | None = N
             raise SettingsError(f"{name}={raw!r} is not valid: {error}") from None
     _computed_defaults(values, cwd or Path.cwd())
     settings = Settings(**values)  # type: ignore[arg-type]
-    _check_together(settings)
+    _check_together(settings, names)
     return settings
 
 
-def _check_together(settings: Settings) -> None:
+def _check_together(settings: Settings, names: Mapping[str, str]) -> None:
     root = Path(settings.files_root).resolve()
     outbox = Path(settings.outbox_dir).resolve()
     if outbox == root or root in outbox.parents:
         raise SettingsError(
-            f"OXIDICOM_OUTBOX_DIR={settings.outbox_dir!r} is not valid: it is inside"
-            f" OXIDICOM_FILES_ROOT={settings.files_root!r}, which is CUBE's storage"
+            f"{names['outbox_dir']}={settings.outbox_dir!r} is not valid: it is inside"
+            f" {names['files_root']}={settings.files_root!r}, which is CUBE's storage"
+            " (set OXIDICOM_OUTBOX_DIR to a folder outside it)"
         )
     if settings.tls_certificate is None and (settings.tls_key or settings.tls_client_ca):
         variable = "OXIDICOM_TLS_KEY" if settings.tls_key else "OXIDICOM_TLS_CLIENT_CA"

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from oxidicom import telemetry
 from oxidicom.aio.server import Receiver
 from oxidicom.aio.tls import TLSSetupError
+from oxidicom.app.descriptors import fit_settings
 from oxidicom.app.settings import Settings
 from oxidicom.notify.broker_url import parse_broker_url
 from oxidicom.notify.notifier import ChrisNotifier, build_notifier
@@ -20,6 +21,7 @@ from oxidicom.scp import access
 from oxidicom.scp.services import ScpService
 from oxidicom.storage.writer import Store
 from oxidicom.support.urls import redact
+from oxidicom.telemetry import exhaustion
 
 if TYPE_CHECKING:
     from oxidicom.dicomweb.server import StowServer
@@ -77,13 +79,26 @@ async def serve(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     telemetry.setup()  # here, in the serving process: each worker exports its own
+    settings, descriptors = fit_settings(settings)
+    exhaustion.install_loop_handler(loop)
     try:
         receiver, notifier = await _start(settings, listen_fd)
         stow = await _start_dicomweb(settings, receiver, notifier)
         log.info(describe_start(settings, receiver))
+        log.info(
+            "descriptor limit %d (hard %d): at most %d connection(s) without an association"
+            " or request per listener",
+            descriptors.soft,
+            descriptors.hard,
+            descriptors.max_pending,
+        )
+        if descriptors.warning is not None:
+            log.warning(descriptors.warning)
+        await notifier.announce()  # the port is ours: what waits in the outbox is not a rival's
         _log_access(settings, receiver)
         if stow is not None:
             log.info(describe_dicomweb(settings, stow))
+            _warn_weak_hashes(settings)
         if started is not None:
             started(receiver)
         await stop.wait()
@@ -96,6 +111,7 @@ async def serve(
             receiver.context.store.track(stopping)
         await receiver.stop(settings.shutdown_timeout)
         await notifier.stop()
+        exhaustion.flush()
         log.info("stopped")
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -114,6 +130,24 @@ def describe_dicomweb(settings: Settings, stow: StowServer) -> str:
     else:
         who = f"anyone, without authentication, as {settings.dicomweb_pacs_name}"
     return f"DICOMweb STOW-RS at {stow.url}; may store: {who}"
+
+
+def _warn_weak_hashes(settings: Settings) -> None:
+    """Warn (the receiver still starts) of users whose hash makes guessing cheap."""
+    from oxidicom.dicomweb.auth import MIN_BCRYPT_COST, weak_hashes
+
+    users = settings.dicomweb_users
+    weak = weak_hashes(users) if users is not None else []
+    if weak:
+        assert users is not None
+        log.warning(
+            "%s: the password hash of %s is cheap to guess (bcrypt cost below %d, or"
+            " argon2 with less than 19 MiB): one core checks hundreds of guesses a second;"
+            " make it again with: htpasswd -nbB -C 12 NAME PASSWORD",
+            users.path,
+            ", ".join(weak),
+            MIN_BCRYPT_COST,
+        )
 
 
 async def _start_dicomweb(

@@ -26,6 +26,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Mapping
 
 from oxidicom.aio.server import LISTEN_BACKLOG
 from oxidicom.app.settings import Settings
@@ -70,22 +71,29 @@ def bind_listener(settings: Settings) -> socket.socket:
     return sock
 
 
-def supervise(settings: Settings) -> int:
-    """Run ``settings.workers`` receivers on one socket until SIGINT/SIGTERM; exit status."""
+def supervise(settings: Settings, environ: Mapping[str, str] | None = None) -> int:
+    """Run ``settings.workers`` receivers on one socket until SIGINT/SIGTERM; exit status.
+
+    ``environ``: the workers' environment (the command line's settings included); by
+    default this process's own.
+    """
     try:
         sock = bind_listener(settings)
     except ListenError as error:
         print(f"oxidicom: {error}", file=sys.stderr)
         return 1
     try:
-        return asyncio.run(_Supervisor(settings, sock).run())
+        return asyncio.run(_Supervisor(settings, sock, environ).run())
     finally:
         sock.close()
 
 
 class _Supervisor:
-    def __init__(self, settings: Settings, sock: socket.socket) -> None:
+    def __init__(
+        self, settings: Settings, sock: socket.socket, environ: Mapping[str, str] | None
+    ) -> None:
         self.settings = settings
+        self.environ = dict(os.environ if environ is None else environ)
         self.sock = sock
         self.stopping = False
         self.status = 0
@@ -124,6 +132,7 @@ class _Supervisor:
                 "--listen-fd",
                 str(self.sock.fileno()),
                 pass_fds=(self.sock.fileno(),),
+                env=self.environ,
             )
             self.workers[index] = process
             if self.stopping:  # the signal came while this worker was being started

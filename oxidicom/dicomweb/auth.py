@@ -4,16 +4,32 @@ The users file has one ``name:hash`` per line (``#`` starts a comment), the hash
 by bcrypt (``$2b$...``, e.g. ``htpasswd -nbB``) or argon2 (``$argon2id$...``). The name
 becomes the ``pacs_name`` of what the user stores, so it must be a valid AE title.
 
-A password hash costs ~100-300 ms of CPU on purpose. Two things keep that from
-becoming a lever against the receiver:
+A password hash costs tens to hundreds of ms of CPU on purpose (bcrypt cost 12, what
+:func:`hash_password` makes: 0.3-0.6 s on the project's 2-core test machine; cost 10 a
+quarter of that; each step of the cost doubles it; ``htpasswd -B``'s default cost 5: 3-5 ms).
+Four things keep that from becoming a lever against the receiver or its users:
 
 - Verification runs in one thread of its own, never on the event loop and never in
   the default executor, where it would queue ahead of the storage writes. At most
-  :data:`MAX_PENDING` verifications wait for it; beyond that a request gets 503 at
-  once, so a flood of wrong passwords costs one core at most and nothing else.
+  :data:`MAX_PENDING` verifications wait for it, and at most
+  :data:`MAX_PENDING_PER_ADDRESS` of one client address (beyond: 429 for that address,
+  503 for all when the queue is full), so a flood costs one core at most and nothing else.
+- The thread takes the waiting checks address by address in turn (round robin), not
+  in order of arrival: a user's login waits for at most one check per other address,
+  however many guesses one address has queued.
+- An address whose passwords (or tokens) were wrong :data:`FREE_FAILURES` times in a row
+  is refused (429 with Retry-After) without a check for a while: 1 s, then twice as
+  long at each further failure, up to :data:`MAX_BLOCK` s; it is forgotten after
+  :data:`FORGET_AFTER` s without failure. Another address is never affected: a known
+  user still logs in from there during an attack. A password verified before is
+  accepted even from a blocked address (the cache costs no hash).
 - A password once verified is remembered (keyed by an HMAC with a per-process random
   key, never the password itself) for :data:`CACHE_SECONDS`, so a client that sends a
   request per instance pays the hash once, not per request.
+
+Hashes cheaper than :data:`MIN_BCRYPT_COST` (or argon2 with less memory than
+:data:`MIN_ARGON2_MEMORY_KIB`) are warned about at start (:func:`weak_hashes`): at cost 5
+one core checks hundreds of guesses per second.
 """
 
 from __future__ import annotations
@@ -23,10 +39,11 @@ import base64
 import binascii
 import hashlib
 import hmac
+import math
 import re
 import secrets
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +56,19 @@ from oxidicom.scp.access import check_ae_title
 
 #: Verifications allowed to wait for the hashing thread; beyond it: 503.
 MAX_PENDING: Final = 16
+#: Of them, from one client address; beyond it: 429 for that address.
+MAX_PENDING_PER_ADDRESS: Final = 4
+#: Wrong passwords in a row from one address before it is refused for a while.
+FREE_FAILURES: Final = 5
+#: The longest an address is refused after failures (seconds).
+MAX_BLOCK: Final = 60.0
+#: An address without a failure for this long starts over (seconds).
+FORGET_AFTER: Final = 600.0
+#: Addresses whose failures are remembered at most (the oldest is forgotten first).
+MAX_ADDRESSES: Final = 4096
+#: Below these a hash is warned about at start.
+MIN_BCRYPT_COST: Final = 10
+MIN_ARGON2_MEMORY_KIB: Final = 19 * 1024
 #: How long a verified name and password are remembered.
 CACHE_SECONDS: Final = 300.0
 #: Remembered credentials at most (the oldest is forgotten first).
@@ -119,6 +149,18 @@ def _valid_hash(hashed: str) -> bool:
     return False
 
 
+def weak_hashes(users: Users) -> list[str]:
+    """The names whose hash is cheaper than :data:`MIN_BCRYPT_COST` (or argon2's minimum)."""
+    weak = []
+    for name, hashed in users.hashes.items():
+        if hashed.startswith("$2"):
+            if int(hashed[4:6]) < MIN_BCRYPT_COST:
+                weak.append(name)
+        elif argon2.extract_parameters(hashed).memory_cost < MIN_ARGON2_MEMORY_KIB:
+            weak.append(name)
+    return weak
+
+
 def verify_password(hashed: str, password: bytes) -> bool:
     """Check a password against a bcrypt or argon2 hash (blocking, slow on purpose)."""
     if hashed.startswith("$2"):
@@ -142,10 +184,26 @@ class Allowed:
 
 @dataclass(frozen=True)
 class Refused:
-    """The answer to a request that may not store: 401 (or 503 when too busy)."""
+    """The answer to a request that may not store: 401, 429 (this address: wait), 503."""
 
     status: int
     reason: str
+    #: Seconds for the Retry-After header of a 429 or 503.
+    retry_after: int = 1
+
+
+class _Failures:
+    """Wrong credentials in a row from one address, and until when it is refused."""
+
+    __slots__ = ("count", "last", "until")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.last = 0.0
+        self.until = 0.0
+
+
+_Check = tuple[str, bytes, "asyncio.Future[bool | None]"]
 
 
 class Authenticator:
@@ -159,6 +217,12 @@ class Authenticator:
         self._cache: OrderedDict[bytes, float] = OrderedDict()
         self._pending = 0
         self._executor: ThreadPoolExecutor | None = None
+        #: Checks waiting for the hashing thread, by client address (taken in turn).
+        self._queues: dict[str, deque[_Check]] = {}
+        self._waiting: Counter[str] = Counter()
+        self._hashing = False
+        self._closed = False
+        self._failures: OrderedDict[str, _Failures] = OrderedDict()
         # An unknown name is checked against a real hash too, so that the time of the
         # answer does not tell which names exist.
         self._decoy = next(iter(users.hashes.values())) if users else ""
@@ -176,8 +240,8 @@ class Authenticator:
             schemes.append(f'Bearer realm="{REALM}"')
         return ", ".join(schemes)
 
-    async def check(self, authorization: str | None) -> Allowed | Refused:
-        """Allowed (with the pacs_name to use) or Refused."""
+    async def check(self, authorization: str | None, address: str = "") -> Allowed | Refused:
+        """Allowed (with the pacs_name to use) or Refused; ``address``: the client's."""
         if not self.enabled:
             return Allowed(self.pacs_name, None)
         if not authorization:
@@ -185,42 +249,125 @@ class Authenticator:
         scheme, _, value = authorization.strip().partition(" ")
         scheme = scheme.lower()
         if scheme == "bearer" and self._token is not None:
+            blocked = self._blocked(address)
+            if blocked is not None:
+                return blocked
             given = hashlib.sha256(value.strip().encode("utf-8", "replace")).digest()
             if hmac.compare_digest(given, self._token):
                 return Allowed(self.pacs_name, None)
+            self._failed(address)
             return Refused(401, "wrong bearer token")
         if scheme == "basic" and self.users is not None:
             credentials = _basic_credentials(value)
             if credentials is None:
                 return Refused(401, "malformed Basic credentials")
-            return await self._check_password(*credentials)
+            return await self._check_password(*credentials, address)
         return Refused(401, f"unsupported authorization scheme {scheme!r}")
 
-    async def _check_password(self, name: str, password: bytes) -> Allowed | Refused:
+    async def _check_password(self, name: str, password: bytes, address: str) -> Allowed | Refused:
         assert self.users is not None
         key = hmac.new(self._key, name.encode() + b"\0" + password, hashlib.sha256).digest()
         now = time.monotonic()
         expiry = self._cache.get(key)
         if expiry is not None and expiry > now:
             return Allowed(name, name)
+        blocked = self._blocked(address)
+        if blocked is not None:
+            return blocked
+        if self._waiting[address] >= MAX_PENDING_PER_ADDRESS:
+            return Refused(429, "too many password checks from this address waiting")
         if self._pending >= MAX_PENDING:
             return Refused(503, "too many password checks waiting")
         hashed = self.users.hashes.get(name)
-        self._pending += 1
-        try:
-            loop = asyncio.get_running_loop()
-            ok = await loop.run_in_executor(
-                self._thread(), verify_password, hashed or self._decoy, password
-            )
-        finally:
-            self._pending -= 1
+        ok = await self._verify(address, hashed or self._decoy, password)
+        if ok is None:  # its address failed too often while it waited: not checked
+            return self._blocked(address) or Refused(429, "too many failed logins")
         if not ok or hashed is None:
+            self._failed(address)
             return Refused(401, f"wrong name or password (user {name!r})")
-        self._cache[key] = now + CACHE_SECONDS
+        self._cache[key] = time.monotonic() + CACHE_SECONDS
         self._cache.move_to_end(key)
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
         return Allowed(name, name)
+
+    # -- failures per address ------------------------------------------------------------
+
+    def _blocked(self, address: str) -> Refused | None:
+        failures = self._failures.get(address)
+        if failures is None:
+            return None
+        now = time.monotonic()
+        if failures.until > now:
+            wait = math.ceil(failures.until - now)
+            return Refused(429, f"{failures.count} failed logins from this address", wait)
+        if now - failures.last > FORGET_AFTER:
+            del self._failures[address]
+        return None
+
+    def _failed(self, address: str) -> None:
+        now = time.monotonic()
+        failures = self._failures.pop(address, None) or _Failures()
+        if now - failures.last > FORGET_AFTER:
+            failures.count = 0
+        failures.count += 1
+        failures.last = now
+        beyond = failures.count - FREE_FAILURES
+        if beyond >= 0:
+            failures.until = now + min(MAX_BLOCK, 2.0**beyond)
+        self._failures[address] = failures  # the most recent last
+        while len(self._failures) > MAX_ADDRESSES:
+            self._failures.popitem(last=False)
+
+    # -- the hashing thread, shared address by address --------------------------------------
+
+    async def _verify(self, address: str, hashed: str, password: bytes) -> bool | None:
+        """Whether the password is right; None when its address got blocked meanwhile."""
+        future: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
+        self._queues.setdefault(address, deque()).append((hashed, password, future))
+        self._pending += 1
+        self._waiting[address] += 1
+        try:
+            self._next()
+            return await future
+        finally:
+            self._pending -= 1
+            self._waiting[address] -= 1
+            if not self._waiting[address]:
+                del self._waiting[address]
+
+    def _next(self) -> None:
+        """Give the thread the next check: the first address's, which then goes last."""
+        while not self._hashing and self._queues and not self._closed:
+            address = next(iter(self._queues))
+            queue = self._queues.pop(address)
+            hashed, password, future = queue.popleft()
+            if queue:
+                self._queues[address] = queue
+            if future.done():  # its request is gone
+                continue
+            if self._blocked(address) is not None:
+                # Guesses queued before their address failed too often: no hash for them.
+                future.set_result(None)
+                continue
+            self._hashing = True
+            loop = asyncio.get_running_loop()
+            job = loop.run_in_executor(self._thread(), verify_password, hashed, password)
+            job.add_done_callback(lambda job, future=future: self._verified(job, future))
+
+    def _verified(self, job: asyncio.Future[bool], future: asyncio.Future[bool | None]) -> None:
+        self._hashing = False
+        if not future.done():
+            if job.cancelled():
+                future.cancel()
+            elif job.exception() is not None:
+                future.set_exception(job.exception())  # type: ignore[arg-type]
+            else:
+                future.set_result(job.result())
+        if self._executor is not None:
+            # After the waiting request has run (call_soon keeps the order): a failure it
+            # records may block its address before that address's next guess is taken.
+            asyncio.get_running_loop().call_soon(self._next)
 
     def _thread(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -228,6 +375,7 @@ class Authenticator:
         return self._executor
 
     def close(self) -> None:
+        self._closed = True
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None

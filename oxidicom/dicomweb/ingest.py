@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol, TypeVar
 
 from oxidicom.dicom.errors import DatasetError
 from oxidicom.dicom.head import HeadFields
@@ -30,6 +32,7 @@ from oxidicom.notify.base import Notifier
 from oxidicom.scp.acceptance import AcceptancePolicy
 from oxidicom.storage.series import SeriesAccumulator
 from oxidicom.storage.writer import InstanceWriter, StorageError, Store, StoredInstance
+from oxidicom.telemetry import exhaustion
 from oxidicom.telemetry.logs import CURRENT_ASSOCIATION
 
 log = logging.getLogger("oxidicom.dicomweb")
@@ -42,6 +45,10 @@ REFERENCED_SOP_CLASS_NOT_SUPPORTED = 0x0122
 #: the conformance statement lists it): the instance is not of the study in the URL.
 STUDY_INSTANCE_UID_MISMATCH = 0xC409
 _PROCESSING_FAILURE = 0x0110
+#: Refused parts of a request logged one by one; the rest are counted, by status, in
+#: one line at its end (a request of 10 000 bad parts is 11 lines, not 10 000).
+LOGGED_REFUSALS = 10
+_T = TypeVar("_T")
 
 
 class StudyMismatchError(StorageError):
@@ -59,6 +66,14 @@ class PartRefused(Exception):
         self.comment = comment
 
 
+class StorageWaits(Protocol):
+    """Told when a request waits for our storage (its client is not judged meanwhile)."""
+
+    def storage_wait_began(self, now: float) -> None: ...
+
+    def storage_wait_ended(self, now: float) -> None: ...
+
+
 class StowRequest:
     """The parts of one request, stored one after the other, reported together."""
 
@@ -72,11 +87,13 @@ class StowRequest:
         pacs_name: str,
         study_instance_uid: str | None = None,
         flush_bytes: int | None = None,
+        storage_waits: StorageWaits | None = None,
     ) -> None:
         self.id = telemetry.id
         self.store = store
         #: Batches of a streamed part, when not the store's (see the server's choice).
         self.flush_bytes = flush_bytes
+        self.storage_waits = storage_waits
         self.notifier = notifier
         self.policy = policy
         self.telemetry = telemetry
@@ -88,6 +105,9 @@ class StowRequest:
         self.started = time.monotonic()
         self.ended = False
         self._log = logging.LoggerAdapter(log, {"association": self.id})
+        self._refusals_logged = 0
+        #: Refused parts beyond the first LOGGED_REFUSALS, by status (said at the end).
+        self._refusals_unlogged: Counter[int] = Counter()
 
     # -- one part ------------------------------------------------------------------------
 
@@ -128,7 +148,7 @@ class StowRequest:
                 if data:
                     wait = writer.write(data)  # type: ignore[arg-type]
                     if wait is not None:
-                        await wait
+                        await self._storage(wait)
         except BaseException:
             if writer is not None:
                 writer.abandon()
@@ -142,6 +162,18 @@ class StowRequest:
             assert refused is not None
             return self._failed(meta, refused.status, refused.comment, None)
         return await self._finish(meta, writer)  # type: ignore[arg-type]
+
+    async def _storage(self, wait: Awaitable[_T]) -> _T:
+        """Wait for our storage; the client is not judged by its rate meanwhile."""
+        waits = self.storage_waits
+        if waits is None:
+            return await wait
+        loop = asyncio.get_running_loop()
+        waits.storage_wait_began(loop.time())
+        try:
+            return await wait
+        finally:
+            waits.storage_wait_ended(loop.time())
 
     def _begin(self, meta: FileMeta) -> InstanceWriter:
         """The writer of a part whose meta names something we store."""
@@ -168,7 +200,7 @@ class StowRequest:
         placed = writer.finish(self._placing)
         try:
             try:
-                instance = await asyncio.shield(placed)
+                instance = await self._storage(asyncio.shield(placed))
             except asyncio.CancelledError:
                 # Stopping: the file is being placed and its series journal promised.
                 # Let it land (a rename away) so that the end of the request counts it.
@@ -177,6 +209,8 @@ class StowRequest:
                     self._stored(meta, placed.result())
                 raise
         except (DatasetError, StorageError) as error:
+            if isinstance(error, StorageError):
+                exhaustion.report(error.os_error, "file write")
             return self._failed(meta, error.status, error.comment, writer.series_instance_uid)
         except Exception as error:  # a bug: answer honestly and say where
             self._log.error("storing %s failed", meta.sop_instance_uid, exc_info=error)
@@ -185,7 +219,7 @@ class StowRequest:
             )
         return self._stored(meta, instance)
 
-    def _placing(self, fields: HeadFields, series_dir: str) -> None:
+    def _placing(self, fields: HeadFields, series_dir: str) -> Callable[[], None] | None:
         """Before a file is placed: the study must be the URL's, the registration promised."""
         expected = self.study_instance_uid
         if expected is not None and fields.study_instance_uid != expected:
@@ -194,9 +228,9 @@ class StowRequest:
             )
         record = self.series.record(fields.series_instance_uid)
         if record.journal_key is not None:
-            return
+            return None
         try:
-            self.notifier.series_starting(record, fields, series_dir)
+            return self.notifier.series_starting(record, fields, series_dir)
         except Exception as error:
             if not isinstance(error, OSError):
                 self._log.error("cannot record the series registration", exc_info=error)
@@ -217,9 +251,17 @@ class StowRequest:
         self, meta: FileMeta | None, status: int, comment: str, series_instance_uid: str | None
     ) -> PartOutcome:
         uid = meta.sop_instance_uid if meta is not None else None
-        self._log.warning(
-            "STOW-RS part %d (%s) refused: %04X %s", len(self.outcomes) + 1, uid, status, comment
-        )
+        if self._refusals_logged < LOGGED_REFUSALS:
+            self._refusals_logged += 1
+            self._log.warning(
+                "STOW-RS part %d (%s) refused: %04X %s",
+                len(self.outcomes) + 1,
+                uid,
+                status,
+                comment,
+            )
+        else:
+            self._refusals_unlogged[status] += 1
         self.series.failed(series_instance_uid, comment)
         self.telemetry.instance_failed(status)
         self.notifier.instance_failed(self.id, self.pacs_name, series_instance_uid, comment)
@@ -237,6 +279,12 @@ class StowRequest:
             return
         self.ended = True
         series = self.series
+        if self._refusals_unlogged:
+            self._log.warning(
+                "STOW-RS request: %d more part(s) refused (%s)",
+                sum(self._refusals_unlogged.values()),
+                ", ".join(f"{n} x {s:04X}" for s, n in self._refusals_unlogged.most_common()),
+            )
         self._log.info(
             "STOW-RS request ended (%s): %d stored, %d failed, %d bytes in %.3f s",
             reason,

@@ -10,12 +10,14 @@ limit and giving up on a client that stops sending.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final, Protocol, TypeVar
 
 from aiohttp.helpers import parse_mimetype
 from aiohttp.multipart import MultipartReader
+
+from oxidicom.scp.transfer_rate import TransferMeter
 
 #: Bytes asked of the multipart reader at a time. Below glibc's mmap threshold (128 KiB)
 #: on purpose: larger chunks raise the threshold and settle in the heap, where they left
@@ -96,6 +98,49 @@ class Budget:
             raise RequestTooLarge(f"the request body is larger than {self.limit} bytes")
 
 
+_T = TypeVar("_T")
+
+
+class BodyReads:
+    """The reads of one request body: each given up after the idle timeout, and all of
+    them ended at once by :meth:`stop` (its slot goes to another request).
+
+    Counts the bytes read in ``meter`` when one is given (what the rate rule judges).
+    """
+
+    def __init__(self, idle_timeout: float, meter: TransferMeter | None = None) -> None:
+        self.idle_timeout = idle_timeout
+        self.meter = meter
+        #: Why the body is no longer read (stop's reason), once stopped.
+        self.stopped: str | None = None
+        self._timeout: asyncio.Timeout | None = None
+
+    async def wait(self, read: Awaitable[_T]) -> _T:
+        """``await read``, or ClientStalled (stopped, or nothing for the idle timeout)."""
+        if self.stopped is not None:
+            if asyncio.iscoroutine(read):
+                read.close()  # never awaited: no warning about it
+            raise ClientStalled(self.stopped)
+        try:
+            async with asyncio.timeout(self.idle_timeout) as timeout:
+                self._timeout = timeout
+                return await read
+        except TimeoutError:
+            raise ClientStalled(self.stopped or f"no data for {self.idle_timeout:g} s") from None
+        finally:
+            self._timeout = None
+
+    def count(self, size: int) -> None:
+        if self.meter is not None:
+            self.meter.add(size, asyncio.get_running_loop().time())
+
+    def stop(self, reason: str) -> None:
+        """End the read under way now, and every read after it, with ClientStalled."""
+        self.stopped = reason
+        if self._timeout is not None:
+            self._timeout.reschedule(asyncio.get_running_loop().time())
+
+
 class ChunkSource(Protocol):
     """What :func:`part_chunks` needs of aiohttp's BodyPartReader."""
 
@@ -103,16 +148,18 @@ class ChunkSource(Protocol):
 
 
 async def part_chunks(
-    part: ChunkSource, budget: Budget, idle_timeout: float
+    part: ChunkSource, budget: Budget, reads: BodyReads | float
 ) -> AsyncIterator[bytes]:
-    """The bytes of one part, as they arrive; raises RequestTooLarge or ClientStalled."""
+    """The bytes of one part, as they arrive; raises RequestTooLarge or ClientStalled.
+
+    ``reads``: the request's :class:`BodyReads`, or just the idle timeout.
+    """
+    if not isinstance(reads, BodyReads):
+        reads = BodyReads(reads)
     while True:
-        try:
-            async with asyncio.timeout(idle_timeout):
-                chunk = await part.read_chunk(CHUNK_SIZE)
-        except TimeoutError:
-            raise ClientStalled(f"no data for {idle_timeout:g} s") from None
+        chunk = await reads.wait(part.read_chunk(CHUNK_SIZE))
         if not chunk:
             return
+        reads.count(len(chunk))
         budget.take(len(chunk))
         yield chunk

@@ -5,7 +5,8 @@
 ``Expect: 100-continue``), a request is checked in this order: the receiver is not
 stopping (503), its credentials (401, or 503 while too many password checks wait), its
 Content-Type (415/400), its Content-Length (413), the study UID of the path (400); then
-it needs a free request slot (503: at most OXIDICOM_LISTENER_THREADS requests at once). Then its
+it needs a free request slot (503: at most OXIDICOM_LISTENER_THREADS requests at once;
+429 when its address has too many password checks waiting, or failed too often). Then its
 parts are stored one after the other (:mod:`oxidicom.dicomweb.ingest`).
 """
 
@@ -25,8 +26,10 @@ from aiohttp.web_urldispatcher import _default_expect_handler
 
 from oxidicom.aio.tls import server_tls_context
 from oxidicom.dicomweb.auth import Allowed, Authenticator, Refused
+from oxidicom.dicomweb.connections import HttpConnections, TrackedRunner, TrackedSite
 from oxidicom.dicomweb.ingest import StowRequest
 from oxidicom.dicomweb.multipart import (
+    BodyReads,
     Budget,
     ClientStalled,
     RequestTooLarge,
@@ -34,12 +37,15 @@ from oxidicom.dicomweb.multipart import (
     check_content_type,
     part_chunks,
 )
-from oxidicom.dicomweb.response import MEDIA_TYPE, http_status, response_body
+from oxidicom.dicomweb.response import MEDIA_TYPE, PartOutcome, http_status, response_pieces
+from oxidicom.dicomweb.slots import RunningRequest, StowSlots
 from oxidicom.dicomweb.telemetry import request_telemetry
 from oxidicom.notify.base import Notifier
 from oxidicom.scp.acceptance import AcceptancePolicy
 from oxidicom.storage.writer import Store
+from oxidicom.support.slices import TimeSlices
 from oxidicom.telemetry.logs import CURRENT_ASSOCIATION
+from oxidicom.telemetry.summarized import SummarizedWarnings
 
 if TYPE_CHECKING:
     from oxidicom.app.settings import Settings
@@ -85,7 +91,9 @@ class StowServer:
         # The same SOP classes and transfer syntaxes as the DIMSE listener accepts.
         self.policy = AcceptancePolicy.from_settings(settings)
         self.max_requests = settings.max_associations
-        self.active = 0
+        self.slots = StowSlots(settings.max_associations, settings.min_transfer_rate)
+        #: The requests running (a preempted one may still finish after giving its slot).
+        self._running: set[RunningRequest] = set()
         #: Set while no request is running (stop waits for it).
         self._idle = asyncio.Event()
         self._idle.set()
@@ -94,6 +102,18 @@ class StowServer:
         for path in (f"{BASE}/studies", f"{BASE}/studies/{{study}}"):
             self.app.router.add_post(path, self._stow, expect_handler=self._expect)
         self._runner: web.AppRunner | None = None
+        #: Refused credentials, logged once per address and status during a flood.
+        self.refusals = SummarizedWarnings(
+            log,
+            "STOW-RS from %s refused: %s",
+            "refused %d more STOW-RS request(s) (%s) since the last message",
+        )
+        #: Connections without a running request: bounded in time and number.
+        self.connections = HttpConnections(
+            settings.max_pending_connections,
+            settings.dicomweb_header_timeout,
+            settings.dicomweb_keepalive_timeout,
+        )
 
     # -- start and stop ------------------------------------------------------------------
 
@@ -101,21 +121,26 @@ class StowServer:
         """Listen (raises OSError, or TLSSetupError for unusable TLS files)."""
         settings = self.settings
         tls = server_tls_context(settings)
-        runner = web.AppRunner(
+        runner = TrackedRunner(
             self.app,
+            self.connections,
             handle_signals=False,
+            # Our own timers close idle connections (see HttpConnections); aiohttp's is
+            # a backstop only.
+            keepalive_timeout=settings.dicomweb_keepalive_timeout
+            + settings.dicomweb_header_timeout,
             access_log=None,
             # stop() waits for running requests itself; what is left then is cancelled.
             shutdown_timeout=_CANCEL_GRACE,
         )
         await runner.setup()
-        site = web.TCPSite(
+        site = TrackedSite(
             runner,
             settings.dicomweb_address,
-            settings.dicomweb_port,
-            ssl_context=tls,
-            backlog=128,
-            reuse_address=True,
+            settings.dicomweb_port,  # type: ignore[arg-type]  # set: the listener runs
+            tls=tls,
+            connections=self.connections,
+            backlog=min(128, settings.listen_backlog),
         )
         try:
             await site.start()
@@ -147,13 +172,17 @@ class StowServer:
         if runner is not None:
             for site in list(runner.sites):
                 await site.stop()
-            if self.active:
+            if self._running:
                 timeout = self.settings.shutdown_timeout
-                log.info("waiting up to %.0f s for %d STOW-RS request(s)", timeout, self.active)
+                log.info(
+                    "waiting up to %.0f s for %d STOW-RS request(s)", timeout, len(self._running)
+                )
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(timeout):
                         await self._idle.wait()
             await runner.cleanup()
+        self.connections.flush_logs()
+        self.refusals.flush()
         self.auth.close()
 
     # -- requests ------------------------------------------------------------------------
@@ -170,14 +199,20 @@ class StowServer:
     async def _check(self, request: web.Request) -> Allowed | web.Response:
         if not self.accepting:
             return _plain(503, "stopping", **{hdrs.RETRY_AFTER: "5"})
-        allowed = await self.auth.check(request.headers.get(hdrs.AUTHORIZATION))
+        peer = _peer(request)
+        host = peer.rpartition(":")[0]
+        allowed = await self.auth.check(request.headers.get(hdrs.AUTHORIZATION), host)
         if isinstance(allowed, Refused):
-            log.warning("STOW-RS from %s refused: %s", _peer(request), allowed.reason)
+            # Once per address and status, then counted: a guessing client is one line
+            # per 10 s, not one per guess.
+            self.refusals.occurred(f"{allowed.status} from {host}", peer, allowed.reason)
             if allowed.status == 401:
                 return _plain(
                     401, "authentication required", **{hdrs.WWW_AUTHENTICATE: self.auth.challenge()}
                 )
-            return _plain(allowed.status, allowed.reason, **{hdrs.RETRY_AFTER: "1"})
+            return _plain(
+                allowed.status, allowed.reason, **{hdrs.RETRY_AFTER: str(allowed.retry_after)}
+            )
         problem = check_content_type(request.headers.get(hdrs.CONTENT_TYPE))
         if problem is not None:
             return _plain(problem.status, problem.reason)
@@ -205,13 +240,16 @@ class StowServer:
         if isinstance(answer, web.Response):
             answer.force_close()
             return answer
-        if self.active >= self.max_requests:  # here, where the slot is taken: no await between
+        loop = asyncio.get_running_loop()
+        running = RunningRequest(_peer(request), self.settings.idle_timeout, loop.time())
+        # Here, where the slot is taken: no await between the check and the taking.
+        if not self.accepting or not self.slots.acquire(running, loop.time()):
             busy = _plain(
                 503, f"{self.max_requests} requests already running", **{hdrs.RETRY_AFTER: "1"}
             )
             busy.force_close()
             return busy
-        self.active += 1
+        self._running.add(running)
         self._idle.clear()
         telemetry = request_telemetry(self.next_id(), _peer(request))
         scope = CURRENT_ASSOCIATION.set(telemetry)
@@ -225,6 +263,7 @@ class StowServer:
                 pacs_name=answer.pacs_name,
                 study_instance_uid=request.match_info.get("study"),
                 flush_bytes=min(STOW_FLUSH_BYTES, self.store.flush_bytes),
+                storage_waits=running,
             )
             log.info(
                 "STOW-RS request from %s as %s%s",
@@ -232,7 +271,7 @@ class StowServer:
                 answer.pacs_name,
                 f" (user {answer.user})" if answer.user else "",
             )
-            status, reason = await self._receive(request, stow)
+            status, reason = await self._receive(request, stow, running.reads)
             if status is None:
                 status = http_status(stow.outcomes) if stow.outcomes else 400
             gone = reason == GONE
@@ -243,7 +282,7 @@ class StowServer:
                 response = _plain(status, reason)
             else:
                 response = web.Response(
-                    status=status, body=response_body(stow.outcomes), content_type=MEDIA_TYPE
+                    status=status, body=await _answer(stow.outcomes), content_type=MEDIA_TYPE
                 )
             if gone or status in (400, 408, 413):
                 response.force_close()  # the rest of the body is not read
@@ -253,30 +292,38 @@ class StowServer:
             raise
         finally:
             CURRENT_ASSOCIATION.reset(scope)
-            self.active -= 1
-            if not self.active:
+            self._running.discard(running)
+            self.slots.release(running)
+            if not self._running:
                 self._idle.set()
 
-    async def _receive(self, request: web.Request, stow: StowRequest) -> tuple[int | None, str]:
+    async def _receive(
+        self, request: web.Request, stow: StowRequest, reads: BodyReads
+    ) -> tuple[int | None, str]:
         """Store every part; (HTTP status when it is not the parts' to say, end reason)."""
         budget = Budget(self.settings.dicomweb_max_request_size)
+        max_parts = self.settings.dicomweb_max_parts
+        slices = TimeSlices()
         status: int | None = None
         reason = "completed"
         try:
             reader = StowMultipartReader(request.headers, request.content)
             while True:
-                try:
-                    async with asyncio.timeout(self.settings.idle_timeout):
-                        part = await reader.next()  # a part's headers, or the end
-                except TimeoutError:
-                    raise ClientStalled(f"no data for {self.settings.idle_timeout:g} s") from None
+                # Parts already in the buffer are read without a wait: the loop is given
+                # back between them, so no other peer waits for a request of many parts.
+                await slices.checkpoint()
+                part = await reads.wait(reader.next())  # a part's headers, or the end
                 if part is None:
                     break
+                if len(stow.outcomes) >= max_parts:
+                    raise RequestTooLarge(
+                        f"more than {max_parts} parts (OXIDICOM_DICOMWEB_MAX_PARTS)"
+                    )
                 if not isinstance(part, BodyPartReader):
                     # A nested multipart is no instance, and draining it would escape the
                     # size limit: the body is malformed for STOW-RS.
                     raise ValueError("a part is itself multipart")
-                chunks = part_chunks(part, budget, self.settings.idle_timeout)
+                chunks = part_chunks(part, budget, reads)
                 await stow.store_part(chunks, part.headers.get(hdrs.CONTENT_TYPE))
             if not stow.outcomes:
                 status, reason = 400, "the multipart body has no part"
@@ -294,6 +341,16 @@ class StowServer:
             raise
         stow.end(reason)
         return status, reason
+
+
+async def _answer(outcomes: list[PartOutcome]) -> bytes:
+    """The response body, made a slice at a time (thousands of parts take ~100 ms)."""
+    pieces = []
+    slices = TimeSlices()
+    for piece in response_pieces(outcomes):
+        pieces.append(piece)
+        await slices.checkpoint()
+    return b"".join(pieces)
 
 
 def _peer(request: web.Request) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from oxidicom.dicom.head import HeadFields
@@ -11,11 +12,15 @@ from oxidicom.storage.series import SeriesRecord
 class Notifier(Protocol):
     """Receives storage outcomes as they happen and each association's end."""
 
-    def series_starting(self, series: SeriesRecord, fields: HeadFields, series_dir: str) -> None:
+    def series_starting(
+        self, series: SeriesRecord, fields: HeadFields, series_dir: str
+    ) -> Callable[[], None] | None:
         """The first file of a series in an association is about to be placed.
 
         Promise its registration (``fields``: that file's head; ``series_dir``: relative to
-        FILES_ROOT). Raises when it cannot be promised: the file is then refused.
+        FILES_ROOT). Raises when it cannot be promised: the file is then refused. Returns
+        the blocking work that makes the promise durable (run before the file's success
+        is answered), or None.
         """
 
     def instance_stored(self, series: SeriesRecord) -> None:

@@ -25,20 +25,28 @@ recovery of dead processes' entries takes too: of all the holders of a series, t
 to decide registers it, counting the files in its folder, and the entries of dead
 holders go with that registration. That includes a process that stopped cleanly
 while its outbox could not be written: its entries stay, its folder is unlocked at the
-stop, and the next start registers them. Entries are written without fsync, once per
-series and association: they survive the death of the process (they are in the page
-cache), not a power cut. Everything here blocks; entries are a few hundred bytes.
+stop, and the next start registers them. Everything here blocks; entries are a few
+hundred bytes.
+
+Durability: an entry is written (and renamed into place) on the loop without fsync; that
+survives the death of the process (the page cache). With ``OXIDICOM_FSYNC=true`` it must
+survive a power cut too, before the success of the file that promised it is answered:
+:meth:`SeriesJournal.record` then returns the blocking work that makes it durable (fsync
+of the entry, then of its folder, whose new name the rename wrote), which the storage
+writer runs in the executor before it places that file. The folders themselves are made
+durable once, at start. On tmpfs and ramfs there is nothing to make durable.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +56,7 @@ import msgspec
 from oxidicom.notify.celery import TASK_NAME
 from oxidicom.notify.outbox import INVALID_SUFFIX, Outbox, Registration
 from oxidicom.storage.tmpdir import WorkDir
+from oxidicom.storage.writer import memory_backed
 from oxidicom.support.atomic import write_then_rename
 from oxidicom.support.owned import Owner, judge_owner
 
@@ -141,10 +150,12 @@ def decode_entry(data: bytes) -> JournalEntry:
 class SeriesJournal:
     """This process's journal folder, and the recovery of dead processes' folders."""
 
-    def __init__(self, outbox_dir: Path, files_root: Path) -> None:
+    def __init__(self, outbox_dir: Path, files_root: Path, *, fsync: bool = False) -> None:
         self.root = outbox_dir / JOURNAL_DIR_NAME
         self.files_root = files_root
         self.work_dir = WorkDir(self.root)
+        #: Entries are made durable (see the module): OXIDICOM_FSYNC, unless in memory.
+        self.fsync = fsync
         self._prefix = ""
         self._unlocked_warned = False
         #: With a series store (replicas on several hosts): the holds of dead processes
@@ -155,16 +166,32 @@ class SeriesJournal:
         self._adoptions = 0
 
     def prepare(self) -> None:
-        """Create and lock our folder (at start)."""
+        """Create and lock our folder (at start); with fsync, make the folders durable."""
         self.root.mkdir(parents=True, exist_ok=True)
         self.work_dir.claim()
         self._prefix = f"{self.work_dir.path}/"
+        if self.fsync and memory_backed(self.root):
+            self.fsync = False
+        if self.fsync:
+            for folder in (self.root.parent, self.root, self.work_dir.path):
+                _sync_folder(str(folder))
 
-    def record(self, key: str, entry: JournalEntry) -> None:
-        """Write (or replace) entry ``key``; it is whole or absent, never partial."""
+    def record(self, key: str, entry: JournalEntry) -> Callable[[], None] | None:
+        """Write (or replace) entry ``key``; it is whole or absent, never partial.
+
+        Returns, with fsync, what makes it durable (blocking: run it in the executor,
+        and before answering success for the file that promised it); else None.
+        """
         final = f"{self._prefix}{key}{_SUFFIX}"
         temp = f"{self._prefix}.{key}.tmp"
         write_then_rename(temp, [_encode(entry)], False, 0o600, _discard, os.replace, final)
+        return self.durable(key)
+
+    def durable(self, key: str) -> Callable[[], None] | None:
+        """What makes entry ``key`` durable (fsync of it and of its folder); None without fsync."""
+        if not self.fsync:
+            return None
+        return functools.partial(_sync_entry, f"{self._prefix}{key}{_SUFFIX}", self._prefix)
 
     def record_raw(self, key: str, data: bytes) -> None:
         """Write entry ``key`` from its JSON (an entry a series store kept)."""
@@ -256,6 +283,17 @@ class SeriesJournal:
         Entries left (registrations the outbox could not take) stay for the next start.
         """
         self.work_dir.release()
+
+    def running_others(self) -> int:
+        """How many other live receiver processes journal beside us (share our outbox)."""
+        running = 0
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(self.root):
+                if entry.is_dir(follow_symlinks=False) and entry.path != str(self.work_dir.path):
+                    with contextlib.suppress(OSError), judge_owner(Path(entry.path)) as owner:
+                        # Only a lock held now: a folder without one may be a stillbirth's.
+                        running += owner is Owner.ALIVE
+        return running
 
     def recover(self, outbox: Outbox) -> int:
         """Turn the entries of gone processes into outbox registrations; return how many."""
@@ -392,6 +430,24 @@ def _owner_alive(folder: Path) -> bool:
             return owner in (Owner.ALIVE, Owner.UNKNOWN)
     except OSError:
         return True
+
+
+def _sync_entry(path: str, folder: str) -> None:
+    """fsync an entry, then its folder (the rename that put it there)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    _sync_folder(folder)
+
+
+def _sync_folder(folder: str) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _discard(path: str) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -86,27 +87,35 @@ class ChrisNotifier:
 
     # -- Notifier --------------------------------------------------------------------------
 
-    def series_starting(self, series: SeriesRecord, fields: HeadFields, series_dir: str) -> None:
+    def series_starting(
+        self, series: SeriesRecord, fields: HeadFields, series_dir: str
+    ) -> Callable[[], None] | None:
         settler = self.settler
         if settler is None:
-            self.registrations.promise(series, fields, series_dir)
-            return
+            return self.registrations.promise(series, fields, series_dir)
         digest = series_digest(series_dir)
         pending = settler.held(digest)
         if pending is None:
             pending = settler.new(
                 digest, series.pacs_name, series.series_instance_uid, series.association_id
             )
-            entry = self.registrations.promise(series, fields, series_dir, key=pending.key)
+            entry = self.registrations.journal_entry(series, fields, series_dir)
+            durable = self.registrations.promise(
+                series, fields, series_dir, key=pending.key, entry=entry
+            )
             settler.hold(pending)
             if self.store.counts_series:
                 self._entries[digest] = entry
         else:
             series.journal_key = pending.key
+            # Held already, maybe by an association whose first file is not answered yet:
+            # this one waits for the entry's durability too (an fsync of a clean file).
+            durable = self.registrations.journal.durable(pending.key)
         settler.opened(pending)
         if pending.open == 1 and self.store.counts_series:
             self.store.hold(pending, self._entries[digest])
         series.pending = pending
+        return durable
 
     def instance_stored(self, series: SeriesRecord) -> None:
         pending = series.pending
@@ -267,6 +276,10 @@ class ChrisNotifier:
                 self._settle_due(self.settler), name="series-settle"
             )
 
+    async def announce(self) -> None:
+        """Once the listener is bound: say what earlier runs left waiting in the outbox."""
+        await self.registrations.announce_waiting()
+
     async def stop(self) -> None:
         """Finish the ends of associations, settle every held series, publish pending
         registrations and LONK messages (bounded time), then close."""
@@ -289,7 +302,9 @@ def build_notifier(settings: Settings) -> ChrisNotifier:
     """
     outbox = Outbox(Path(settings.outbox_dir))
     publisher = build_publisher(settings.celery_broker, outbox) if settings.celery_broker else None
-    journal = SeriesJournal(Path(settings.outbox_dir), Path(settings.files_root))
+    journal = SeriesJournal(
+        Path(settings.outbox_dir), Path(settings.files_root), fsync=settings.fsync
+    )
     registrations = Registrations(outbox, settings.queue_name, publisher, journal)
     store: SeriesStore | None = None
     store_url = series_store_url(settings)

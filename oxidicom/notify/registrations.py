@@ -117,6 +117,9 @@ class Registrations:
         self._unwritten: list[_Promise] = []
         self._retrying: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        #: Whether this process got to serve (its listener bound): only then does it
+        #: speak of the outbox, which may be a running receiver's.
+        self._announced = False
 
     @property
     def unwritten(self) -> int:
@@ -135,14 +138,6 @@ class Registrations:
                 " or stopped while its outbox could not be written) are in the outbox now",
                 recovered,
             )
-        waiting = len(await loop.run_in_executor(None, self.outbox.names))
-        if waiting:
-            log.info(
-                "%d registration(s) from an earlier run wait in the outbox %s%s",
-                waiting,
-                self.outbox.directory,
-                "" if self.publisher is not None else " (no Celery broker configured)",
-            )
         if self.publisher is not None:
             self.publisher.start()
         # Read at each metric export, in the SDK's own thread: a listing of the outbox is
@@ -150,32 +145,77 @@ class Registrations:
         outbox = self.outbox
         telemetry.observe_outbox_depth(lambda: len(outbox.names()))
 
+    async def announce_waiting(self) -> None:
+        """Say what waits in the outbox, and whose it is: once the listener is ours.
+
+        Called once the port is bound, so that a second start that fails on the port
+        says nothing of the running receiver's registrations. Another live receiver
+        sharing the outbox (a worker, a replica) may have written some of them.
+        """
+        self._announced = True
+        loop = asyncio.get_running_loop()
+        waiting = len(await loop.run_in_executor(None, self.outbox.names))
+        if not waiting:
+            return
+        others = await loop.run_in_executor(None, self.journal.running_others)
+        broker = "" if self.publisher is not None else " (no Celery broker configured)"
+        if others:
+            log.info(
+                "%d registration(s) wait in the outbox %s, which %d other running receiver"
+                " process(es) share: theirs, or from an earlier run%s",
+                waiting,
+                self.outbox.directory,
+                others,
+                broker,
+            )
+        else:
+            log.info(
+                "%d registration(s) from an earlier run wait in the outbox %s%s",
+                waiting,
+                self.outbox.directory,
+                broker,
+            )
+
     # -- on the loop, in the hot path ------------------------------------------------------
 
-    def promise(
-        self, record: SeriesRecord, fields: HeadFields, series_dir: str, key: str | None = None
+    def journal_entry(
+        self, record: SeriesRecord, fields: HeadFields, series_dir: str
     ) -> JournalEntry:
-        """The first file of a series in an association is about to be placed: journal it.
-
-        ``key``: the entry's name (a settled series' hold); by default one of its own for
-        this association. Raises (OSError when the journal cannot be written): the file
-        must then be refused. A few hundred bytes written on the loop, once per series and
-        association (once per series and process for a settled series).
-        """
+        """What the journal keeps of a series: its registration's fields (pure)."""
         kwargs, warnings = registration_kwargs(fields, record.pacs_name, series_dir, 1)
         for warning in warnings:
             log.warning("%s", warning)
-        if key is None:
-            key = f"{record.association_id}-{next(self._journal_keys)}"
-        entry = JournalEntry(
+        return JournalEntry(
             self.queue_name,
             kwargs,
             association_id=record.association_id,
             traceparent=telemetry.current_traceparent(),
         )
-        self.journal.record(key, entry)
+
+    def promise(
+        self,
+        record: SeriesRecord,
+        fields: HeadFields,
+        series_dir: str,
+        key: str | None = None,
+        entry: JournalEntry | None = None,
+    ) -> Callable[[], None] | None:
+        """The first file of a series in an association is about to be placed: journal it.
+
+        ``key``: the entry's name (a settled series' hold); by default one of its own for
+        this association. ``entry``: made by :meth:`journal_entry` when the caller needs
+        it too. Raises (OSError when the journal cannot be written): the file
+        must then be refused. A few hundred bytes written on the loop, once per series and
+        association (once per series and process for a settled series). Returns what
+        makes the entry durable (with fsync; see SeriesJournal.record), or None.
+        """
+        if entry is None:
+            entry = self.journal_entry(record, fields, series_dir)
+        if key is None:
+            key = f"{record.association_id}-{next(self._journal_keys)}"
+        durable = self.journal.record(key, entry)
         record.journal_key = key
-        return entry
+        return durable
 
     # -- at the end of an association -----------------------------------------------------
 
@@ -454,6 +494,8 @@ class Registrations:
             await self.publisher.stop(timeout)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self.journal.release)
+        if not self._announced:
+            return  # a start that failed (port in use): what waits is not ours to report
         # The depth stays observed: the last metric export, after this, reports it.
         left = len(await loop.run_in_executor(None, self.outbox.names))
         if left:

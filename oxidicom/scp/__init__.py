@@ -23,7 +23,8 @@ from oxidicom.scp.access import (
     parse_client_aets,
 )
 from oxidicom.scp.association import Association
-from oxidicom.scp.services import Link, PendingConnection, ScpService, Services
+from oxidicom.scp.interfaces import Link, PendingConnection, Services, SlotHolder
+from oxidicom.scp.services import ScpService
 from oxidicom.scp.transfer_rate import GRACE, WINDOW, TransferMeter
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "Refusal",
     "ScpService",
     "Services",
+    "SlotHolder",
     "TransferMeter",
     "check_ae_title",
     "negotiate",

@@ -6,7 +6,7 @@ Theory of operation
 An :class:`Association` exists for each transport connection, created by the asyncio
 shell (:mod:`oxidicom.aio.protocol`) with the connection's sans-IO
 :class:`~oxidicom.ul.connection.Connection` and the process's
-:class:`~oxidicom.scp.services.Services`. Who calls what:
+:class:`~oxidicom.scp.interfaces.Services`. Who calls what:
 
 - the shell pulls events from the connection and hands each to :meth:`Association.handle`.
   When ``handle`` returns a future that is not done (a batch being written, a file being
@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from oxidicom import telemetry
@@ -55,6 +55,7 @@ from oxidicom.scp.acceptance import (
 )
 from oxidicom.storage.series import SeriesAccumulator
 from oxidicom.storage.writer import InstanceWriter, StorageError, StoredInstance
+from oxidicom.telemetry import exhaustion
 from oxidicom.telemetry.logs import CURRENT_ASSOCIATION
 from oxidicom.ul.connection import Connection
 from oxidicom.ul.events import (
@@ -71,7 +72,7 @@ from oxidicom.ul.fsm import State
 from oxidicom.ul.pdu import AssociateRJ, AssociateRQ
 
 if TYPE_CHECKING:
-    from oxidicom.scp.services import Services
+    from oxidicom.scp.interfaces import Services
 
 log = logging.getLogger("oxidicom.association")
 
@@ -281,21 +282,22 @@ class Association:
         placed.add_done_callback(respond)
         return answered
 
-    def _placing(self, fields: HeadFields, series_dir: str) -> None:
+    def _placing(self, fields: HeadFields, series_dir: str) -> Callable[[], None] | None:
         """Before a file is placed: the first of its series promises the registration.
 
         Nothing is answered success without that promise (its journal entry): raises
         :class:`StorageError` (A700, the file is not placed) when it cannot be made, and
-        the series' next file tries again.
+        the series' next file tries again. Returns what makes the promise durable (the
+        writer runs it before placing the file), or None.
         """
         series = self.series
         if series is None:
-            return
+            return None
         record = series.record(fields.series_instance_uid)
         if record.journal_key is not None:
-            return
+            return None
         try:
-            self.server.notifier.series_starting(record, fields, series_dir)
+            return self.server.notifier.series_starting(record, fields, series_dir)
         except Exception as error:
             if not isinstance(error, OSError):
                 self._log.error("cannot record the series registration", exc_info=error)
@@ -332,6 +334,8 @@ class Association:
             return
         if isinstance(error, DatasetError | StorageError):
             status, comment = error.status, error.comment
+            if isinstance(error, StorageError):
+                exhaustion.report(error.os_error, "file write")
         else:  # a bug: answer honestly, keep the association, and say where
             self._log.error("storing %s failed", command.affected_sop_instance_uid, exc_info=error)
             status, comment = Status.OUT_OF_RESOURCES, f"internal error: {error}"

@@ -1,13 +1,16 @@
-"""What the associations of one process share, and what it needs of their connections.
+"""What the associations of one process share: :class:`ScpService`.
 
-An :class:`~oxidicom.scp.association.Association` is handed a :class:`Services`: the
-settings, the two policies, the store, the notifier, association ids and slots.
-:class:`ScpService` is that object in a receiver process. To give a slot to a newcomer
-it may preempt a running association (too slow, or of a host holding more than its
-share), and it closes the oldest connections holding no association beyond a cap: for
-both it sees each connection as a :class:`Link` or a :class:`PendingConnection`, which
-the asyncio shell (:mod:`oxidicom.aio.protocol`, :mod:`oxidicom.aio.tls`) implements.
-Nothing here imports the shell; the shell imports this.
+An :class:`~oxidicom.scp.association.Association` is handed a
+:class:`~oxidicom.scp.interfaces.Services`: the settings, the two policies, the store,
+the notifier, association ids and slots. :class:`ScpService` is that object in a
+receiver process. To give a slot to a newcomer it may preempt a running association (too
+slow, or of a host holding more than its share), and it closes the oldest connections
+holding no association beyond a cap: for both it sees each connection as a
+:class:`~oxidicom.scp.interfaces.Link` or a
+:class:`~oxidicom.scp.interfaces.PendingConnection`, which the asyncio shell
+(:mod:`oxidicom.aio.protocol`, :mod:`oxidicom.aio.tls`) implements, and each
+association as a :class:`~oxidicom.scp.interfaces.SlotHolder`. Nothing here imports the
+shell, nor the association; both import this.
 """
 
 from __future__ import annotations
@@ -15,14 +18,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from oxidicom import telemetry
 from oxidicom.scp.acceptance import AcceptancePolicy
 from oxidicom.scp.access import AccessPolicy
 from oxidicom.scp.fairness import Holder, host_share_victim
+from oxidicom.scp.interfaces import Link, PendingConnection, SlotHolder
 from oxidicom.scp.request_rate import HostRequestLimit
-from oxidicom.scp.transfer_rate import WINDOW, TransferMeter
+from oxidicom.scp.transfer_rate import WINDOW
 from oxidicom.support.process import short_id
 from oxidicom.telemetry.summarized import SummarizedWarning, SummarizedWarnings
 
@@ -30,77 +34,10 @@ if TYPE_CHECKING:
     # Types only: the settings module imports the access policy from this package.
     from oxidicom.app.settings import Settings
     from oxidicom.notify.base import Notifier
-    from oxidicom.scp.association import Association
     from oxidicom.storage.writer import Store
 
 # The name of the logger before this class left the shell: operators' log filters use it.
 log = logging.getLogger("oxidicom.server")
-
-
-class Services(Protocol):
-    """What an association needs of the process it runs in."""
-
-    settings: Settings
-    store: Store
-    notifier: Notifier
-    policy: AcceptancePolicy
-    access: AccessPolicy
-    max_associations: int
-    #: A-ASSOCIATE-RJ warnings, summarized during a flood.
-    rejections: SummarizedWarnings
-
-    def next_association_id(self) -> str:
-        """A new id, unique across processes sharing storage and logs."""
-        ...
-
-    def request_allowed(self, host: str) -> bool:
-        """One more A-ASSOCIATE-RQ from ``host``: False when it asks too often."""
-        ...
-
-    def acquire_slot(
-        self, association: Association | None = None, *, preempt: bool = False
-    ) -> bool:
-        """Count one more running association; False when none may run now."""
-        ...
-
-    def release_slot(self, association: Association | None = None) -> None:
-        """The association that acquired a slot no longer runs."""
-        ...
-
-
-class PendingConnection(Protocol):
-    """An open connection that holds no association slot (see ScpService._add_pending)."""
-
-    @property
-    def peer(self) -> str: ...
-
-    @property
-    def is_open(self) -> bool: ...
-
-    def evict(self) -> None: ...
-
-
-class Link(PendingConnection, Protocol):
-    """One connection, as the shell keeps it: what preemption and the pending cap use."""
-
-    association: Association | None
-    meter: TransferMeter
-    loop: asyncio.AbstractEventLoop
-    #: Done once the connection is closed and its association has ended.
-    closed: asyncio.Future[None]
-
-    @property
-    def preemptible(self) -> bool:
-        """Whether it may be preempted at all (established, and not waiting for our storage)."""
-        ...
-
-    def preempt(self, reason: str) -> None:
-        """A-ABORT now: its slot goes to another peer."""
-        ...
-
-    def abort(self) -> None:
-        """A-ABORT now (the shutdown timeout is reached)."""
-        ...
 
 
 class ScpService:
@@ -135,9 +72,9 @@ class ScpService:
         self._pending: dict[PendingConnection, None] = {}
         #: TLS connections whose handshake is not over (they are pending too).
         self.handshakes: set[PendingConnection] = set()
-        self._protocols: dict[Association, Link] = {}
+        self._protocols: dict[SlotHolder, Link] = {}
         #: The associations that hold a slot (acquire_slot to release_slot).
-        self._holders: dict[Association, None] = {}
+        self._holders: dict[SlotHolder, None] = {}
         #: Bytes per second below which a running association may be preempted; 0: never.
         self.min_transfer_rate = settings.min_transfer_rate
         #: A-ASSOCIATE-RQs per address (OXIDICOM_MAX_ASSOCIATION_RATE); None: no limit.
@@ -167,9 +104,7 @@ class ScpService:
         limit = self.request_limit
         return limit is None or limit.allow(host, asyncio.get_running_loop().time())
 
-    def acquire_slot(
-        self, association: Association | None = None, *, preempt: bool = False
-    ) -> bool:
+    def acquire_slot(self, association: SlotHolder | None = None, *, preempt: bool = False) -> bool:
         """Count one more association, unless we are stopping or every slot is taken.
 
         When every slot is taken and ``preempt`` is true (the request will be
@@ -199,14 +134,14 @@ class ScpService:
             protocol.meter.restart(protocol.loop.time())  # judged from its acceptance on
         return True
 
-    def release_slot(self, association: Association | None = None) -> None:
+    def release_slot(self, association: SlotHolder | None = None) -> None:
         self.active_associations -= 1
         if association is not None:
             self._holders.pop(association, None)
             if association in self._protocols:
                 self._add_pending(self._protocols[association])
 
-    def _preempt_for(self, newcomer: Association | None) -> bool:
+    def _preempt_for(self, newcomer: SlotHolder | None) -> bool:
         """Abort one running association for ``newcomer``, if a rule allows it.
 
         First the rate rule: the least productive association below the minimum rate.

@@ -25,6 +25,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import aiofiles.os
 import msgspec
@@ -61,9 +62,11 @@ class StorageError(Exception):
 
     status = Status.OUT_OF_RESOURCES
 
-    def __init__(self, comment: str) -> None:
+    def __init__(self, comment: str, os_error: OSError | None = None) -> None:
         super().__init__(comment)
         self.comment = comment
+        #: The system's error behind it, if any (EMFILE is counted: see telemetry).
+        self.os_error = os_error
 
 
 class StoredInstance(msgspec.Struct, frozen=True, gc=False):
@@ -95,6 +98,16 @@ class Store:
         self._root_prefix = f"{self.root}/"
         #: fsync each file, unless the filesystem makes it a no-op (memory-backed).
         self.sync_files = fsync and not memory_backed(self.root)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The running event loop, remembered: ``asyncio.get_running_loop`` costs a
+        ``getpid`` system call each time (CPython 3.11 checks for a fork)."""
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     def prepare(self) -> None:
         """Create FILES_ROOT and our temporary folder (at start, before any association)."""
@@ -232,6 +245,8 @@ class InstanceWriter:
         self._size = 0
         self._fd: int | None = None
         self._flushing: asyncio.Future[None] | None = None
+        #: Blocking work before the file is placed (the series' journal entry made durable).
+        self._durable: Callable[[], None] | None = None
 
     @property
     def series_instance_uid(self) -> str | None:
@@ -267,17 +282,20 @@ class InstanceWriter:
         return None
 
     def finish(
-        self, before_placing: Callable[[HeadFields, str], None] | None = None
+        self, before_placing: Callable[[HeadFields, str], Callable[[], None] | None] | None = None
     ) -> asyncio.Future[StoredInstance]:
         """The data set is complete: place the file.
 
         ``before_placing(fields, series_dir)`` is called on the loop once the head is known
         and before the file is placed; a :class:`StorageError` it raises refuses the
-        instance. The future fails with :class:`DatasetError` or :class:`StorageError` when
-        the instance cannot be stored, and only once nothing of it is left: its temporary
+        instance. What it returns, if anything, is blocking work (making the series'
+        journal entry durable) run in the executor before the file is placed: the
+        future is not done before it is, and its OSError refuses the instance. The
+        future fails with :class:`DatasetError` or :class:`StorageError` when the
+        instance cannot be stored, and only once nothing of it is left: its temporary
         file closed and removed, so that the answer never races the cleanup.
         """
-        loop = asyncio.get_running_loop()
+        loop = self._store.loop
         if self._error is None and not self._head_done:
             self._head_done = True
             try:
@@ -286,7 +304,7 @@ class InstanceWriter:
                 self._refuse(error)
         if self._error is None and before_placing is not None:
             try:
-                before_placing(self._fields, self._target[0])  # type: ignore[arg-type,index]
+                self._durable = before_placing(self._fields, self._target[0])  # type: ignore[arg-type,index]
             except StorageError as error:
                 self._refuse(error)
         if self._error is not None:
@@ -340,7 +358,8 @@ class InstanceWriter:
         parts, self._parts = self._parts, []
         done: asyncio.Future[StoredInstance] = loop.create_future()
         store = self._store
-        if not store.sync_files:
+        durable, self._durable = self._durable, None
+        if not store.sync_files and durable is None:
             try:
                 self._size = store.write_whole(self._temp, directory, final, parts)
             except OSError as error:
@@ -357,11 +376,15 @@ class InstanceWriter:
                 self._size = written.result()
                 done.set_result(self._result())
                 return
-            done.set_exception(_storage_error(error))
+            done.set_exception(error if isinstance(error, StorageError) else _storage_error(error))
 
-        loop.run_in_executor(
-            None, self._store.write_whole, self._temp, directory, final, parts
-        ).add_done_callback(placed)
+        if durable is None:
+            job = loop.run_in_executor(None, store.write_whole, self._temp, directory, final, parts)
+        else:
+            job = loop.run_in_executor(
+                None, _after, durable, store.write_whole, self._temp, directory, final, parts
+            )
+        job.add_done_callback(placed)
         return done
 
     def _start_flush(self) -> None:
@@ -399,6 +422,9 @@ class InstanceWriter:
                     await _close_async(fd)
             if self._error is not None:
                 raise self._error
+            durable, self._durable = self._durable, None
+            if durable is not None:
+                await loop.run_in_executor(None, _after, durable, _nothing)
             await loop.run_in_executor(None, self._store.place, self._temp, directory, final)
             placed = True
         except OSError as error:
@@ -428,6 +454,7 @@ class InstanceWriter:
             await asyncio.get_running_loop().run_in_executor(None, _unlink, self._temp)
 
 
+_R = TypeVar("_R")
 _MEMORY_FILESYSTEMS = frozenset({"tmpfs", "ramfs"})
 
 
@@ -454,7 +481,22 @@ def memory_backed(path: Path) -> bool:
     return best_type in _MEMORY_FILESYSTEMS
 
 
+def _after(durable: Callable[[], None], job: Callable[..., _R], *args: object) -> _R:
+    """``durable()``, then ``job(*args)`` (in the executor); durable's OSError refuses."""
+    try:
+        durable()
+    except OSError as error:
+        raise StorageError(
+            f"cannot make the series registration durable: {error.strerror or error}", error
+        ) from error
+    return job(*args)
+
+
+def _nothing() -> None:
+    pass
+
+
 def _storage_error(error: BaseException) -> StorageError:
     if isinstance(error, OSError):
-        return StorageError(f"cannot store the file: {error.strerror or error}")
+        return StorageError(f"cannot store the file: {error.strerror or error}", error)
     return StorageError(f"cannot store the file: {error}")

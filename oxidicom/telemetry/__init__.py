@@ -246,8 +246,14 @@ def association_preempted(reason: str) -> None:
 
 
 def connection_evicted() -> None:
-    """A connection without an association was closed: too many were open."""
+    """A connection without an association (DIMSE) or a running request (HTTP) was
+    closed: too many were open."""
     TALLIES.connections_evicted += 1
+
+
+def descriptors_exhausted(where: str) -> None:
+    """The process ran out of file descriptors (EMFILE) or the system did (ENFILE)."""
+    TALLIES.descriptors_exhausted[where] += 1
 
 
 def registrations_unwritten(count: int) -> None:

@@ -149,6 +149,12 @@ def _register_instruments(meter_provider: MeterProvider) -> Histogram:
     def evicted(_: CallbackOptions) -> Iterable[Observation]:
         return _observe(tallies.connections_evicted)
 
+    def exhausted(_: CallbackOptions) -> Iterable[Observation]:
+        return [
+            Observation(n, {"oxidicom.where": where})
+            for where, n in list(tallies.descriptors_exhausted.items())
+        ]
+
     def published(_: CallbackOptions) -> Iterable[Observation]:
         return _observe(tallies.registrations_published)
 
@@ -216,7 +222,13 @@ def _register_instruments(meter_provider: MeterProvider) -> Histogram:
         "oxidicom.connections.evicted",
         [evicted],
         "{connection}",
-        "connections without an association closed beyond MAX_PENDING_CONNECTIONS",
+        "connections without an association or HTTP request closed beyond the pending cap",
+    )
+    counter(
+        "oxidicom.descriptors.exhausted",
+        [exhausted],
+        "{error}",
+        "EMFILE/ENFILE met (out of file descriptors), by oxidicom.where",
     )
     counter(
         "oxidicom.registrations.published",

@@ -23,6 +23,7 @@ class Tallies:
         "broker_faults",
         "bytes_received",
         "connections_evicted",
+        "descriptors_exhausted",
         "dicomweb_bytes_received",
         "dicomweb_instances_failed",
         "dicomweb_instances_stored",
@@ -49,6 +50,8 @@ class Tallies:
         self.associations_preempted: Counter[str] = Counter()
         #: Connections without an association closed beyond the pending cap.
         self.connections_evicted = 0
+        #: EMFILE/ENFILE met (accept, a file write, a callback), by where it was met.
+        self.descriptors_exhausted: Counter[str] = Counter()
         self.registrations_published = 0
         #: The Celery broker connection by broker kind (``AMQP``, ``Redis``): 1 up, 0 not.
         self.broker_connected: dict[str, int] = {}

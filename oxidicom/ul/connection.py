@@ -158,7 +158,7 @@ class Connection:
         self._clock = now
         if not data or self.state is State.STA1 or self._discard:
             return
-        self._chunks.append(memoryview(data))
+        self._chunks.append(data if type(data) is memoryview else memoryview(data))
         self._buffered += len(data)
 
     def receive_eof(self) -> None:

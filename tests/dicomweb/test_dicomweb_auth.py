@@ -155,13 +155,16 @@ async def test_too_many_waiting_checks_get_503_at_once(
         return False
 
     monkeypatch.setattr(auth, "verify_password", blocked)
+    per_address = auth.MAX_PENDING_PER_ADDRESS
     waiting = [
-        asyncio.ensure_future(checker.check(basic("LABPACS", f"guess{i}")))
+        asyncio.ensure_future(
+            checker.check(basic("LABPACS", f"guess{i}"), f"10.0.1.{i // per_address}")
+        )
         for i in range(auth.MAX_PENDING)
     ]
     await asyncio.sleep(0)  # one turn of the loop: each runs up to its executor call
     assert checker._pending == auth.MAX_PENDING
-    answer = await checker.check(basic("LABPACS", "one more"))
+    answer = await checker.check(basic("LABPACS", "one more"), "10.0.2.1")
     assert answer == Refused(503, "too many password checks waiting")
     release.set()
     answers = await asyncio.gather(*waiting)
@@ -182,3 +185,115 @@ async def test_without_users_or_token_everyone_is_the_pacs_name() -> None:
     checker = Authenticator(None, None, "DICOMWEB")
     assert not checker.enabled
     assert await checker.check(None) == Allowed("DICOMWEB", None)
+
+
+# -- fairness between addresses (issue 20) -------------------------------------------------
+
+
+class GatedHashes:
+    """verify_password, recording each password and holding the first until released."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[bytes] = []
+        self.release = threading.Event()
+        real = auth.verify_password
+
+        def gated(hashed: str, password: bytes) -> bool:
+            self.calls.append(password)
+            if len(self.calls) == 1:
+                self.release.wait(10)
+            return real(hashed, password)
+
+        monkeypatch.setattr(auth, "verify_password", gated)
+
+
+async def test_checks_are_taken_address_by_address_not_in_order_of_arrival(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checker = authenticator(tmp_path)
+    hashes = GatedHashes(monkeypatch)
+    guesses = [
+        asyncio.ensure_future(checker.check(basic("LABPACS", f"guess{i}"), "10.0.0.66"))
+        for i in range(4)
+    ]
+    await asyncio.sleep(0)  # one turn of the loop: each is queued
+    user = asyncio.ensure_future(checker.check(basic("LABPACS", "secret"), "10.0.0.1"))
+    await asyncio.sleep(0)
+    hashes.release.set()
+    assert await user == Allowed("LABPACS", "LABPACS")
+    await asyncio.gather(*guesses)
+    # The guess being hashed, then one more of its address, then the user's: not last.
+    assert hashes.calls.index(b"secret") <= 2, hashes.calls
+    checker.close()
+
+
+async def test_one_address_cannot_fill_the_queue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checker = authenticator(tmp_path)
+    hashes = GatedHashes(monkeypatch)
+    guesses = [
+        asyncio.ensure_future(checker.check(basic("LABPACS", f"guess{i}"), "10.0.0.66"))
+        for i in range(auth.MAX_PENDING_PER_ADDRESS)
+    ]
+    await asyncio.sleep(0)
+    answer = await checker.check(basic("LABPACS", "one more"), "10.0.0.66")
+    assert isinstance(answer, Refused) and answer.status == 429
+    user = asyncio.ensure_future(checker.check(basic("LABPACS", "secret"), "10.0.0.1"))
+    await asyncio.sleep(0)
+    hashes.release.set()
+    assert await user == Allowed("LABPACS", "LABPACS")
+    await asyncio.gather(*guesses)
+    checker.close()
+
+
+async def test_repeated_failures_refuse_the_address_for_a_while_but_not_the_user_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checker = authenticator(tmp_path)
+    calls: list[bytes] = []
+    real = auth.verify_password
+    monkeypatch.setattr(auth, "verify_password", lambda h, p: calls.append(p) or real(h, p))
+    for i in range(auth.FREE_FAILURES):
+        answer = await checker.check(basic("LABPACS", f"guess{i}"), "10.0.0.66")
+        assert isinstance(answer, Refused) and answer.status == 401
+    checked = len(calls)
+    answer = await checker.check(basic("LABPACS", "guess-again"), "10.0.0.66")
+    assert isinstance(answer, Refused) and answer.status == 429 and answer.retry_after >= 1
+    assert len(calls) == checked  # refused without a hash
+    assert await checker.check(basic("LABPACS", "secret"), "10.0.0.1") == Allowed(
+        "LABPACS", "LABPACS"
+    )
+    # A wrong bearer token counts the same way.
+    tokens = Authenticator(None, TOKEN, "DICOMWEB")
+    for _ in range(auth.FREE_FAILURES):
+        assert (await tokens.check("Bearer " + "f" * 32, "10.0.0.66")).status == 401  # type: ignore[union-attr]
+    assert (await tokens.check("Bearer " + "f" * 32, "10.0.0.66")).status == 429  # type: ignore[union-attr]
+    assert await tokens.check(f"Bearer {TOKEN}", "10.0.0.1") == Allowed("DICOMWEB", None)
+    checker.close()
+
+
+def test_cheap_hashes_are_named(tmp_path: Path) -> None:
+    strong = bcrypt.hashpw(b"a", bcrypt.gensalt(rounds=auth.MIN_BCRYPT_COST)).decode()
+    text = f"CHEAP:{bcrypt_hash('a')}\nSTRONG:{strong}\nARGON:{argon2_hash('b')}\n"
+    users = parse_users_file(users_file(tmp_path, text))
+    assert auth.weak_hashes(users) == ["CHEAP", "ARGON"]
+
+
+async def test_guesses_queued_before_their_address_is_blocked_are_not_hashed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checker = authenticator(tmp_path)
+    for i in range(auth.FREE_FAILURES - 1):
+        await checker.check(basic("LABPACS", f"early{i}"), "10.0.0.66")
+    hashes = GatedHashes(monkeypatch)  # the next guess is the 5th failure, held
+    guesses = [
+        asyncio.ensure_future(checker.check(basic("LABPACS", f"guess{i}"), "10.0.0.66"))
+        for i in range(auth.MAX_PENDING_PER_ADDRESS)
+    ]
+    await asyncio.sleep(0)
+    hashes.release.set()
+    answers = await asyncio.gather(*guesses)
+    assert [a.status for a in answers] == [401, 429, 429, 429]  # type: ignore[union-attr]
+    assert len(hashes.calls) == 1
+    checker.close()

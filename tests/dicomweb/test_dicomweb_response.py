@@ -45,3 +45,15 @@ def test_body_has_no_failed_sequence_when_everything_was_stored() -> None:
     assert "00081198" not in module
     assert module["00081199"]["vr"] == "SQ"
     assert list(module) == sorted(module)
+
+
+def test_the_body_made_in_pieces_is_the_module_encoded_at_once() -> None:
+    import msgspec
+
+    from oxidicom.dicomweb.response import response_module, response_pieces
+
+    many = [PartOutcome(MR, f"1.2.3.{n}", None if n % 3 else 0xC000, "x") for n in range(1, 1200)]
+    for outcomes in ([], [STORED], [FAILED, NOT_PART10], many, [o for o in many if o.stored]):
+        whole = msgspec.json.encode(response_module(outcomes))
+        assert b"".join(response_pieces(outcomes, items=7)) == whole
+        assert response_body(outcomes) == whole

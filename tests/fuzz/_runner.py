@@ -11,7 +11,10 @@ import atheris
 with atheris.instrument_imports(include=["oxidicom"]):
     from tests.fuzz import targets
 
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+from tests.sample_data import sample_data_dir
+
+#: The two public series, where the tests find them (no download here).
+SHARED_DATA = sample_data_dir()
 
 
 def run(target: Callable[[bytes], None], seeds: Callable[[], list[bytes]]) -> None:

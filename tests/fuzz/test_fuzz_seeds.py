@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 
 from tests.fuzz import targets
+from tests.sample_data import sample_data_dir
 
 CRASHES = Path(__file__).resolve().parent / "crashes"
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+#: The two public series, where the tests find them (no download here).
+SHARED_DATA = sample_data_dir()
 TARGETS = {"pdu": targets.pdu_input, "head": targets.head_input}
 
 

@@ -36,7 +36,9 @@ class StowReceiver:
         self.receiver.wait_for_log_count(r"registration of series .* in the outbox", count)
 
 
-def start_stow_receiver(tmp: Path, env: dict[str, str] | None = None) -> StowReceiver:
+def start_stow_receiver(
+    tmp: Path, env: dict[str, str] | None = None, command: list[str] | None = None
+) -> StowReceiver:
     receiver = start_receiver(
         tmp,
         {
@@ -44,6 +46,7 @@ def start_stow_receiver(tmp: Path, env: dict[str, str] | None = None) -> StowRec
             "OXIDICOM_DICOMWEB_ADDRESS": "127.0.0.1",
             **(env or {}),
         },
+        command=command,
     )
     match = receiver.wait_for_log(_AT.pattern)
     return StowReceiver(receiver, int(match.group("port")))

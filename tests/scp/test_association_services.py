@@ -63,7 +63,7 @@ class FakeWriter:
 
 @dataclass
 class FakeServices:
-    """What an association needs of its process (oxidicom.scp.services.Services)."""
+    """What an association needs of its process (oxidicom.scp.interfaces.Services)."""
 
     slots: int = 1
     store: SimpleNamespace = field(default_factory=SimpleNamespace)

@@ -236,6 +236,7 @@ def test_operations_page_lists_exactly_the_metrics_exported(exported) -> None:
     telemetry.lonk_sent("done")
     telemetry.lonk_dropped("unavailable")
     telemetry.observe_outbox_depth(lambda: 0)
+    telemetry.descriptors_exhausted("accept")
     telemetry.association_preempted(telemetry.PREEMPTED_HOST_SHARE)
     telemetry.broker_connected("Redis", True)
     telemetry.broker_fault("Redis", "read_only")
