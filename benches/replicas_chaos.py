@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +35,9 @@ def main() -> None:
     parser.add_argument("--store-restart", type=float, default=0.2, help="chance per round")
     parser.add_argument("--max-pause", type=float, default=0.8, help="longest SIGSTOP (s)")
     parser.add_argument("--out", type=Path, help="write the report here (Markdown)")
+    parser.add_argument(
+        "--keep", type=Path, help="run in this folder and keep it (outboxes, files, logs)"
+    )
     args = parser.parse_args()
     config = ChaosConfig(
         seed=args.seed,
@@ -47,8 +51,13 @@ def main() -> None:
         store_restart=args.store_restart,
         max_pause=args.max_pause,
     )
-    with tempfile.TemporaryDirectory(prefix="oxidicom-chaos-", dir="/dev/shm") as folder:
-        tmp = Path(folder)
+    with contextlib.ExitStack() as stack:
+        if args.keep is not None:
+            args.keep.mkdir(parents=True)
+            tmp = args.keep
+        else:
+            folder = tempfile.TemporaryDirectory(prefix="oxidicom-chaos-", dir="/dev/shm")
+            tmp = Path(stack.enter_context(folder))
         with chaos_cluster(tmp) as (net, store):
             report = asyncio.run(Chaos(config, tmp, net, store).run())
     lines = [

@@ -168,8 +168,14 @@ end
 -- a renewal period, and the longest retry backoff of a replica's calls.
 local grace = lease / 3 + tonumber(ARGV[7])
 if now - since < grace then return {'wait', now, since + grace} end
--- Unknown to the store (it lost its data): the caller registers it with its own entry.
-if redis.call('EXISTS', s) == 0 then return claim('', 0, 0) end
+-- Unknown to the store (it lost its data, or another replica's hold has not arrived):
+-- taken as released now, and decided as any other once quiet and every replica reported
+-- since; the caller then registers it with its own entry.
+if redis.call('EXISTS', s) == 0 then
+  redis.call('HSET', s, 'q', now)
+  redis.call('ZADD', due, now + settle, digest)
+  return {'wait', now, now + settle}
+end
 local c = redis.call('HGET', s, 'c')
 if c and c ~= rid then
   local ce = tonumber(redis.call('HGET', s, 'ce'))

@@ -347,10 +347,11 @@ class Chaos:
             await client.flush()
             await asyncio.sleep(0.5)  # LONK messages of the stops still in flight to us
             self._check()
-            if self.report.anomalies:  # what each run said, beside its outbox
-                for replica in self.replicas:
-                    logs = [f"--- run {n}\n{run.log()}" for n, run in enumerate(replica.runs)]
-                    (self.tmp / replica.host.name / "receiver.log").write_text("\n".join(logs))
+            if self.report.anomalies:
+                self._write_logs()
+        except BaseException:
+            self._write_logs()
+            raise
         finally:
             if client is not None:
                 await client.close()
@@ -360,6 +361,13 @@ class Chaos:
             self._nats.stop()
         self.report.seconds = time.monotonic() - started
         return self.report
+
+    def _write_logs(self) -> None:
+        """What each run of each replica said, beside its outbox."""
+        for replica in self.replicas:
+            logs = [f"--- run {n}\n{run.log()}" for n, run in enumerate(replica.runs)]
+            with contextlib.suppress(OSError):
+                (self.tmp / replica.host.name / "receiver.log").write_text("\n".join(logs))
 
     def _registrations(self) -> dict[str, list[dict[str, Any]]]:
         found: dict[str, list[dict[str, Any]]] = defaultdict(list)
