@@ -48,6 +48,9 @@ class _Transport:
     def is_closing(self) -> bool:
         return False
 
+    def close(self) -> None:
+        pass
+
     def pause_reading(self) -> None:
         pass
 
@@ -133,6 +136,7 @@ async def test_one_quickack_per_response_whatever_the_reads(tmp_path: Path) -> N
             assert transport.writes == index + 2  # answered: no QUICKACK needed
             assert recorder.quickacks == index + 1
     finally:
+        protocol.connection_lost(None)  # the association ends: process-wide tallies too
         sock.close()
         await notifier.stop()
         store.close()
