@@ -114,6 +114,9 @@ class _Held:
     stored: int = 0
     #: No association of ours stores into it: to be released in the store.
     releasing: bool = False
+    #: The store counted its first file: the first call counts one file only, so that
+    #: the replica that starts a series publishes progress 1 first (CONTRACT: LONK).
+    announced: bool = False
 
 
 @dataclass(order=True, slots=True)
@@ -258,7 +261,10 @@ class RedisSeriesStore:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         with contextlib.suppress(RedisError, OSError):
-            await self._sync_once()
+            for _ in range(3):  # a first file's tick leaves its count and release for one more
+                await self._sync_once()
+                if not self._dirty:
+                    break
         await self._mark_done()
         if self._watches:
             watches, self._watches = self._watches, []
@@ -505,20 +511,23 @@ class RedisSeriesStore:
         try:
             async with self._client.pipeline(transaction=False) as pipe:
                 for held in batch:
-                    mode = ("" if held.in_store else "h") + ("r" if held.releasing else "")
+                    # Released in the same tick as its first file: the release waits a tick
+                    # (the first call counts one file).
+                    release = held.releasing and held.announced
+                    mode = ("" if held.in_store else "h") + ("r" if release else "")
                     await touch(
                         keys=self._keys(held.digest),
                         args=[
                             *self._args(),
                             held.digest,
                             mode or "c",
-                            held.stored,
+                            held.stored if held.announced else min(held.stored, 1),
                             "" if held.in_store else held.entry,
                             held.number,
                         ],
                         client=pipe,
                     )
-                    sent.append((held, held.releasing))
+                    sent.append((held, release))
                 await self._scripts["BEAT"](
                     keys=[scripts.META_KEY, scripts.DUE_KEY], args=self._args(), client=pipe
                 )
@@ -549,6 +558,10 @@ class RedisSeriesStore:
                 self._note(held)
                 continue
             held.in_store = True
+            if not held.announced:
+                held.announced = True
+                if held.stored > 1 or held.releasing:
+                    self._note(held)  # the rest of its count, its release: next tick
             if releasing:
                 if held.releasing:  # released in the store: no longer ours to send
                     if self._held.get(held.digest) is held:
