@@ -8,6 +8,9 @@ Each receiver process is a *replica* with a random id. What it does with the sto
   for every series touched meanwhile, never per file. The store's count of the series
   (every replica's files) comes back, and LONK progress is published from it when it is
   the highest count handed out so far (so that it never goes backwards on a subject).
+- **Heartbeats**: each batch ends with this replica's heartbeat (sent alone every
+  :data:`BEAT_PERIOD` when there is nothing else): a series is decided only once every
+  live replica reported after it became quiet, so a hold sent late is never missed.
 - **Leases**: a hold lasts ``OXIDICOM_SERIES_LEASE`` past its last renewal; every third
   of it, one round trip renews all of this replica's holds, and sweeps the series due.
 - **Who registers**: when a series released here is due (quiet for the settle interval),
