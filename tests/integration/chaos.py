@@ -98,8 +98,9 @@ class ChaosReport:
     #: Series of a round where a replica was paused longer than the settle interval,
     #: registered more than once, the last time whole: the documented re-push case.
     repushed: list[str] = field(default_factory=list)
-    #: Series registered by a replica SIGKILLed right after (1 s): LONK messages are not
-    #: persisted, so its *done* (and queued progress) may be lost, as on one host.
+    #: LONK messages lost with a SIGKILLed replica (they are not persisted, as on one
+    #: host): the *done* of a series it had just registered, or a progress it was sending
+    #: (the store counted it as sent: the final progress, not higher, is left out).
     lonk_lost: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -111,7 +112,7 @@ class ChaosReport:
             f" {self.store_restarts} store restarts",
             f"registrations checked: {self.registrations}",
             f"re-push after a pause longer than the settle interval: {len(self.repushed)}",
-            f"LONK done lost with a replica SIGKILLed after registering: {len(self.lonk_lost)}",
+            f"LONK done or final progress lost with a SIGKILLed replica: {len(self.lonk_lost)}",
             f"anomalies: {len(self.anomalies)}",
             *(f"  {a}" for a in self.anomalies[:50]),
             f"wall time: {self.seconds:.0f} s",
@@ -190,6 +191,7 @@ class Chaos:
         self._instances = _Instances()
         self._nats: _NatsServer | None = None
         self._long_pause_rounds: set[int] = set()
+        self._kill_rounds: set[int] = set()
         self._round_of: dict[str, int] = {}
 
     # -- the cluster ---------------------------------------------------------------------
@@ -289,6 +291,7 @@ class Chaos:
         faults: list[threading.Timer] = []
         if rng.random() < config.kill:
             victim, delay = rng.choice(self.replicas), rng.uniform(0, config.lease)
+            self._kill_rounds.add(index)
             faults.append(
                 threading.Timer(
                     rng.uniform(0, config.strike), self._kill_and_return, (victim, delay)
@@ -432,6 +435,10 @@ class Chaos:
                 report.anomalies.append(
                     f"{uid}: LONK {messages.count('done')} done, ends {messages[-3:]}"
                 )
+            elif messages[-2:-1] != [str(files)] and self._round_of.get(uid) in self._kill_rounds:
+                # A progress the store counted as sent, lost in the SIGKILLed replica that
+                # was sending it: the final one, no higher, was then left out.
+                report.lonk_lost.append(uid)
             elif messages[-2:-1] != [str(files)]:
                 report.anomalies.append(
                     f"{uid}: last progress before done {messages[-2:-1]}, ndicom {files}"
