@@ -106,7 +106,7 @@ async def test_a_replica_cut_off_from_the_store_keeps_receiving_and_no_partial_r
             await asyncio.sleep(0.1)  # outbox files of two processes: polled, bounded
     finally:
         host_a.mend()
-        for receiver in (one, two):
-            assert await asyncio.to_thread(receiver.stop) == 0, receiver.log()
+        codes = [await asyncio.to_thread(receiver.stop) for receiver in (one, two)]
+    assert codes == [0, 0], one.log() + two.log()
     assert registrations(one, two) == [WHOLE]
     assert "reachable again" in one.log()
