@@ -353,9 +353,10 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "Redis-protocol server (redis:// or rediss:// URL; Redis, DragonflyDB) where replicas"
         " on several hosts hold the series they receive, so that a series split across"
-        " replicas is registered once, whole; default: the Celery broker's URL when it is"
-        " Redis; none: no store (series are then shared only by processes with one outbox)",
-        default_help="the broker if Redis",
+        " replicas is registered once, whole; set it to the Celery broker's URL for"
+        " replicas on several hosts; unset or none: no store (series are then shared only"
+        " by processes with one outbox, as one replica alone needs)",
+        default_help="unset",
         group="CUBE",
     ),
     Setting(
