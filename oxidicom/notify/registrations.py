@@ -265,13 +265,7 @@ class Registrations:
         promises = [_Promise(key, None, None) for key in keys]
         loop = asyncio.get_running_loop()
         batch = await loop.run_in_executor(None, self._write_batch, promises, held_here)
-        self._written(batch)
-        outcomes: dict[str, int | str] = dict(batch.settled)
-        for promise in batch.unwritten:
-            outcomes[promise.journal_key] = KEPT
-        if batch.unwritten:
-            self._keep(batch.unwritten, batch.error)
-        return outcomes
+        return self._settled(batch)
 
     async def register_claimed(self, keys: list[str]) -> dict[str, int | str]:
         """Register these series (journal keys), decided elsewhere: one executor trip.
@@ -282,6 +276,10 @@ class Registrations:
         promises = [_Promise(key, None, None) for key in keys]
         loop = asyncio.get_running_loop()
         batch = await loop.run_in_executor(None, self._write_batch_locked, promises, None, None)
+        return self._settled(batch)
+
+    def _settled(self, batch: _Batch) -> dict[str, int | str]:
+        """What a trip of settled series did, by journal key; the unwritten kept for retry."""
         self._written(batch)
         outcomes: dict[str, int | str] = dict(batch.settled)
         for promise in batch.unwritten:

@@ -11,27 +11,19 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import IN_CI
-from tests.integration.services import LoggedProcess
+from tests.integration.redis_server import REDIS_SERVER, free_port
+from tests.integration.services import LoggedProcess, _unavailable
 
 SHARED_REDIS = ("127.0.0.1", 6379)
 #: Databases 1-7 of the shared server are the broker tests'; 0 is left to people.
 _TEST_DATABASES = range(1, 8)
 _CLAIM_KEY = "oxidicom-test-claim"
-REDIS_SERVER = "/usr/bin/redis-server"
-
-
-def _unavailable(message: str) -> None:
-    if IN_CI:
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def require_redis_package() -> None:
@@ -68,12 +60,6 @@ def claimed_database() -> Iterator[str]:
         with contextlib.suppress(redis.exceptions.RedisError):
             client.flushdb()
         client.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class PrivateRedis:
