@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -50,6 +50,10 @@ log = logging.getLogger("oxidicom.series")
 #: time to send queued LONK messages.
 REGISTRATION_SHUTDOWN_TIMEOUT: Final = 10.0
 LONK_SHUTDOWN_TIMEOUT: Final = 5.0
+#: At shutdown, with a series store on another host: time to settle the held series, then
+#: time to tell the store. A store that does not answer must not hold the stop up: what is
+#: left stays in the journal, and the next start asks the store again.
+STORE_SHUTDOWN_TIMEOUT: Final = 10.0
 #: Series of an ended association handled between two returns to the loop: about 3 ms
 #: of loop time (two log lines and two LONK messages each), one executor trip.
 END_CHUNK: Final = 64
@@ -287,11 +291,27 @@ class ChrisNotifier:
         if self._settling is not None:
             self._stopping = True
             self._wake.set()
-            await self._settling
-            await self.store.stop()
+            if isinstance(self.store, OutboxSeriesStore):  # local files: no bound needed
+                await self._settling
+                await self.store.stop()
+            else:
+                await self._bounded("settling the held series", self._settling)
+                await self._bounded("telling the series store", self.store.stop())
         await self.registrations.stop(REGISTRATION_SHUTDOWN_TIMEOUT)
         if self.lonk is not None:
             await self.lonk.stop(LONK_SHUTDOWN_TIMEOUT)
+
+    async def _bounded(self, what: str, work: Awaitable[None]) -> None:
+        """``work`` for at most :data:`STORE_SHUTDOWN_TIMEOUT` s; then it is cancelled."""
+        try:
+            await asyncio.wait_for(work, STORE_SHUTDOWN_TIMEOUT)
+        except TimeoutError:
+            log.warning(
+                "stopping: %s took more than %g s; cancelled (the journal keeps what is"
+                " left, and the next start asks the series store again)",
+                what,
+                STORE_SHUTDOWN_TIMEOUT,
+            )
 
 
 def build_notifier(settings: Settings) -> ChrisNotifier:
