@@ -32,3 +32,12 @@ def pdu() -> None:
 
 def head() -> None:
     run(targets.head_input, lambda: targets.head_seeds(SHARED_DATA))
+
+
+# -- the head parser's two twins (issue 21) ----------------------------------------------
+
+
+def head_diff() -> None:
+    """The compiled walk against its reference (``headdiff``): atheris instruments the
+    Python twin only, whose branches are the compiled one's, line for line."""
+    run(targets.head_diff_input, lambda: targets.head_diff_seeds(SHARED_DATA))
