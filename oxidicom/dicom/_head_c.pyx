@@ -57,7 +57,9 @@ cdef Py_ssize_t _max_decoded_bytes = 0
 cdef int _n_slots = 0
 cdef uint32_t _slot_tags[SLOTS_CAPACITY]  # sorted
 cdef int _slot_index[SLOTS_CAPACITY]
-cdef unsigned char _long_vr[256][256]  # 1 where the two VR bytes name a long VR
+# The long VRs, by first byte: bit (second byte - "A") set. 1 KiB, where a 256 x 256 table
+# (64 KiB) cost a cache miss per element on the receive path, whose caches are cold.
+cdef uint32_t _long_vr[256]
 cdef int _charset_slots[SLOTS_CAPACITY]
 cdef int _n_charset_slots = 0
 cdef object _head_fields = None
@@ -79,7 +81,7 @@ def bind(reference) -> None:
     global _reference, _max_value_length, _max_depth, _max_decoded_bytes, _n_slots
     global _n_charset_slots, _head_fields, _decode_reference, _default_terms, _strip
     global _bad_kept, _not_an_item, _stray_delimiter, _too_deep, _over_limit
-    cdef int i, j
+    cdef int i
     if reference.MAX_DEPTH > STACK_CAPACITY:
         raise ValueError(f"MAX_DEPTH {reference.MAX_DEPTH} > {STACK_CAPACITY}: rebuild")
     slots = sorted(reference._SLOT.items())
@@ -89,11 +91,13 @@ def bind(reference) -> None:
         _slot_tags[i] = tag
         _slot_index[i] = slot
     _n_slots = len(slots)
-    for i in range(256):
-        for j in range(256):
-            _long_vr[i][j] = 0
     for vr in reference._LONG_VRS:
-        _long_vr[vr[0]][vr[1]] = 1
+        if not (0x41 <= vr[1] <= 0x5A):
+            raise ValueError(f"long VR {vr!r} not of capital letters: rebuild")
+    for i in range(256):
+        _long_vr[i] = 0
+    for vr in reference._LONG_VRS:
+        _long_vr[vr[0]] |= 1u << (vr[1] - 0x41)
     for i, slot in enumerate(reference._CHARSET_SLOTS):
         _charset_slots[i] = slot
     _n_charset_slots = len(reference._CHARSET_SLOTS)
@@ -157,6 +161,12 @@ cdef inline int slot_of(uint32_t tag) noexcept nogil:
     if lo < _n_slots and _slot_tags[lo] == tag:
         return _slot_index[lo]
     return -1
+
+
+cdef inline bint is_long_vr(const unsigned char* vr) noexcept nogil:
+    """``vr in _LONG_VRS`` (the two bytes at ``vr``)."""
+    cdef unsigned int bit = vr[1] - 0x41u
+    return bit < 26 and (_long_vr[vr[0]] >> bit) & 1
 
 
 cdef inline bint is_un(const unsigned char* vr) noexcept nogil:
@@ -273,7 +283,7 @@ cdef Py_ssize_t walk_explicit(State* st, list values, const unsigned char* b, Py
                 if tag > LAST_TAG:
                     break
                 vr = b + pos + 4
-                if _long_vr[vr[0]][vr[1]]:
+                if is_long_vr(vr):
                     vstart = pos + 12
                     nxt = vstart + u32(b + pos + 8, big)
                 else:
@@ -303,7 +313,7 @@ cdef Py_ssize_t walk_explicit(State* st, list values, const unsigned char* b, Py
                 st.done = True
                 return pos
             count += 1
-            long_vr = _long_vr[vr[0]][vr[1]]
+            long_vr = is_long_vr(vr)
             if long_vr:
                 if length4 < 0:
                     count -= 1  # walked again, whole, with the next bytes
@@ -400,7 +410,7 @@ cdef Py_ssize_t walk_nested(State* st, const unsigned char* b, Py_ssize_t pos,
                 # Explicit VR: the 4 bytes read as a length are the VR and a 2-byte length
                 # (PS3.5 Table 7.1-2).
                 vr = b + pos + 4
-                long_vr = _long_vr[vr[0]][vr[1]]
+                long_vr = is_long_vr(vr)
                 length = u16(b + pos + 6, big)
                 if long_vr:
                     if pos + 12 > end:
