@@ -45,6 +45,13 @@ Latin-1. Every value has surrounding spaces and NUL removed; multi-valued values
 their backslashes. Of a value longer than :data:`MAX_DECODED_BYTES`, only the first
 bytes are decoded (:attr:`HeadFields.cut_values`), so that no value costs more CPU than
 a short one, here or in the path.
+
+Two parsers (issue 21): :class:`HeadParserPy`, this module's, is the reference;
+:class:`HeadParser` is the one in use, ``HeadParserC`` when ``oxidicom/dicom/_head_c.pyx``
+is built (its walk and its common decoding in C, everything else this module's), else
+``HeadParserPy`` (``OXIDICOM_NO_EXTENSIONS=1`` selects it). Both give the same fields, the
+same errors and stop at the same limits (``tests/dicom/test_head_twins.py``, the
+``headdiff`` fuzz target).
 """
 
 from __future__ import annotations
