@@ -28,7 +28,7 @@ from cpython.bytes cimport (
     PyBytes_GET_SIZE,
 )
 from cpython.unicode cimport PyUnicode_DecodeLatin1
-from libc.stdint cimport uint32_t
+from libc.stdint cimport int64_t, uint32_t
 from libc.string cimport memchr, memcpy, memmove
 
 # PS3.5 7.5: item and delimiter tags; an undefined length.
@@ -120,11 +120,13 @@ def bind(reference) -> None:
 
 
 cdef struct State:
-    # The parser's slots while a fragment is walked (written back at the end).
-    Py_ssize_t want
-    Py_ssize_t skip
-    Py_ssize_t count
-    Py_ssize_t max_elements
+    # The parser's slots while a fragment is walked (written back at the end). Lengths and
+    # what is computed from them are 64-bit: a 4-byte length added to an offset must not
+    # wrap where Py_ssize_t is 32-bit (the reference's integers never do).
+    int64_t want
+    int64_t skip
+    int64_t count
+    int64_t max_elements
     uint32_t skip_tag
     bint done
     bint implicit
@@ -204,9 +206,9 @@ cdef Py_ssize_t walk(State* st, list values, const unsigned char* b, Py_ssize_t 
 cdef Py_ssize_t walk_implicit(State* st, list values, const unsigned char* b, Py_ssize_t pos,
                               Py_ssize_t end) except -1:
     """``_walk_implicit``: top level, implicit VR little endian (PS3.5 7.1.3)."""
-    cdef Py_ssize_t stop = end - 8
-    cdef Py_ssize_t count = st.count
-    cdef Py_ssize_t nxt, vstart, vend, length = 0
+    cdef int64_t stop = end - 8
+    cdef int64_t count = st.count
+    cdef int64_t nxt, vstart, vend, length = 0
     cdef uint32_t tag = 0
     cdef int slot
     try:
@@ -268,9 +270,9 @@ cdef Py_ssize_t walk_explicit(State* st, list values, const unsigned char* b, Py
                               Py_ssize_t end) except -1:
     """``_walk_explicit``: top level, explicit VR little or big endian (PS3.5 7.1.2, A.3)."""
     cdef bint big = st.big_endian
-    cdef Py_ssize_t stop = end - 12
-    cdef Py_ssize_t count = st.count
-    cdef Py_ssize_t nxt, vstart, vend, length = 0, length4 = 0
+    cdef int64_t stop = end - 12
+    cdef int64_t count = st.count
+    cdef int64_t nxt, vstart, vend, length = 0, length4 = 0
     cdef uint32_t tag
     cdef int slot
     cdef bint long_vr
@@ -362,8 +364,8 @@ cdef Py_ssize_t walk_explicit(State* st, list values, const unsigned char* b, Py
 cdef Py_ssize_t walk_nested(State* st, const unsigned char* b, Py_ssize_t pos,
                             Py_ssize_t end) except -1:
     """``_walk_nested``: skip the content of undefined-length elements (PS3.5 7.5, A.4)."""
-    cdef Py_ssize_t count = st.count
-    cdef Py_ssize_t length, vend
+    cdef int64_t count = st.count
+    cdef int64_t length, vend
     cdef uint32_t tag, group, raw
     cdef unsigned char top
     cdef bint in_item, implicit, big, long_vr
@@ -505,7 +507,8 @@ cdef int feed_span(State* st, object parser, const unsigned char* data,
     """The body of ``_feed_plain``."""
     cdef list values = parser._values
     cdef bytearray buf
-    cdef Py_ssize_t off = 0, k, need, take, p, size
+    cdef Py_ssize_t off = 0, take, p, size
+    cdef int64_t k, need
     while not st.done:
         if st.skip:
             k = end - off
