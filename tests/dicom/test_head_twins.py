@@ -66,7 +66,16 @@ def element(draw: st.DrawFn, big_endian: bool) -> bytes:
     """An element, item or delimiter header in any of the three layouts, and some value."""
     order = ">" if big_endian else "<"
     tag = draw(st.sampled_from(TAGS))
-    length = draw(st.one_of(st.integers(0, 40), st.just(UNDEFINED), st.integers(0, 70_000)))
+    # Short, undefined, around the kept-value bound, and near 4 GiB (offset + length
+    # must not wrap in the compiled walk).
+    length = draw(
+        st.one_of(
+            st.integers(0, 40),
+            st.just(UNDEFINED),
+            st.integers(0, 70_000),
+            st.integers(UNDEFINED - 64, UNDEFINED - 1),
+        )
+    )
     layout = draw(st.integers(0, 2))
     out = struct.pack(order + "HH", tag >> 16, tag & 0xFFFF)
     if layout == 0:  # implicit, or an item/delimiter
