@@ -9,7 +9,12 @@ number out of range) are handed to the pure-Python function itself, so that even
 their errors are its errors, word for word.
 """
 
-from cpython.buffer cimport PyBUF_FULL_RO, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport (
+    PyBUF_FULL_RO,
+    PyBuffer_Release,
+    PyObject_CheckBuffer,
+    PyObject_GetBuffer,
+)
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.long cimport PyLong_Check
 from libc.string cimport memcpy, strcmp
@@ -131,8 +136,9 @@ def decode_command(data):
     """Decode a request command set; raise :class:`CommandError` when it is unusable."""
     cdef Py_buffer view
     cdef bint plain
-    if PyObject_GetBuffer(data, &view, PyBUF_FULL_RO) < 0:
-        return decode_command_py(data)  # pragma: no cover - GetBuffer raises instead
+    if not PyObject_CheckBuffer(data):
+        return decode_command_py(data)  # its TypeError, in its words
+    PyObject_GetBuffer(data, &view, PyBUF_FULL_RO)
     try:
         # bytes, bytearray and memoryviews of unsigned bytes: what the assembler
         # passes. Anything else (signed or wider items, strides) is the reference's.
