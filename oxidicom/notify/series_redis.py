@@ -120,6 +120,9 @@ class _Held:
     #: The store counted its first file: the first call counts one file only, so that
     #: the replica that starts a series publishes progress 1 first (CONTRACT: LONK).
     announced: bool = False
+    #: Server time (ms) at which the store last extended this hold's lease (a hold, a
+    #: renewal): a hold unconfirmed for a lease may have lapsed.
+    confirmed: int = 0
 
 
 @dataclass(order=True, slots=True)
@@ -173,11 +176,12 @@ class RedisSeriesStore:
         self._orphans = itertools.count(1)
         self._hold_numbers = itertools.count(1)
         self._hold_again = False
-        self._silent_since: float | None = None
-        self._silence = 0.0
         #: Series registered here whose mark in the store is not written yet (the store
         #: failed): retried, or the claim would lapse and another replica register again.
         self._undone: dict[str, tuple[str, int]] = {}
+        #: Series this replica was told are its to register, until they are (or not):
+        #: another hold of ours on one of them is told 'gone', whatever a call says.
+        self._claiming: set[str] = set()
 
     # -- the hot path: noted, sent by the sync task ------------------------------------
 
@@ -334,10 +338,16 @@ class RedisSeriesStore:
         outcomes: list[tuple[PendingSeries, int | str]] = []
         mine: list[tuple[PendingSeries, int]] = []
         gone: list[PendingSeries] = []
+        claimed = self._claiming
         for series, answer in zip(chunk, answers, strict=True):
             verdict = _text(answer[0])
             server_now = int(answer[1])
+            if verdict == "mine" and (series.digest in claimed or series.digest in self._undone):
+                # Being registered, or registered, here by another hold of ours (its mark
+                # not in the store yet): the claim stays that one's; this hold hands over.
+                verdict = "gone"
             if verdict == "mine":
+                claimed.add(series.digest)
                 entry, progress_sent = answer[2], int(answer[4])
                 if series.key in orphans:
                     try:
@@ -349,6 +359,7 @@ class RedisSeriesStore:
                             series.digest,
                             error,
                         )
+                        claimed.discard(series.digest)
                         continue
                 mine.append((series, progress_sent))
             elif verdict == "gone":
@@ -366,7 +377,10 @@ class RedisSeriesStore:
                 outcomes.append((series, WATCHED))
         await self._registrations.forget([s.key for s in gone if s.key not in orphans])
         if mine:
-            registered = await self._registrations.register_claimed([s.key for s, _ in mine])
+            try:
+                registered = await self._registrations.register_claimed([s.key for s, _ in mine])
+            finally:
+                claimed.difference_update(s.digest for s, _ in mine)
             for series, progress_sent in mine:
                 outcome = registered.get(series.key, HANDED_OVER)
                 outcomes.append((series, outcome))
@@ -527,10 +541,11 @@ class RedisSeriesStore:
                             held.stored if held.announced else min(held.stored, 1),
                             "" if held.in_store else held.entry,
                             held.number,
+                            held.tally.progress_sent,
                         ],
                         client=pipe,
                     )
-                    sent.append((held, release))
+                    sent.append((held, release, not held.in_store))
                 await self._scripts["BEAT"](
                     keys=[scripts.META_KEY, scripts.DUE_KEY], args=self._args(), client=pipe
                 )
@@ -542,11 +557,11 @@ class RedisSeriesStore:
         self._reachable()
         now = self._loop.time()
         progress = self._progress
-        for (held, releasing), answer in zip(sent, answers, strict=True):
-            count, publish = int(answer[0]), int(answer[1])
-            if count == -2 and held.releasing and self._silence < self.lease:
-                # Registered after our release: our files are in it (our hold could not
-                # lapse, we were never silent for a lease). Nothing more to send.
+        for (held, releasing, holding), answer in zip(sent, answers, strict=True):
+            count, publish, server_now = int(answer[0]), int(answer[1]), int(answer[2])
+            if count == -2 and held.releasing and server_now - held.confirmed < self._lease_ms:
+                # Registered after our release (applied before, its reply lost): our files
+                # are in it, our hold could not have lapsed. Nothing more to send.
                 if self._held.get(held.digest) is held:
                     del self._held[held.digest]
                 continue
@@ -561,6 +576,8 @@ class RedisSeriesStore:
                 self._note(held)
                 continue
             held.in_store = True
+            if holding:
+                held.confirmed = server_now
             if not held.announced:
                 held.announced = True
                 if held.stored > 1 or held.releasing:
@@ -596,11 +613,14 @@ class RedisSeriesStore:
             chunk = held[start : start + RENEW_CHUNK]
             keys = [scripts.META_KEY, scripts.DUE_KEY]
             keys += [scripts.series_key(h.digest) for h in chunk]
-            lost = await renew(keys=keys, args=[*self._args(), *(h.digest for h in chunk)])
-            for position in lost:
-                lapsed = chunk[int(position) - 1]
-                lapsed.in_store = False
-                self._note(lapsed)
+            answer = await renew(keys=keys, args=[*self._args(), *(h.digest for h in chunk)])
+            server_now, lost = int(answer[0]), {int(position) - 1 for position in answer[1]}
+            for position, renewed in enumerate(chunk):
+                if position in lost:
+                    renewed.in_store = False
+                    self._note(renewed)
+                else:
+                    renewed.confirmed = server_now
         self._reachable()
 
     async def _sweep(self) -> None:
@@ -612,7 +632,7 @@ class RedisSeriesStore:
         watched_digests = {w.series.digest for w in self._watches}
         for raw in digests:
             digest = _text(raw)
-            if digest in self._held or digest in watched_digests:
+            if digest in self._held or digest in watched_digests or digest in self._undone:
                 continue
             key = f"sweep-{digest}"
             self._watch(PendingSeries(digest, key, "", "", ""), now, orphan=True)
@@ -626,8 +646,6 @@ class RedisSeriesStore:
         return [self.replica, self._lease_ms, self._settle_ms]
 
     def _unreachable_now(self, error: BaseException) -> None:
-        if self._silent_since is None:
-            self._silent_since = self._loop.time()
         self._hold_again = True
         self._wake_sync.set()
         if not self._unreachable:
@@ -640,10 +658,6 @@ class RedisSeriesStore:
             )
 
     def _reachable(self) -> None:
-        if self._silent_since is not None:
-            #: How long this replica could not reach the store, up to now.
-            self._silence = self._loop.time() - self._silent_since
-            self._silent_since = None
         if self._unreachable:
             self._unreachable = False
             log.warning("series store %s reachable again", _redact(self.url))

@@ -12,10 +12,11 @@ of a Redis Cluster):
   series should next be looked at (the sweep of series whose holders all died).
 - ``{oxidicom-series}:s:{digest}`` (hash), one per series: ``e`` its registration fields
   (the journal entry, JSON), ``n`` the files stored by every replica (``c:{replica}:{hold}``
-  what each hold counted), ``p`` the highest
-  count handed out for LONK progress, ``o`` the replica that publishes it (one at a
-  time, so that messages of two replicas never overtake each other), ``h:{replica}`` each
-  holder's lease end (ms),
+  what each hold counted), ``p`` the highest count its publisher reported as handed to
+  LONK (a count it was told to publish but its rate limit dropped is not in it: the
+  registration's final progress is then sent), ``o`` the replica that publishes it (one
+  at a time, so that messages of two replicas never overtake each other), ``h:{replica}``
+  each holder's lease end (ms),
   ``q`` the latest release (ms), ``c``/``ce`` the replica registering it and until when;
   once registered only ``x`` (the ``ndicom`` sent) stays, for a day.
 
@@ -65,11 +66,14 @@ end
 
 #: Hold, count, release: ARGV[4] digest, ARGV[5] mode ('h' hold first, 'r' release
 #: after), ARGV[6] the files stored under this hold so far, ARGV[7] the entry (hold only),
-#: ARGV[8] which hold of the replica. Counts are whole, not increments: a call sent twice
+#: ARGV[8] which hold of the replica, ARGV[9] the highest progress count this replica
+#: handed to LONK for the series. Counts are whole, not increments: a call sent twice
 #: (its reply lost with a connection) counts once.
-#: Returns {n, publish, now}: n -1 when the series is not held here in the store any
-#: more (lost, or registered without us): the caller holds it again; -2 when a release
-#: finds it registered (the caller's files are in it unless its hold lapsed first).
+#: Returns {n, publish, now}: publish 1 when the caller publishes progress n if its rate
+#: limit lets it (it reports what it sent in its next call); n -1 when the series is not
+#: held here in the store any more (lost, or registered without us): the caller holds it
+#: again; -2 when a release finds it registered (the caller's files are in it unless its
+#: hold lapsed first).
 TOUCH: Final = (
     _PRELUDE
     + """
@@ -105,11 +109,17 @@ if owner ~= rid then
     owner = rid
   end
 end
-local publish = 0
-if owner == rid and not releasing and n > tonumber(redis.call('HGET', s, 'p') or '0') then
-  redis.call('HSET', s, 'p', n)
-  publish = 1
+-- 'p' is what a publisher says it sent, never what it was told to: a count its rate limit
+-- dropped would otherwise stand for a message nobody got, and the registration leave
+-- its final progress out.
+local p = tonumber(redis.call('HGET', s, 'p') or '0')
+local sent = tonumber(ARGV[9] or '0')
+if sent > p then
+  redis.call('HSET', s, 'p', sent)
+  p = sent
 end
+local publish = 0
+if owner == rid and not releasing and n > p then publish = 1 end
 if releasing then
   redis.call('HDEL', s, 'h:' .. rid)
   if now > tonumber(redis.call('HGET', s, 'q') or '0') then redis.call('HSET', s, 'q', now) end
@@ -120,7 +130,7 @@ return {n, publish, now}
 )
 
 #: Renew this replica's holds: KEYS[3..] the series, ARGV[4..] their digests.
-#: Returns the 1-based positions of the series not held here any more.
+#: Returns {now, the 1-based positions of the series not held here any more}.
 RENEW: Final = (
     _PRELUDE
     + """
@@ -134,7 +144,7 @@ for i = 3, #KEYS do
     redis.call('ZADD', due, now + lease + settle, ARGV[i + 1])
   end
 end
-return lost
+return {now, lost}
 """
 )
 
@@ -176,8 +186,11 @@ if redis.call('EXISTS', s) == 0 then
   redis.call('ZADD', due, now + settle, digest)
   return {'wait', now, now + settle}
 end
+-- A claim is exclusive while it lasts, the caller's own included: two holds of one
+-- replica on a series (an older one watched, a newer one settling) are decided in two
+-- calls, and the second must not be told 'mine' again while the first registers it.
 local c = redis.call('HGET', s, 'c')
-if c and c ~= rid then
+if c then
   local ce = tonumber(redis.call('HGET', s, 'ce'))
   if ce > now then return {'wait', now, ce} end
 end
