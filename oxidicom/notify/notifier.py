@@ -20,7 +20,6 @@ series, and its final progress and done follow the registration.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -36,6 +35,7 @@ from oxidicom.notify.progress import ProgressPolicy
 from oxidicom.notify.registrations import KEPT, Registrations
 from oxidicom.notify.series_store import WATCHED, OutboxSeriesStore, SeriesStore
 from oxidicom.notify.settle import PendingSeries, SeriesSettler
+from oxidicom.notify.waiting import wait_event
 from oxidicom.storage.series import SeriesRecord
 from oxidicom.support.background import Background
 
@@ -212,8 +212,7 @@ class ChrisNotifier:
             if delay > 0 and not self._stopping:
                 # Series released later are due later: only a stop needs waking us.
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
+                await wait_event(self._wake, delay)
                 continue
             now = float("inf") if self._stopping else loop.time()
             chunk = settler.take_due(now, END_CHUNK)

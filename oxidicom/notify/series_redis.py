@@ -52,6 +52,7 @@ from oxidicom.notify.journal import (
 from oxidicom.notify.registrations import HANDED_OVER
 from oxidicom.notify.series_store import WATCHED, Later
 from oxidicom.notify.settle import PendingSeries
+from oxidicom.notify.waiting import cancel_and_wait, wait_event
 
 if TYPE_CHECKING:
     from oxidicom.notify.progress import ProgressPolicy
@@ -262,11 +263,7 @@ class RedisSeriesStore:
 
     async def stop(self) -> None:
         """Send what is noted, decide every watched series once, and close."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         with contextlib.suppress(RedisError, OSError):
             for _ in range(3):  # a first file's tick leaves its count and release for one more
                 await self._sync_once()
@@ -454,8 +451,7 @@ class RedisSeriesStore:
             delay = self._watches[0].at - loop.time()
             if delay > 0:
                 self._wake_watch.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake_watch.wait(), delay)
+                await wait_event(self._wake_watch, delay)
                 continue
             now = loop.time()
             taken: list[_Watch] = []
@@ -495,8 +491,7 @@ class RedisSeriesStore:
     async def _sync_loop(self) -> None:
         delay = RETRY_FIRST
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake_sync.wait(), BEAT_PERIOD)
+            await wait_event(self._wake_sync, BEAT_PERIOD)
             if self._wake_sync.is_set():
                 await asyncio.sleep(SYNC_PERIOD)  # what the hot path notes meanwhile too
             self._wake_sync.clear()
