@@ -348,14 +348,16 @@ def build_notifier(settings: Settings) -> ChrisNotifier:
 
 
 def series_store_url(settings: Settings) -> str | None:
-    """The series store's URL, OXIDICOM_SERIES_STORE; None: no store (processes sharing one
-    outbox settle series among themselves, as one replica alone does).
-
-    Off unless asked for, even with a Redis broker: a single replica (CUBE's compose file)
-    needs none, and its long chaos run still shows rare whole duplicates (issue 22)."""
-    if settings.series_store is None or settings.series_store == "none":
-        return None
-    return settings.series_store
+    """The series store's URL: OXIDICOM_SERIES_STORE, else the Celery broker's when it is
+    Redis (CUBE's DragonflyDB: replicas on several hosts then coordinate without a setting
+    more); None: no store, OXIDICOM_SERIES_STORE=none or a broker that is not Redis
+    (processes sharing one outbox settle series among themselves)."""
+    if settings.series_store is not None:
+        return None if settings.series_store == "none" else settings.series_store
+    broker = settings.celery_broker
+    if broker and parse_broker_url(broker).kind == "redis":
+        return broker
+    return None
 
 
 def build_publisher(url: str, outbox: Outbox) -> Publisher:
