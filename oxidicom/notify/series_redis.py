@@ -74,6 +74,13 @@ SWEEP_CHUNK: Final = 64
 #: How long the mark of a registered series stays in the store: a replica coming back
 #: with a hold on it within this time withdraws its hold instead of registering (ms).
 DONE_MARK_MS: Final = 24 * 3600 * 1000
+#: The series registered here in the last REMARK_LEASES leases (at least REMARK_MIN s, at
+#: most REMARK_MAX of them) are marked again when the store had a silence: a store that
+#: restarted empty would otherwise take them for unknown, and a replica still watching one
+#: would register it again.
+REMARK_LEASES: Final = 10
+REMARK_MIN: Final = 300.0
+REMARK_MAX: Final = 100_000
 
 
 #: Bound of one call to the store: well within a renewal period (a third of a lease), so
@@ -183,6 +190,10 @@ class RedisSeriesStore:
         #: Series this replica was told are its to register, until they are (or not):
         #: another hold of ours on one of them is told 'gone', whatever a call says.
         self._claiming: set[str] = set()
+        #: Series registered and marked here lately: digest -> (ndicom, when).
+        self._recent: dict[str, tuple[int, float]] = {}
+        #: The store's ``since`` (when calls resumed after its last silence), as last seen.
+        self._since: int | None = None
 
     # -- the hot path: noted, sent by the sync task ------------------------------------
 
@@ -406,12 +417,35 @@ class RedisSeriesStore:
                         args=[*self._args(), digest, ndicom, DONE_MARK_MS],
                         client=pipe,
                     )
-                await pipe.execute()
+                answers = await pipe.execute()
         except (RedisError, OSError) as error:
             self._unreachable_now(error)
             return
-        for digest, _ in marks:
+        now = self._loop.time()
+        recent = self._recent
+        for (digest, ndicom), marked in zip(marks, answers, strict=True):
             self._undone.pop(digest, None)
+            if int(marked):
+                recent.pop(digest, None)
+                recent[digest] = (ndicom, now)  # newest last
+        window = max(REMARK_LEASES * self.lease, REMARK_MIN)
+        while recent:
+            oldest = next(iter(recent))
+            if len(recent) <= REMARK_MAX and recent[oldest][1] >= now - window:
+                break
+            del recent[oldest]
+
+    def _store_since(self, since: int) -> bool:
+        """The store's ``since`` as its heartbeat answered; True if it changed: the store
+        had a silence, and may have lost holds and marks (they are all sent again)."""
+        seen, self._since = self._since, since
+        if seen is None or seen == since:
+            return False
+        self._hold_again = True
+        self._wake_sync.set()
+        for digest, (ndicom, _) in self._recent.items():
+            self._undone.setdefault(digest, (digest, ndicom))
+        return True
 
     async def _adopt(self, series: PendingSeries, entry: bytes) -> PendingSeries:
         """A dead replica's series claimed by the sweep: its entry into our journal."""
@@ -544,12 +578,13 @@ class RedisSeriesStore:
                 await self._scripts["BEAT"](
                     keys=[scripts.META_KEY, scripts.DUE_KEY], args=self._args(), client=pipe
                 )
-                answers = (await pipe.execute())[:-1]
+                *answers, beat = await pipe.execute()
         except BaseException:
             for held in batch:  # all of it again, with what was noted meanwhile
                 self._dirty.setdefault(held.digest, held)
             raise
         self._reachable()
+        silence = self._store_since(int(beat[1]))
         now = self._loop.time()
         progress = self._progress
         for (held, releasing, holding), answer in zip(sent, answers, strict=True):
@@ -587,6 +622,9 @@ class RedisSeriesStore:
             if publish and progress is not None and count > held.tally.count:
                 held.tally.count = count
                 progress.stored(held.tally, now)
+        if silence:
+            # Within the store's grace after its silence, before any decision is taken.
+            await self._mark_done()
 
     # -- renewals and the sweep ------------------------------------------------------
 

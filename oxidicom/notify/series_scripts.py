@@ -243,12 +243,18 @@ return claim(redis.call('HGET', s, 'e') or '', tonumber(redis.call('HGET', s, 'n
 )
 
 #: Registered: ARGV[4] digest, ARGV[5] ndicom, ARGV[6] how long the mark stays (ms).
-#: Returns 1, or 0 when the claim was not (or no longer) this replica's.
+#: Also sent again, for the series a replica registered lately, when the store had a
+#: silence (it restarted, maybe empty): a holder still waiting for a decision on one of
+#: them must be told 'gone', not find it unknown and register it a second time.
+#: Returns 1 (marked), or 0 when the claim is another replica's, or the series is held
+#: again (a new hold after the registration: a re-push, not ours to mark).
 DONE: Final = (
     _PRELUDE
     + """
 local s = KEYS[3]
-if redis.call('HGET', s, 'c') ~= rid then return 0 end
+if redis.call('HEXISTS', s, 'x') == 1 then return 1 end
+local c = redis.call('HGET', s, 'c')
+if c ~= rid and (c or redis.call('HEXISTS', s, 'e') == 1) then return 0 end
 redis.call('DEL', s)
 redis.call('HSET', s, 'x', ARGV[5])
 redis.call('PEXPIRE', s, tonumber(ARGV[6]))
@@ -259,11 +265,13 @@ return 1
 
 #: A replica's heartbeat, sent last in each batch of its holds, counts and releases (and
 #: alone when it has none): what it noted before is in the store.
+#: Returns {now, since}: a ``since`` the replica has not seen before tells it the store had
+#: a silence (a restart, maybe empty; a failover): it sends its holds and marks again.
 BEAT: Final = (
     _PRELUDE
     + """
 redis.call('HSET', meta, 'r:' .. rid, now)
-return now
+return {now, since}
 """
 )
 

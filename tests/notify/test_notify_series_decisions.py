@@ -145,3 +145,33 @@ async def test_a_progress_the_rate_limit_dropped_is_not_counted_as_sent(
     series.count = FILES  # as the notifier does with the registration's ndicom
     policy.ended(series)
     assert sent == [lonk.progress(1), lonk.progress(FILES), lonk.done()]
+
+
+async def test_a_store_restarted_empty_is_told_again_which_series_were_registered(
+    server: RedisServer,
+) -> None:
+    """Replica one registers a series that replica two held too (released, its decision
+    to come); the store restarts empty. One's next heartbeat finds the store's silence
+    (a new ``since``) and marks the series registered again: two is told 'gone', not
+    left to find it unknown and register it a second time."""
+    import redis
+
+    one_registrations, two_registrations = FakeRegistrations(), FakeRegistrations()
+    one = RedisSeriesStore(server.url, one_registrations, settle=0.0, lease=30.0)  # type: ignore[arg-type]
+    two = RedisSeriesStore(server.url, two_registrations, settle=0.0, lease=30.0)  # type: ignore[arg-type]
+    mine, theirs = incarnation(1), incarnation(2)  # one series, a hold on each replica
+    await released(one, mine)
+    await released(two, theirs)
+    assert dict(await one._decide([mine], force=False, orphans=set())) == {mine: FILES}
+    client = redis.Redis(host=server.host, port=server.port)
+    try:
+        client.flushall()  # the store restarted without its data
+    finally:
+        client.close()
+    await one._sync_once()  # its heartbeat (nothing else to send)
+    server.seasoned()  # past the store's grace after a silence (not what is tested here)
+    outcomes = dict(await two._decide([theirs], force=False, orphans=set()))
+    await one.stop()
+    await two.stop()
+    assert outcomes == {theirs: HANDED_OVER}
+    assert two_registrations.claimed == []
