@@ -425,8 +425,7 @@ class RedisSeriesStore:
         recent = self._recent
         for (digest, ndicom), marked in zip(marks, answers, strict=True):
             self._undone.pop(digest, None)
-            if int(marked):
-                recent.pop(digest, None)
+            if int(marked) and digest not in recent:  # a mark sent again keeps its age
                 recent[digest] = (ndicom, now)  # newest last
         window = max(REMARK_LEASES * self.lease, REMARK_MIN)
         while recent:
