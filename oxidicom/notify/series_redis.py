@@ -442,9 +442,15 @@ class RedisSeriesStore:
             return False
         self._hold_again = True
         self._wake_sync.set()
+        return True
+
+    async def _mark_again(self) -> None:
+        """Mark again the series registered here lately (after a failure or a silence of the
+        store, which may have lost those marks: a restart, a failover to a replica that had
+        not got them yet)."""
         for digest, (ndicom, _) in self._recent.items():
             self._undone.setdefault(digest, (digest, ndicom))
-        return True
+        await self._mark_done()
 
     async def _adopt(self, series: PendingSeries, entry: bytes) -> PendingSeries:
         """A dead replica's series claimed by the sweep: its entry into our journal."""
@@ -539,7 +545,8 @@ class RedisSeriesStore:
 
     async def _sync_once(self) -> None:
         """Send what is noted, then the heartbeat, in one pipelined round trip."""
-        if self._hold_again:
+        again = self._hold_again
+        if again:
             # After a failure, every hold is sent again before the next heartbeat: the
             # store may have lost some (a restart, a failover to a replica that had not
             # got them yet). Whole counts make it harmless when it had not.
@@ -621,9 +628,9 @@ class RedisSeriesStore:
             if publish and progress is not None and count > held.tally.count:
                 held.tally.count = count
                 progress.stored(held.tally, now)
-        if silence:
-            # Within the store's grace after its silence, before any decision is taken.
-            await self._mark_done()
+        if again or silence:
+            # Within the store's grace after a silence, before any decision is taken.
+            await self._mark_again()
 
     # -- renewals and the sweep ------------------------------------------------------
 
