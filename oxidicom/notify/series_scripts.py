@@ -12,11 +12,12 @@ of a Redis Cluster):
   series should next be looked at (the sweep of series whose holders all died).
 - ``{oxidicom-series}:s:{digest}`` (hash), one per series: ``e`` its registration fields
   (the journal entry, JSON), ``n`` the files stored by every replica (``c:{replica}:{hold}``
-  what each hold counted), ``p`` the highest count its publisher reported as handed to
-  LONK (a count it was told to publish but its rate limit dropped is not in it: the
-  registration's final progress is then sent), ``o`` the replica that publishes it (one
-  at a time, so that messages of two replicas never overtake each other), ``h:{replica}``
-  each holder's lease end (ms),
+  what each hold counted), ``p`` the highest count handed out for LONK progress (no
+  publisher goes below it, so counts never go backwards on a subject), ``ps`` the highest
+  its publishers reported as sent (a count handed out that a rate limit dropped, or that a
+  replica killed did not send, is not in it: the registration's final progress is then
+  sent), ``o`` the replica that publishes it (one at a time, so that messages of two
+  replicas never overtake each other), ``h:{replica}`` each holder's lease end (ms),
   ``q`` the latest release (ms), ``c``/``ce`` the replica registering it and until when;
   once registered only ``x`` (the ``ndicom`` sent) stays, for a day.
 
@@ -109,17 +110,16 @@ if owner ~= rid then
     owner = rid
   end
 end
--- 'p' is what a publisher says it sent, never what it was told to: a count its rate limit
--- dropped would otherwise stand for a message nobody got, and the registration leave
--- its final progress out.
-local p = tonumber(redis.call('HGET', s, 'p') or '0')
+-- 'ps' is what a publisher says it sent, never what it was told to: a count its rate limit
+-- dropped would otherwise stand for a message nobody got, and the registration leave its
+-- final progress out. 'p', what was handed out, keeps the next publisher above it.
 local sent = tonumber(ARGV[9] or '0')
-if sent > p then
-  redis.call('HSET', s, 'p', sent)
-  p = sent
-end
+if sent > tonumber(redis.call('HGET', s, 'ps') or '0') then redis.call('HSET', s, 'ps', sent) end
 local publish = 0
-if owner == rid and not releasing and n > p then publish = 1 end
+if owner == rid and not releasing and n > tonumber(redis.call('HGET', s, 'p') or '0') then
+  redis.call('HSET', s, 'p', n)
+  publish = 1
+end
 if releasing then
   redis.call('HDEL', s, 'h:' .. rid)
   if now > tonumber(redis.call('HGET', s, 'q') or '0') then redis.call('HSET', s, 'q', now) end
@@ -152,7 +152,8 @@ return {now, lost}
 #: no entry of its own (the sweep of dead replicas' series), ARGV[6] '1' at a stop (the
 #: quiet interval is not waited for; live holders and claims still are), ARGV[7] the
 #: longest retry backoff of a replica (ms).
-#: Returns {'mine', now, entry, n, p} (the caller registers it, then calls DONE),
+#: Returns {'mine', now, entry, n, ps} (the caller registers it, then calls DONE; ps: the
+#: highest progress count reported sent, which its final progress must exceed),
 #: {'gone', now} (registered already, or unknown to a sweep), or {'wait', now, until}.
 DECIDE: Final = (
     _PRELUDE
@@ -238,7 +239,7 @@ for i = 1, #replicas, 2 do
   end
 end
 return claim(redis.call('HGET', s, 'e') or '', tonumber(redis.call('HGET', s, 'n') or '0'),
-  tonumber(redis.call('HGET', s, 'p') or '0'))
+  tonumber(redis.call('HGET', s, 'ps') or '0'))
 """
 )
 
