@@ -2,11 +2,13 @@
 # Python 3.11, the version CI tests (3.12 and 3.13 install too: every dependency has wheels).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-# -- build stage: every wheel, ours and our dependencies' -----------------------------------
+# -- build stage: every wheel, ours (with its compiled receive path) and our dependencies' --
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY docker/build-tools.sh ./docker/
+RUN sh docker/build-tools.sh
+COPY pyproject.toml setup.py README.md ./
 COPY oxidicom ./oxidicom
 COPY docker/build-wheels.sh ./docker/
 RUN sh docker/build-wheels.sh /wheels .

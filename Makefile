@@ -13,15 +13,19 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.runtime-installed: pyproject.toml | $(BIN)/python
+# The compiled receive path (setup.py) is rebuilt when a .pyx or the build changes; with
+# OXIDICOM_NO_EXTENSIONS=1 set, or no C compiler, the pure-Python twins serve instead.
+BUILD_INPUTS := pyproject.toml setup.py $(shell find oxidicom -name '*.pyx' 2>/dev/null)
+
+$(VENV)/.runtime-installed: $(BUILD_INPUTS) | $(BIN)/python
 	$(EDITABLE) .
 	touch $@
 
-$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+$(VENV)/.test-installed: $(BUILD_INPUTS) | $(BIN)/python
 	$(EDITABLE) '.[test]'
 	touch $@ $(VENV)/.runtime-installed
 
-$(VENV)/.bench-installed: pyproject.toml | $(BIN)/python
+$(VENV)/.bench-installed: $(BUILD_INPUTS) | $(BIN)/python
 	$(EDITABLE) '.[test,bench]'
 	touch $@ $(VENV)/.test-installed $(VENV)/.runtime-installed
 

@@ -20,6 +20,7 @@ from oxidicom.notify.notifier import ChrisNotifier, build_notifier
 from oxidicom.scp import access
 from oxidicom.scp.services import ScpService
 from oxidicom.storage.writer import Store
+from oxidicom.support import extensions
 from oxidicom.support.urls import redact
 from oxidicom.telemetry import exhaustion
 
@@ -85,6 +86,7 @@ async def serve(
         receiver, notifier = await _start(settings, listen_fd)
         stow = await _start_dicomweb(settings, receiver, notifier)
         log.info(describe_start(settings, receiver))
+        log.info(extensions.describe())
         log.info(
             "descriptor limit %d (hard %d): at most %d connection(s) without an association"
             " or request per listener",
