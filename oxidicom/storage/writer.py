@@ -218,6 +218,27 @@ def _unlink(path: str) -> None:
 class InstanceWriter:
     """One instance, from its first data set fragment to a file at its final path."""
 
+    # One per instance: slots make it cheaper to build.
+    __slots__ = (
+        "_command_uids",
+        "_durable",
+        "_error",
+        "_fd",
+        "_fields",
+        "_flush_bytes",
+        "_flushing",
+        "_gathered",
+        "_head",
+        "_head_done",
+        "_pacs_name",
+        "_parts",
+        "_size",
+        "_store",
+        "_target",
+        "_temp",
+        "_warnings",
+    )
+
     def __init__(
         self,
         store: Store,
@@ -296,7 +317,9 @@ class InstanceWriter:
         instance cannot be stored, and only once nothing of it is left: its temporary
         file closed and removed, so that the answer never races the cleanup.
         """
-        loop = self._store.loop
+        loop = self._store._loop  # Store.loop without its call, when it is current
+        if loop is None or not loop.is_running():
+            loop = self._store.loop
         if self._error is None and not self._head_done:
             self._head_done = True
             try:
