@@ -148,6 +148,11 @@ RECEIVERS: dict[str, Receiver] = {
             " several hosts do (compare with oxidicom in the same run)",
         ),
         _oxidicom(
+            "oxidicom-pure",
+            {"OXIDICOM_NO_EXTENSIONS": "1"},
+            "OXIDICOM_NO_EXTENSIONS=1: the pure-Python receive path (no compiled module)",
+        ),
+        _oxidicom(
             "oxidicom-nofsync",
             {"OXIDICOM_FSYNC": "false"},
             "OXIDICOM_FSYNC=false: no fsync, like the others",
@@ -172,6 +177,7 @@ RECEIVERS: dict[str, Receiver] = {
 DEFAULT_RECEIVERS = (
     "oxidicom",
     "oxidicom-workers2",
+    "oxidicom-pure",
     "oxidicom-nofsync",
     "storescp-fork-B",
     "storescp",
