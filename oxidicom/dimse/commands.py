@@ -11,6 +11,8 @@ from enum import IntEnum
 
 import msgspec
 
+from oxidicom.support.extensions import load_compiled
+
 _ELEMENT_HEADER = struct.Struct("<HHI")
 _US = struct.Struct("<H")
 _UL = struct.Struct("<I")
@@ -286,3 +288,16 @@ def decode_response_status(data: bytes | memoryview) -> tuple[int, int, int]:
         )
     except KeyError as missing:
         raise CommandError(f"response lacks element (0000,{missing.args[0]:04X})") from None
+
+
+# -- the compiled twin ------------------------------------------------------------------
+# The pure-Python functions above are the reference; ``_commands_c`` does the same
+# faster (same Command, bytes and CommandError messages) and hands whatever is off its
+# fast path back to them. Their ``_py`` names stay for the tests of both.
+decode_command_py = decode_command
+encode_response_py = encode_response
+
+_c = load_compiled("oxidicom.dimse._commands_c")
+if _c is not None:
+    decode_command = _c.decode_command
+    encode_response = _c.encode_response

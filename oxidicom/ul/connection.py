@@ -61,6 +61,7 @@ from __future__ import annotations
 import struct
 from collections import deque
 
+from oxidicom.support.extensions import load_compiled
 from oxidicom.ul import pdu as pdus
 from oxidicom.ul.constants import (
     PDU_HEADER_LENGTH,
@@ -552,3 +553,15 @@ class Connection:
 
 def _describe(event: Evt, state: State) -> str:
     return f"{event.name} is not allowed in {state.name}"
+
+
+# -- the compiled twin ------------------------------------------------------------------
+# The class above is the reference. ``_connection_c.Connection`` subclasses it and
+# replaces only the reader (PDU/PDV framing out of the buffered chunks) with compiled
+# code that gives the same events and errors; the state machine stays this module's.
+# ``ConnectionPy`` keeps the pure-Python class reachable for the tests of both.
+ConnectionPy = Connection
+
+_c = load_compiled("oxidicom.ul._connection_c")
+if _c is not None:
+    Connection = _c.Connection  # type: ignore[misc]

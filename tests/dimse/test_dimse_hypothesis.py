@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import struct
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,13 +21,16 @@ from oxidicom.dimse.commands import (
     NO_DATASET,
     CommandError,
     CommandField,
-    decode_command,
     decode_response_status,
     encode_request,
-    encode_response,
 )
 from oxidicom.ul.events import AbortSent, DataFragment
+from tests.dimse.twins import assembling_with, codec_of
+from tests.implementations import IMPLEMENTATIONS
 from tests.ul._helpers import abort_pdus, new_sta6
+
+#: Every test below runs on the pure-Python codec, then on the compiled one.
+over_both = pytest.mark.parametrize("kind", IMPLEMENTATIONS)
 
 #: Group 0000 elements a request may carry (PS3.7 Annex E), and a few it may not.
 KNOWN_ELEMENTS = [0x0000, 0x0002, 0x0003, 0x0100, 0x0110, 0x0120, 0x0700, 0x0800, 0x0900,
@@ -88,8 +92,10 @@ def split(data: bytes, cuts: list[int]) -> list[bytes]:
     return [data[a:b] for a, b in itertools.pairwise(points)] or [b""]
 
 
+@over_both
 @given(command_sets())
-def test_decode_command_gives_a_command_or_command_error(raw: bytes) -> None:
+def test_decode_command_gives_a_command_or_command_error(kind: str, raw: bytes) -> None:
+    decode_command = codec_of(kind).decode_command
     try:
         command = decode_command(raw)
     except CommandError:
@@ -98,17 +104,19 @@ def test_decode_command_gives_a_command_or_command_error(raw: bytes) -> None:
     assert 0 <= command.message_id <= 0xFFFF
 
 
+@over_both
 @given(requests(), st.lists(st.integers(0, 400), max_size=6), st.sampled_from([1, 3, 255]))
 def test_a_request_split_into_pdvs_decodes_to_what_was_encoded(
-    request: tuple[dict[str, object], bytes], cuts: list[int], context: int
+    kind: str, request: tuple[dict[str, object], bytes], cuts: list[int], context: int
 ) -> None:
     fields, raw = request
     assembler = MessageAssembler()
     pieces = split(raw, cuts)
-    results = [
-        assembler.feed(DataFragment(context, True, i == len(pieces) - 1, memoryview(piece)))
-        for i, piece in enumerate(pieces)
-    ]
+    with assembling_with(kind):
+        results = [
+            assembler.feed(DataFragment(context, True, i == len(pieces) - 1, memoryview(piece)))
+            for i, piece in enumerate(pieces)
+        ]
     assert results[:-1] == [None] * (len(pieces) - 1)
     received = results[-1]
     assert isinstance(received, CommandReceived)
@@ -123,12 +131,16 @@ def test_a_request_split_into_pdvs_decodes_to_what_was_encoded(
     assert assembler.dataset_context == (context if fields["has_dataset"] else None)
 
 
+@over_both
 @given(fragments())
-def test_any_pdv_stream_gives_results_or_command_error(stream: list[DataFragment]) -> None:
+def test_any_pdv_stream_gives_results_or_command_error(
+    kind: str, stream: list[DataFragment]
+) -> None:
     assembler = MessageAssembler(max_command_length=256)
     for fragment in stream:
         try:
-            item = assembler.feed(fragment)
+            with assembling_with(kind):
+                item = assembler.feed(fragment)
         except CommandError:
             return  # the association aborts here: nothing after it is read
         if isinstance(item, DataFragment):
@@ -143,6 +155,7 @@ def test_any_pdv_stream_gives_results_or_command_error(stream: list[DataFragment
         )
 
 
+@over_both
 @given(
     st.integers(0, 0xFFFF),
     st.integers(0, 0xFFFF),
@@ -151,6 +164,7 @@ def test_any_pdv_stream_gives_results_or_command_error(stream: list[DataFragment
     st.none() | latin1,
 )
 def test_responses_encode_for_any_received_uid(
+    kind: str,
     message_id: int,
     status: int,
     sop_class: str | None,
@@ -158,7 +172,7 @@ def test_responses_encode_for_any_received_uid(
     comment: str | None,
 ) -> None:
     """UIDs come from the peer (decoded as Latin-1): the response must always encode."""
-    raw = encode_response(
+    raw = codec_of(kind).encode_response(
         CommandField.C_STORE_RSP,
         message_id,
         status,
@@ -195,9 +209,10 @@ def pdata_pdus(draw: st.DrawFn) -> bytes:
     return struct.pack(">BxI", 4, length) + pdvs
 
 
+@over_both
 @given(st.lists(pdata_pdus(), min_size=1, max_size=4), st.lists(st.integers(1, 300), max_size=5))
 def test_pdv_headers_through_the_connection_and_assembler(
-    pdus: list[bytes], cuts: list[int]
+    kind: str, pdus: list[bytes], cuts: list[int]
 ) -> None:
     """Events, DIMSE results or CommandError only; at most one A-ABORT goes out."""
     conn = new_sta6()
@@ -208,7 +223,8 @@ def test_pdv_headers_through_the_connection_and_assembler(
         while (event := conn.next_event()) is not None:
             if isinstance(event, DataFragment):
                 try:
-                    assembler.feed(event)
+                    with assembling_with(kind):
+                        assembler.feed(event)
                 except CommandError:
                     conn.abort()
             elif isinstance(event, AbortSent):

@@ -32,3 +32,8 @@ def pdu() -> None:
 
 def head() -> None:
     run(targets.head_input, lambda: targets.head_seeds(SHARED_DATA))
+
+
+def twins() -> None:
+    """The differential target of the compiled twins (i21-dimse)."""
+    run(targets.twins_input, targets.twins_seeds)

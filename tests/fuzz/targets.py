@@ -12,20 +12,30 @@ size), so that the fuzzer can reach every path from one flat byte string.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import struct
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from oxidicom.dicom.errors import DatasetError
 from oxidicom.dicom.head import HeadFields, HeadParser, parse_head
 from oxidicom.dicom.uids import TRANSFER_SYNTAXES
+from oxidicom.dimse import assembler as assembler_module
+from oxidicom.dimse import commands
 from oxidicom.dimse.assembler import CommandReceived, MessageAssembler
-from oxidicom.dimse.commands import CommandError, decode_response_status, encode_response
+from oxidicom.dimse.commands import (
+    Command,
+    CommandError,
+    decode_response_status,
+    encode_response,
+)
 from oxidicom.scp.acceptance import AcceptancePolicy, Accepted, negotiate
 from oxidicom.storage.layout import MAX_COMPONENT, check_required, instance_file_name, series_dir
 from oxidicom.ul import pdu as ul
-from oxidicom.ul.connection import Connection
+from oxidicom.ul.connection import Connection, ConnectionPy
 from oxidicom.ul.errors import ULProtocolError
 from oxidicom.ul.events import (
     AbortSent,
@@ -294,3 +304,223 @@ def write_seeds(directory: Path, seeds: list[bytes]) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     for index, seed in enumerate(seeds):
         (directory / f"seed-{index:04d}").write_bytes(seed)
+
+
+# == i21-dimse: differential targets of the compiled twins (command codec, UL reader) ======
+# Both twins get the same bytes, split the same way; any difference in results, events,
+# bytes sent, state or error (type and message) fails. The compiled modules are
+# imported on first use: the seed tests skip where they are not built.
+
+_COMPILED_CODEC = "oxidicom.dimse._commands_c"
+_COMPILED_CONNECTION = "oxidicom.ul._connection_c"
+_TWIN_MODES = 4
+
+
+class _Stack(NamedTuple):
+    """One implementation of the receive path's byte crunching."""
+
+    connection: type[Connection]
+    decode_command: Callable[[Any], Command]
+    encode_response: Callable[..., bytes]
+
+
+def twin_stacks() -> tuple[_Stack, _Stack]:
+    """(pure Python, compiled); ImportError where the compiled modules are not built."""
+    codec = importlib.import_module(_COMPILED_CODEC)
+    connection = importlib.import_module(_COMPILED_CONNECTION)
+    python = _Stack(ConnectionPy, commands.decode_command_py, commands.encode_response_py)
+    return python, _Stack(connection.Connection, codec.decode_command, codec.encode_response)
+
+
+def _result(call: Callable[[], object]) -> str:
+    """What a call gave, as text that tells types apart (True is not 1), or what it raised."""
+    try:
+        value = call()
+    except Exception as error:  # compared, not judged: the other targets judge
+        return f"raised {type(error).__module__}.{type(error).__qualname__}: {error}"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"{type(value).__name__} {bytes(value).hex()}"
+    return f"{type(value).__name__} {value!r}"
+
+
+@contextmanager
+def _decoding_with(stack: _Stack) -> Iterator[None]:
+    # MessageAssembler calls its module's decode_command: point it at this stack's.
+    saved = assembler_module.decode_command
+    assembler_module.decode_command = stack.decode_command
+    try:
+        yield
+    finally:
+        assembler_module.decode_command = saved
+
+
+def _codec_trace(stack: _Stack, selector: int, payload: bytes) -> list[str]:
+    """decode_command on every kind of buffer and through the assembler; encode_response."""
+    decode = stack.decode_command
+    views: list[object] = [payload, bytearray(payload), memoryview(payload)]
+    views += [memoryview(payload)[1:], memoryview(payload).cast("b")]  # off the fast path
+    trace = [_result(lambda v=v: decode(v)) for v in views]
+    assembler = MessageAssembler()
+    pieces = list(_chunks(payload, selector))
+    with _decoding_with(stack):
+        for index, piece in enumerate(pieces):
+            last = index == len(pieces) - 1
+            fragment = DataFragment(1, True, last, memoryview(piece))
+            trace.append(_result(lambda f=fragment: assembler.feed(f)))
+    # encode_response: numbers from the first six bytes (selector bit 7 pushes Status out
+    # of range), text from the rest, bits 0-2 of the selector leave a text out.
+    field, message_id, status = struct.unpack_from("<HHH", payload.ljust(6, b"\x00"))
+    if selector & 0x80:
+        status += 0x10000
+    texts: list[str | None] = [*payload[6:].decode("utf-8", "surrogateescape").split("|", 2)]
+    texts += [""] * (3 - len(texts))
+    for bit in range(3):
+        if selector >> bit & 1:
+            texts[bit] = None
+    trace.append(
+        _result(
+            lambda: stack.encode_response(
+                field,
+                message_id,
+                status,
+                affected_sop_class_uid=texts[0],
+                affected_sop_instance_uid=texts[1],
+                error_comment=texts[2],
+            )
+        )
+    )
+    return trace
+
+
+def _event_text(event: object) -> str:
+    if isinstance(event, DataFragment):
+        data = bytes(event.data).hex()
+        return (
+            f"DataFragment({event.context_id!r}, {event.is_command!r}, {event.is_last!r}, {data})"
+        )
+    return repr(event)
+
+
+def _connection_trace(stack: _Stack, mode: int, pieces: list[bytes], eof: bool) -> list[str]:
+    """The receiver's loop in miniature (as ``_drive``), everything it sees written down."""
+    if mode == 1:
+        conn = stack.connection(max_pdu_length=4096, pdu_hard_cap=65536)
+    else:
+        conn = stack.connection(max_pdu_length=4096, strict=mode == 3, pdu_hard_cap=65536)
+        conn.receive_data(_ASSOCIATE_RQ, 0.0)
+        requested = conn.next_event()
+        assert isinstance(requested, AssociationRequested)
+        accepted = negotiate(requested.request, _POLICY)
+        assert isinstance(accepted, Accepted)
+        conn.accept(accepted.response)
+        conn.data_to_send()
+    assembler = MessageAssembler()
+    trace: list[str] = []
+    clock = 1.0
+    with _decoding_with(stack):
+        for piece in [*pieces, None]:
+            if piece is None:
+                if not eof:
+                    break
+                conn.receive_eof()
+            else:
+                clock += 0.001
+                conn.receive_data(piece, clock)
+            while True:
+                try:
+                    event = conn.next_event()
+                except Exception as error:  # compared: the pdu target judges it
+                    trace.append(_result(lambda error=error: _raise(error)))
+                    return trace
+                if event is None:
+                    break
+                trace.append(_event_text(event))
+                if isinstance(event, AssociationRequested):
+                    answer = negotiate(event.request, _POLICY)
+                    if isinstance(answer, Accepted):
+                        conn.accept(answer.response)
+                    else:
+                        conn.reject(answer)
+                elif isinstance(event, DataFragment):
+                    try:
+                        item = assembler.feed(event)
+                    except CommandError as error:
+                        trace.append(f"CommandError: {error}")
+                        conn.abort()
+                        continue
+                    trace.append(_event_text(item))
+                    if isinstance(item, CommandReceived):
+                        command = item.command
+                        response = _result(
+                            lambda c=command: stack.encode_response(
+                                (c.command_field | 0x8000) & 0xFFFF,
+                                c.message_id,
+                                0xA700,
+                                affected_sop_class_uid=c.affected_sop_class_uid,
+                                affected_sop_instance_uid=c.affected_sop_instance_uid,
+                                error_comment="cannot store the file: \u00e9",
+                            )
+                        )
+                        trace.append(response)
+                        if response.startswith("bytes "):
+                            conn.send_message(item.context_id, bytes.fromhex(response[6:]))
+                elif isinstance(event, ReleaseRequested):
+                    conn.release()
+                trace.append(f"sent {conn.data_to_send().hex()}")
+            trace.append(
+                f"{conn.state.name} buffered={conn.buffered} timer={conn.get_timer()!r}"
+                f" close={conn.should_close}"
+            )
+    return trace
+
+
+def _raise(error: Exception) -> None:
+    raise error
+
+
+def twins_input(data: bytes) -> None:
+    """Byte 0: mode; byte 1: chunk size (0 = whole, odd = EOF at the end); the rest: input.
+
+    Mode 0 is the command-set codec alone (the payload is a command set, and the
+    material of a response); modes 1-3 are ``pdu_input``'s: a new connection, an
+    established association, the same in strict mode, with DIMSE assembled, decoded
+    and answered. The pure-Python and the compiled stacks must write the same trace.
+    """
+    if len(data) < 2:
+        return
+    mode, selector, payload = data[0] % _TWIN_MODES, data[1], data[2:]
+    python, compiled = twin_stacks()
+    if mode == 0:
+        expected, got = (
+            _codec_trace(python, selector, payload),
+            _codec_trace(compiled, selector, payload),
+        )
+    else:
+        pieces = list(_chunks(payload, selector))
+        eof = bool(selector & 1)
+        expected = _connection_trace(python, mode, pieces, eof)
+        got = _connection_trace(compiled, mode, pieces, eof)
+    assert got == expected, _first_difference(expected, got)
+
+
+def _first_difference(expected: list[str], got: list[str]) -> str:
+    for index, (want, have) in enumerate(itertools.zip_longest(expected, got)):
+        if want != have:
+            return f"step {index}: python {want!r}, compiled {have!r}"
+    return "same"  # pragma: no cover - only called on a difference
+
+
+def twins_seeds() -> list[bytes]:
+    """The pdu seeds (modes 1-3 are this target's too) and every captured command set."""
+    from tests.vectors import all_vectors
+
+    seeds = pdu_seeds()
+    for vector in all_vectors():
+        pdu = ul.parse_pdu(vector.raw)
+        if isinstance(pdu, ul.PDataTF):
+            seeds += [bytes([0, 0]) + v.data for v in pdu.values if v.is_command]
+            seeds += [bytes([0, 5]) + v.data for v in pdu.values if v.is_command]
+    return seeds
+
+
+# == end of i21-dimse ==================================================================

@@ -10,8 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.fuzz import targets
+from tests.implementations import compiled_module
 from tests.sample_data import sample_data_dir
 
 CRASHES = Path(__file__).resolve().parent / "crashes"
@@ -55,3 +58,60 @@ def test_non_ascii_calling_ae_title_is_echoed_in_the_ac() -> None:
     assert isinstance(answer, Accepted)
     encoded = ul.encode(answer.response)
     assert encoded[26:42] == raw[26:42]  # calling AE title, bytes 27-42 of both PDUs
+
+
+# == i21-dimse: the differential target of the compiled twins (codec, UL reader) =========
+
+
+def _twins_built() -> None:
+    compiled_module("oxidicom.dimse._commands_c")  # skips (fails under CI) when not built
+    compiled_module("oxidicom.ul._connection_c")
+
+
+def _twins_input(data: bytes) -> None:
+    _twins_built()
+    targets.twins_input(data)
+
+
+TARGETS["twins"] = _twins_input
+
+
+def test_twins_seeds_give_the_same_trace() -> None:
+    _twins_built()
+    seeds = targets.twins_seeds()
+    assert len(seeds) > len(targets.pdu_seeds())
+    for seed in seeds:
+        targets.twins_input(seed)
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(p for p in CRASHES.iterdir() if p.name.startswith(("pdu-", "twins-"))),
+    ids=lambda p: p.name,
+)
+def test_saved_pdu_crash_gives_the_same_trace_on_both_twins(path: Path) -> None:
+    _twins_input(path.read_bytes())
+
+
+@st.composite
+def _split_seeds(draw: st.DrawFn) -> bytes:
+    """A seed, maybe mutated, in another mode and cut in pieces of any size."""
+    seed = bytearray(draw(st.sampled_from(_TWIN_SEEDS)))
+    for _ in range(draw(st.integers(0, 3))):
+        if len(seed) > 2:
+            seed[draw(st.integers(2, len(seed) - 1))] = draw(st.integers(0, 255))
+    seed[0] = draw(st.sampled_from([seed[0], 0, 1, 2, 3]))
+    seed[1] = draw(st.integers(0, 255))
+    return bytes(seed)
+
+
+_TWIN_SEEDS = targets.twins_seeds()
+
+
+@settings(max_examples=300, deadline=None)
+@given(_split_seeds())
+def test_twins_on_any_split_of_any_seed(data: bytes) -> None:
+    _twins_input(data)
+
+
+# == end of i21-dimse ====================================================================
