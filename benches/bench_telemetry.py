@@ -140,6 +140,9 @@ def micro() -> dict[str, float]:
         def data_received(self, data: bytes) -> None:
             pass
 
+        def get_buffer(self, sizehint: int) -> memoryview:
+            return memoryview(bytearray(1))
+
     wrapper = ScopedProtocol(Inner())  # type: ignore[arg-type]
     wrapper._scope = off
     data = b"x" * 16384

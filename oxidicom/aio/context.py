@@ -30,12 +30,16 @@ _T = TypeVar("_T")
 class ScopedProtocol(asyncio.BufferedProtocol):
     """The protocol asyncio sees; the work is done by the wrapped one, in its context."""
 
-    __slots__ = ("_context", "_scope", "protocol")
+    __slots__ = ("_context", "_scope", "get_buffer", "protocol")
 
     def __init__(self, protocol: AssociationProtocol) -> None:
         self.protocol = protocol
         self._context = contextvars.copy_context()
         self._scope: AssociationTelemetry | None = None
+        # Lending memory needs no context (nothing to log or trace): the wrapped
+        # protocol's own method, without a call of ours per read. Transports look the
+        # method up once, before connection_made (uvloop) or at each read (asyncio).
+        self.get_buffer: Callable[[int], memoryview] = protocol.get_buffer  # type: ignore[method-assign]
 
     def _run(self, callback: Callable[..., _T], *args: object) -> _T:
         scope = self._scope
@@ -53,14 +57,17 @@ class ScopedProtocol(asyncio.BufferedProtocol):
             self._scope = association.telemetry
             CURRENT_ASSOCIATION.set(association.telemetry)
 
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self.protocol.get_buffer(sizehint)  # lends memory: nothing to log or trace
-
     def buffer_updated(self, nbytes: int) -> None:
+        # _run, inlined: this runs once per read.
         scope = self._scope
-        if scope is not None:
-            scope.received(nbytes)
-        self._run(self.protocol.buffer_updated, nbytes)
+        if scope is None:
+            self._context.run(self.protocol.buffer_updated, nbytes)
+            return
+        scope.received(nbytes)
+        if CURRENT_ASSOCIATION.get() is scope:
+            self.protocol.buffer_updated(nbytes)  # already inside (a nested callback)
+        else:
+            self._context.run(self.protocol.buffer_updated, nbytes)
 
     def data_received(self, data: bytes) -> None:
         """Bytes read before this protocol took over the transport (TLS hand-over)."""

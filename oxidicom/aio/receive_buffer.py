@@ -68,8 +68,9 @@ class ReceiveBuffer:
         #: Slabs left behind while something still viewed them.
         self._pinned: list[bytearray] = []
 
-    def lend(self) -> memoryview:
-        """A writable region for the next read (``BufferedProtocol.get_buffer``)."""
+    def lend(self, sizehint: int = -1) -> memoryview:
+        """A writable region for the next read (``BufferedProtocol.get_buffer``: the
+        region is as large as it is, whatever ``sizehint`` asks)."""
         self._lent = None  # a read that filled nothing (EAGAIN) leaves no view behind
         slab = self._slab  # the attribute and this local: as _references_when_unviewed
         if slab is not None:

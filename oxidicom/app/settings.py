@@ -353,10 +353,10 @@ SETTINGS: tuple[Setting, ...] = (
         None,
         "Redis-protocol server (redis:// or rediss:// URL; Redis, DragonflyDB) where replicas"
         " on several hosts hold the series they receive, so that a series split across"
-        " replicas is registered once, whole; set it to the Celery broker's URL for"
-        " replicas on several hosts; unset or none: no store (series are then shared only"
-        " by processes with one outbox, as one replica alone needs)",
-        default_help="unset",
+        " replicas is registered once, whole; default: the Celery broker's URL when it is"
+        " Redis (redis:// or rediss://), otherwise none; none: no store (series are then"
+        " shared only by processes with one outbox, which one replica alone needs)",
+        default_help="the broker if Redis",
         group="CUBE",
     ),
     Setting(

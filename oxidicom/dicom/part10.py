@@ -69,23 +69,34 @@ def file_meta(
     Raises :class:`~oxidicom.dicom.errors.DatasetError` (0xC001) for a UID longer than a
     2-byte length field can hold.
     """
-    head = _head(sop_class_uid)
-    tail = _tail(transfer_syntax_uid, source_ae_title)
     uid = sop_instance_uid.encode("latin-1", errors="replace")
     if len(uid) & 1:
         uid += b"\x00"
+    # The template first: its errors (SOP class, transfer syntax) come before the UID's.
+    prefix, tail = _template(sop_class_uid, transfer_syntax_uid, source_ae_title, len(uid))
     if len(uid) > _MAX_SHORT:
         raise MissingAttributeError(
             f"SOPInstanceUID is {len(uid)} bytes long, too long for the file meta information"
         )
-    length = len(head) + 8 + len(uid) + len(tail)
-    return b"".join(
+    return prefix + uid + tail
+
+
+@lru_cache(maxsize=1024)
+def _template(
+    sop_class_uid: str, transfer_syntax_uid: str, source_ae_title: str, uid_length: int
+) -> tuple[bytes, bytes]:
+    """Everything but the SOPInstanceUID's value: what comes before it (up to its
+    element header) and after it. The same for every instance of an association's
+    context but for the UID's (padded) length, which is part of the key."""
+    head = _head(sop_class_uid)
+    tail = _tail(transfer_syntax_uid, source_ae_title)
+    length = len(head) + 8 + uid_length + len(tail)
+    prefix = b"".join(
         (
             _PREAMBLE,
             _GROUP_LENGTH.pack(0x0002, 0x0000, b"UL", 4, length),
             head,
-            _SHORT_HEADER.pack(0x0002, 0x0003, b"UI", len(uid)),
-            uid,
-            tail,
+            _SHORT_HEADER.pack(0x0002, 0x0003, b"UI", uid_length & 0xFFFF),
         )
     )
+    return prefix, tail

@@ -22,6 +22,7 @@ from nats.aio.client import Client
 
 from oxidicom import telemetry
 from oxidicom.notify import lonk
+from oxidicom.notify.waiting import cancel_and_wait
 
 log = logging.getLogger("oxidicom.nats")
 
@@ -168,9 +169,7 @@ class LonkPublisher:
         if client is not None and client.is_connected and not task.done():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), timeout)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        await cancel_and_wait([task])
         self._roomy.set()  # nothing drains the queue any more: waiters go on
         self._closing = True
         if client is not None and client.is_connected:

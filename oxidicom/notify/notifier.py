@@ -20,7 +20,6 @@ series, and its final progress and done follow the registration.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -36,6 +35,7 @@ from oxidicom.notify.progress import ProgressPolicy
 from oxidicom.notify.registrations import KEPT, Registrations
 from oxidicom.notify.series_store import WATCHED, OutboxSeriesStore, SeriesStore
 from oxidicom.notify.settle import PendingSeries, SeriesSettler
+from oxidicom.notify.waiting import wait_event
 from oxidicom.storage.series import SeriesRecord
 from oxidicom.support.background import Background
 
@@ -212,8 +212,7 @@ class ChrisNotifier:
             if delay > 0 and not self._stopping:
                 # Series released later are due later: only a stop needs waking us.
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
+                await wait_event(self._wake, delay)
                 continue
             now = float("inf") if self._stopping else loop.time()
             chunk = settler.take_due(now, END_CHUNK)
@@ -349,14 +348,16 @@ def build_notifier(settings: Settings) -> ChrisNotifier:
 
 
 def series_store_url(settings: Settings) -> str | None:
-    """The series store's URL, OXIDICOM_SERIES_STORE; None: no store (processes sharing one
-    outbox settle series among themselves, as one replica alone does).
-
-    Off unless asked for, even with a Redis broker: a single replica (CUBE's compose file)
-    needs none, and its long chaos run still shows rare whole duplicates (issue 22)."""
-    if settings.series_store is None or settings.series_store == "none":
-        return None
-    return settings.series_store
+    """The series store's URL: OXIDICOM_SERIES_STORE, else the Celery broker's when it is
+    Redis (CUBE's DragonflyDB: replicas on several hosts then coordinate without a setting
+    more); None: no store, OXIDICOM_SERIES_STORE=none or a broker that is not Redis
+    (processes sharing one outbox settle series among themselves)."""
+    if settings.series_store is not None:
+        return None if settings.series_store == "none" else settings.series_store
+    broker = settings.celery_broker
+    if broker and parse_broker_url(broker).kind == "redis":
+        return broker
+    return None
 
 
 def build_publisher(url: str, outbox: Outbox) -> Publisher:

@@ -30,6 +30,7 @@ from typing import ClassVar, Final, Protocol
 
 from oxidicom import telemetry
 from oxidicom.notify.outbox import Outbox, Registration
+from oxidicom.notify.waiting import cancel_and_wait, wait_event
 from oxidicom.support.urls import redact
 
 log = logging.getLogger("oxidicom.broker")
@@ -119,9 +120,7 @@ class Publisher(abc.ABC):
             log.info("publishing %d registration(s) before exit", len(self._pending))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), timeout)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait([task])
         telemetry.broker_connected(self.kind, False)
 
     # -- what a broker kind provides ------------------------------------------------------
@@ -288,9 +287,7 @@ class Publisher(abc.ABC):
         if self.idle_check is None:
             await self._wake.wait()
             return
-        try:
-            await asyncio.wait_for(self._wake.wait(), self.idle_check)
-        except TimeoutError:
+        if not await wait_event(self._wake, self.idle_check):
             try:
                 await session.check()
             except Exception as error:

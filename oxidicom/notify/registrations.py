@@ -43,6 +43,7 @@ from oxidicom.notify.journal import (
     digest_of_key,
 )
 from oxidicom.notify.outbox import Outbox, Registration
+from oxidicom.notify.waiting import wait_event
 from oxidicom.storage.series import SeriesRecord
 
 if TYPE_CHECKING:
@@ -436,8 +437,7 @@ class Registrations:
         written = 0
         try:
             while self._unwritten:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), delay)
+                await wait_event(self._stopping, delay)
                 if self._stopping.is_set():
                     return  # stop() makes the last attempt
                 progressed = await self._write_unwritten()

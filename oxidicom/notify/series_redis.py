@@ -52,6 +52,7 @@ from oxidicom.notify.journal import (
 from oxidicom.notify.registrations import HANDED_OVER
 from oxidicom.notify.series_store import WATCHED, Later
 from oxidicom.notify.settle import PendingSeries
+from oxidicom.notify.waiting import cancel_and_wait, wait_event
 
 if TYPE_CHECKING:
     from oxidicom.notify.progress import ProgressPolicy
@@ -73,6 +74,13 @@ SWEEP_CHUNK: Final = 64
 #: How long the mark of a registered series stays in the store: a replica coming back
 #: with a hold on it within this time withdraws its hold instead of registering (ms).
 DONE_MARK_MS: Final = 24 * 3600 * 1000
+#: The series registered here in the last REMARK_LEASES leases (at least REMARK_MIN s, at
+#: most REMARK_MAX of them) are marked again when the store had a silence: a store that
+#: restarted empty would otherwise take them for unknown, and a replica still watching one
+#: would register it again.
+REMARK_LEASES: Final = 10
+REMARK_MIN: Final = 300.0
+REMARK_MAX: Final = 100_000
 
 
 #: Bound of one call to the store: well within a renewal period (a third of a lease), so
@@ -120,6 +128,9 @@ class _Held:
     #: The store counted its first file: the first call counts one file only, so that
     #: the replica that starts a series publishes progress 1 first (CONTRACT: LONK).
     announced: bool = False
+    #: Server time (ms) at which the store last extended this hold's lease (a hold, a
+    #: renewal): a hold unconfirmed for a lease may have lapsed.
+    confirmed: int = 0
 
 
 @dataclass(order=True, slots=True)
@@ -173,11 +184,16 @@ class RedisSeriesStore:
         self._orphans = itertools.count(1)
         self._hold_numbers = itertools.count(1)
         self._hold_again = False
-        self._silent_since: float | None = None
-        self._silence = 0.0
         #: Series registered here whose mark in the store is not written yet (the store
         #: failed): retried, or the claim would lapse and another replica register again.
         self._undone: dict[str, tuple[str, int]] = {}
+        #: Series this replica was told are its to register, until they are (or not):
+        #: another hold of ours on one of them is told 'gone', whatever a call says.
+        self._claiming: set[str] = set()
+        #: Series registered and marked here lately: digest -> (ndicom, when).
+        self._recent: dict[str, tuple[int, float]] = {}
+        #: The store's ``since`` (when calls resumed after its last silence), as last seen.
+        self._since: int | None = None
 
     # -- the hot path: noted, sent by the sync task ------------------------------------
 
@@ -258,11 +274,7 @@ class RedisSeriesStore:
 
     async def stop(self) -> None:
         """Send what is noted, decide every watched series once, and close."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         with contextlib.suppress(RedisError, OSError):
             for _ in range(3):  # a first file's tick leaves its count and release for one more
                 await self._sync_once()
@@ -334,10 +346,16 @@ class RedisSeriesStore:
         outcomes: list[tuple[PendingSeries, int | str]] = []
         mine: list[tuple[PendingSeries, int]] = []
         gone: list[PendingSeries] = []
+        claimed = self._claiming
         for series, answer in zip(chunk, answers, strict=True):
             verdict = _text(answer[0])
             server_now = int(answer[1])
+            if verdict == "mine" and (series.digest in claimed or series.digest in self._undone):
+                # Being registered, or registered, here by another hold of ours (its mark
+                # not in the store yet): the claim stays that one's; this hold hands over.
+                verdict = "gone"
             if verdict == "mine":
+                claimed.add(series.digest)
                 entry, progress_sent = answer[2], int(answer[4])
                 if series.key in orphans:
                     try:
@@ -349,6 +367,7 @@ class RedisSeriesStore:
                             series.digest,
                             error,
                         )
+                        claimed.discard(series.digest)
                         continue
                 mine.append((series, progress_sent))
             elif verdict == "gone":
@@ -366,7 +385,10 @@ class RedisSeriesStore:
                 outcomes.append((series, WATCHED))
         await self._registrations.forget([s.key for s in gone if s.key not in orphans])
         if mine:
-            registered = await self._registrations.register_claimed([s.key for s, _ in mine])
+            try:
+                registered = await self._registrations.register_claimed([s.key for s, _ in mine])
+            finally:
+                claimed.difference_update(s.digest for s, _ in mine)
             for series, progress_sent in mine:
                 outcome = registered.get(series.key, HANDED_OVER)
                 outcomes.append((series, outcome))
@@ -395,12 +417,40 @@ class RedisSeriesStore:
                         args=[*self._args(), digest, ndicom, DONE_MARK_MS],
                         client=pipe,
                     )
-                await pipe.execute()
+                answers = await pipe.execute()
         except (RedisError, OSError) as error:
             self._unreachable_now(error)
             return
-        for digest, _ in marks:
+        now = self._loop.time()
+        recent = self._recent
+        for (digest, ndicom), marked in zip(marks, answers, strict=True):
             self._undone.pop(digest, None)
+            if int(marked) and digest not in recent:  # a mark sent again keeps its age
+                recent[digest] = (ndicom, now)  # newest last
+        window = max(REMARK_LEASES * self.lease, REMARK_MIN)
+        while recent:
+            oldest = next(iter(recent))
+            if len(recent) <= REMARK_MAX and recent[oldest][1] >= now - window:
+                break
+            del recent[oldest]
+
+    def _store_since(self, since: int) -> bool:
+        """The store's ``since`` as its heartbeat answered; True if it changed: the store
+        had a silence, and may have lost holds and marks (they are all sent again)."""
+        seen, self._since = self._since, since
+        if seen is None or seen == since:
+            return False
+        self._hold_again = True
+        self._wake_sync.set()
+        return True
+
+    async def _mark_again(self) -> None:
+        """Mark again the series registered here lately (after a failure or a silence of the
+        store, which may have lost those marks: a restart, a failover to a replica that had
+        not got them yet)."""
+        for digest, (ndicom, _) in self._recent.items():
+            self._undone.setdefault(digest, (digest, ndicom))
+        await self._mark_done()
 
     async def _adopt(self, series: PendingSeries, entry: bytes) -> PendingSeries:
         """A dead replica's series claimed by the sweep: its entry into our journal."""
@@ -440,8 +490,7 @@ class RedisSeriesStore:
             delay = self._watches[0].at - loop.time()
             if delay > 0:
                 self._wake_watch.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake_watch.wait(), delay)
+                await wait_event(self._wake_watch, delay)
                 continue
             now = loop.time()
             taken: list[_Watch] = []
@@ -481,8 +530,7 @@ class RedisSeriesStore:
     async def _sync_loop(self) -> None:
         delay = RETRY_FIRST
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake_sync.wait(), BEAT_PERIOD)
+            await wait_event(self._wake_sync, BEAT_PERIOD)
             if self._wake_sync.is_set():
                 await asyncio.sleep(SYNC_PERIOD)  # what the hot path notes meanwhile too
             self._wake_sync.clear()
@@ -497,7 +545,8 @@ class RedisSeriesStore:
 
     async def _sync_once(self) -> None:
         """Send what is noted, then the heartbeat, in one pipelined round trip."""
-        if self._hold_again:
+        again = self._hold_again
+        if again:
             # After a failure, every hold is sent again before the next heartbeat: the
             # store may have lost some (a restart, a failover to a replica that had not
             # got them yet). Whole counts make it harmless when it had not.
@@ -527,26 +576,28 @@ class RedisSeriesStore:
                             held.stored if held.announced else min(held.stored, 1),
                             "" if held.in_store else held.entry,
                             held.number,
+                            held.tally.progress_sent,
                         ],
                         client=pipe,
                     )
-                    sent.append((held, release))
+                    sent.append((held, release, not held.in_store))
                 await self._scripts["BEAT"](
                     keys=[scripts.META_KEY, scripts.DUE_KEY], args=self._args(), client=pipe
                 )
-                answers = (await pipe.execute())[:-1]
+                *answers, beat = await pipe.execute()
         except BaseException:
             for held in batch:  # all of it again, with what was noted meanwhile
                 self._dirty.setdefault(held.digest, held)
             raise
         self._reachable()
+        silence = self._store_since(int(beat[1]))
         now = self._loop.time()
         progress = self._progress
-        for (held, releasing), answer in zip(sent, answers, strict=True):
-            count, publish = int(answer[0]), int(answer[1])
-            if count == -2 and held.releasing and self._silence < self.lease:
-                # Registered after our release: our files are in it (our hold could not
-                # lapse, we were never silent for a lease). Nothing more to send.
+        for (held, releasing, holding), answer in zip(sent, answers, strict=True):
+            count, publish, server_now = int(answer[0]), int(answer[1]), int(answer[2])
+            if count == -2 and held.releasing and server_now - held.confirmed < self._lease_ms:
+                # Registered after our release (applied before, its reply lost): our files
+                # are in it, our hold could not have lapsed. Nothing more to send.
                 if self._held.get(held.digest) is held:
                     del self._held[held.digest]
                 continue
@@ -561,6 +612,8 @@ class RedisSeriesStore:
                 self._note(held)
                 continue
             held.in_store = True
+            if holding:
+                held.confirmed = server_now
             if not held.announced:
                 held.announced = True
                 if held.stored > 1 or held.releasing:
@@ -575,6 +628,9 @@ class RedisSeriesStore:
             if publish and progress is not None and count > held.tally.count:
                 held.tally.count = count
                 progress.stored(held.tally, now)
+        if again or silence:
+            # Within the store's grace after a silence, before any decision is taken.
+            await self._mark_again()
 
     # -- renewals and the sweep ------------------------------------------------------
 
@@ -596,11 +652,14 @@ class RedisSeriesStore:
             chunk = held[start : start + RENEW_CHUNK]
             keys = [scripts.META_KEY, scripts.DUE_KEY]
             keys += [scripts.series_key(h.digest) for h in chunk]
-            lost = await renew(keys=keys, args=[*self._args(), *(h.digest for h in chunk)])
-            for position in lost:
-                lapsed = chunk[int(position) - 1]
-                lapsed.in_store = False
-                self._note(lapsed)
+            answer = await renew(keys=keys, args=[*self._args(), *(h.digest for h in chunk)])
+            server_now, lost = int(answer[0]), {int(position) - 1 for position in answer[1]}
+            for position, renewed in enumerate(chunk):
+                if position in lost:
+                    renewed.in_store = False
+                    self._note(renewed)
+                else:
+                    renewed.confirmed = server_now
         self._reachable()
 
     async def _sweep(self) -> None:
@@ -612,7 +671,7 @@ class RedisSeriesStore:
         watched_digests = {w.series.digest for w in self._watches}
         for raw in digests:
             digest = _text(raw)
-            if digest in self._held or digest in watched_digests:
+            if digest in self._held or digest in watched_digests or digest in self._undone:
                 continue
             key = f"sweep-{digest}"
             self._watch(PendingSeries(digest, key, "", "", ""), now, orphan=True)
@@ -626,8 +685,6 @@ class RedisSeriesStore:
         return [self.replica, self._lease_ms, self._settle_ms]
 
     def _unreachable_now(self, error: BaseException) -> None:
-        if self._silent_since is None:
-            self._silent_since = self._loop.time()
         self._hold_again = True
         self._wake_sync.set()
         if not self._unreachable:
@@ -640,10 +697,6 @@ class RedisSeriesStore:
             )
 
     def _reachable(self) -> None:
-        if self._silent_since is not None:
-            #: How long this replica could not reach the store, up to now.
-            self._silence = self._loop.time() - self._silent_since
-            self._silent_since = None
         if self._unreachable:
             self._unreachable = False
             log.warning("series store %s reachable again", _redact(self.url))

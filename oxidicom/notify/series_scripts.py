@@ -12,10 +12,12 @@ of a Redis Cluster):
   series should next be looked at (the sweep of series whose holders all died).
 - ``{oxidicom-series}:s:{digest}`` (hash), one per series: ``e`` its registration fields
   (the journal entry, JSON), ``n`` the files stored by every replica (``c:{replica}:{hold}``
-  what each hold counted), ``p`` the highest
-  count handed out for LONK progress, ``o`` the replica that publishes it (one at a
-  time, so that messages of two replicas never overtake each other), ``h:{replica}`` each
-  holder's lease end (ms),
+  what each hold counted), ``p`` the highest count handed out for LONK progress (no
+  publisher goes below it, so counts never go backwards on a subject), ``ps`` the highest
+  its publishers reported as sent (a count handed out that a rate limit dropped, or that a
+  replica killed did not send, is not in it: the registration's final progress is then
+  sent), ``o`` the replica that publishes it (one at a time, so that messages of two
+  replicas never overtake each other), ``h:{replica}`` each holder's lease end (ms),
   ``q`` the latest release (ms), ``c``/``ce`` the replica registering it and until when;
   once registered only ``x`` (the ``ndicom`` sent) stays, for a day.
 
@@ -65,11 +67,14 @@ end
 
 #: Hold, count, release: ARGV[4] digest, ARGV[5] mode ('h' hold first, 'r' release
 #: after), ARGV[6] the files stored under this hold so far, ARGV[7] the entry (hold only),
-#: ARGV[8] which hold of the replica. Counts are whole, not increments: a call sent twice
+#: ARGV[8] which hold of the replica, ARGV[9] the highest progress count this replica
+#: handed to LONK for the series. Counts are whole, not increments: a call sent twice
 #: (its reply lost with a connection) counts once.
-#: Returns {n, publish, now}: n -1 when the series is not held here in the store any
-#: more (lost, or registered without us): the caller holds it again; -2 when a release
-#: finds it registered (the caller's files are in it unless its hold lapsed first).
+#: Returns {n, publish, now}: publish 1 when the caller publishes progress n if its rate
+#: limit lets it (it reports what it sent in its next call); n -1 when the series is not
+#: held here in the store any more (lost, or registered without us): the caller holds it
+#: again; -2 when a release finds it registered (the caller's files are in it unless its
+#: hold lapsed first).
 TOUCH: Final = (
     _PRELUDE
     + """
@@ -105,6 +110,11 @@ if owner ~= rid then
     owner = rid
   end
 end
+-- 'ps' is what a publisher says it sent, never what it was told to: a count its rate limit
+-- dropped would otherwise stand for a message nobody got, and the registration leave its
+-- final progress out. 'p', what was handed out, keeps the next publisher above it.
+local sent = tonumber(ARGV[9] or '0')
+if sent > tonumber(redis.call('HGET', s, 'ps') or '0') then redis.call('HSET', s, 'ps', sent) end
 local publish = 0
 if owner == rid and not releasing and n > tonumber(redis.call('HGET', s, 'p') or '0') then
   redis.call('HSET', s, 'p', n)
@@ -120,7 +130,7 @@ return {n, publish, now}
 )
 
 #: Renew this replica's holds: KEYS[3..] the series, ARGV[4..] their digests.
-#: Returns the 1-based positions of the series not held here any more.
+#: Returns {now, the 1-based positions of the series not held here any more}.
 RENEW: Final = (
     _PRELUDE
     + """
@@ -134,7 +144,7 @@ for i = 3, #KEYS do
     redis.call('ZADD', due, now + lease + settle, ARGV[i + 1])
   end
 end
-return lost
+return {now, lost}
 """
 )
 
@@ -142,7 +152,8 @@ return lost
 #: no entry of its own (the sweep of dead replicas' series), ARGV[6] '1' at a stop (the
 #: quiet interval is not waited for; live holders and claims still are), ARGV[7] the
 #: longest retry backoff of a replica (ms).
-#: Returns {'mine', now, entry, n, p} (the caller registers it, then calls DONE),
+#: Returns {'mine', now, entry, n, ps} (the caller registers it, then calls DONE; ps: the
+#: highest progress count reported sent, which its final progress must exceed),
 #: {'gone', now} (registered already, or unknown to a sweep), or {'wait', now, until}.
 DECIDE: Final = (
     _PRELUDE
@@ -176,8 +187,11 @@ if redis.call('EXISTS', s) == 0 then
   redis.call('ZADD', due, now + settle, digest)
   return {'wait', now, now + settle}
 end
+-- A claim is exclusive while it lasts, the caller's own included: two holds of one
+-- replica on a series (an older one watched, a newer one settling) are decided in two
+-- calls, and the second must not be told 'mine' again while the first registers it.
 local c = redis.call('HGET', s, 'c')
-if c and c ~= rid then
+if c then
   local ce = tonumber(redis.call('HGET', s, 'ce'))
   if ce > now then return {'wait', now, ce} end
 end
@@ -225,17 +239,23 @@ for i = 1, #replicas, 2 do
   end
 end
 return claim(redis.call('HGET', s, 'e') or '', tonumber(redis.call('HGET', s, 'n') or '0'),
-  tonumber(redis.call('HGET', s, 'p') or '0'))
+  tonumber(redis.call('HGET', s, 'ps') or '0'))
 """
 )
 
 #: Registered: ARGV[4] digest, ARGV[5] ndicom, ARGV[6] how long the mark stays (ms).
-#: Returns 1, or 0 when the claim was not (or no longer) this replica's.
+#: Also sent again, for the series a replica registered lately, when the store had a
+#: silence (it restarted, maybe empty): a holder still waiting for a decision on one of
+#: them must be told 'gone', not find it unknown and register it a second time.
+#: Returns 1 (marked), or 0 when the claim is another replica's, or the series is held
+#: again (a new hold after the registration: a re-push, not ours to mark).
 DONE: Final = (
     _PRELUDE
     + """
 local s = KEYS[3]
-if redis.call('HGET', s, 'c') ~= rid then return 0 end
+if redis.call('HEXISTS', s, 'x') == 1 then return 1 end
+local c = redis.call('HGET', s, 'c')
+if c ~= rid and (c or redis.call('HEXISTS', s, 'e') == 1) then return 0 end
 redis.call('DEL', s)
 redis.call('HSET', s, 'x', ARGV[5])
 redis.call('PEXPIRE', s, tonumber(ARGV[6]))
@@ -246,11 +266,13 @@ return 1
 
 #: A replica's heartbeat, sent last in each batch of its holds, counts and releases (and
 #: alone when it has none): what it noted before is in the store.
+#: Returns {now, since}: a ``since`` the replica has not seen before tells it the store had
+#: a silence (a restart, maybe empty; a failover): it sends its holds and marks again.
 BEAT: Final = (
     _PRELUDE
     + """
 redis.call('HSET', meta, 'r:' .. rid, now)
-return now
+return {now, since}
 """
 )
 

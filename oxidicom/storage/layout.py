@@ -73,6 +73,10 @@ _UNSIGNED: Final = re.compile(r"\+?[0-9]+")
 _DATE: Final = re.compile(r"([0-9]{4})([0-9]{2})([0-9]{2})")
 _ISO_DATE: Final = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _AGE: Final = re.compile(r"([0-9]{1,9}(?:\.[0-9]{1,9})?)([DWMYdwmy])")
+#: StudyDate values ``YYYYMMDD`` found valid, so that the next instance of the study
+#: skips the check. Bounded: past this many (an archive migration), it starts over.
+_VALID_DATES: Final[set[str]] = set()
+_VALID_DATES_MAX: Final = 4096
 #: Days per unit of PatientAge, in hundredths (CONTRACT section 3).
 _AGE_CENTIDAYS: Final = {"D": 100, "W": 700, "M": 3044, "Y": 36524}
 
@@ -145,13 +149,18 @@ def check_required(fields: HeadFields) -> list[str]:
     study_date = fields.study_date
     if study_date is None:
         _missing(None, "StudyDate (0008,0020)")
+    if study_date in _VALID_DATES:
+        return []  # the common case: every instance of a study repeats its date
     if (
         len(study_date) == 8
         and study_date.isascii()
         and study_date.isdigit()
         and _valid_date(study_date[:4], study_date[4:6], study_date[6:])
     ):
-        return []  # the common case, without a regular expression
+        if len(_VALID_DATES) >= _VALID_DATES_MAX:
+            _VALID_DATES.clear()
+        _VALID_DATES.add(study_date)
+        return []  # without a regular expression
     parsed = _parse_study_date(study_date)
     if parsed is None:
         raise MissingAttributeError(f"StudyDate {_quoted(study_date)} is not a date YYYYMMDD")

@@ -59,7 +59,10 @@ class SeriesAccumulator:
 
     def stored(self, instance: StoredInstance) -> SeriesRecord:
         """A file reached its final path; returns its series with the new count."""
-        record = self.record(instance.fields.series_instance_uid)
+        uid = instance.fields.series_instance_uid or ""
+        record = self._series.get(uid)  # made by record() before the file was placed
+        if record is None:
+            record = self.record(uid)
         record.count += 1
         self.stored_count += 1
         return record

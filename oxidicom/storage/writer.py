@@ -218,6 +218,27 @@ def _unlink(path: str) -> None:
 class InstanceWriter:
     """One instance, from its first data set fragment to a file at its final path."""
 
+    # One per instance: slots make it cheaper to build.
+    __slots__ = (
+        "_command_uids",
+        "_durable",
+        "_error",
+        "_fd",
+        "_fields",
+        "_flush_bytes",
+        "_flushing",
+        "_gathered",
+        "_head",
+        "_head_done",
+        "_pacs_name",
+        "_parts",
+        "_size",
+        "_store",
+        "_target",
+        "_temp",
+        "_warnings",
+    )
+
     def __init__(
         self,
         store: Store,
@@ -238,7 +259,8 @@ class InstanceWriter:
         self._head_done = False
         self._fields: HeadFields | None = None
         self._warnings: tuple[str, ...] = ()
-        self._target: tuple[str, str, str] | None = None  # series dir, directory, final path
+        #: Series dir (relative), directory, final path, file name.
+        self._target: tuple[str, str, str, str] | None = None
         self._error: DatasetError | StorageError | None = None
         self._parts: list[bytes | memoryview] = [meta]
         self._gathered = len(meta)
@@ -295,7 +317,9 @@ class InstanceWriter:
         instance cannot be stored, and only once nothing of it is left: its temporary
         file closed and removed, so that the answer never races the cleanup.
         """
-        loop = self._store.loop
+        loop = self._store._loop  # Store.loop without its call, when it is current
+        if loop is None or not loop.is_running():
+            loop = self._store.loop
         if self._error is None and not self._head_done:
             self._head_done = True
             try:
@@ -334,11 +358,15 @@ class InstanceWriter:
         fields = self._head.finish()
         self._fields = fields
         warnings = check_required(fields)
-        warnings += check_identity(fields, *self._command_uids)
-        self._warnings = tuple(warnings)
+        sop_class_uid, sop_instance_uid = self._command_uids
+        if fields.sop_instance_uid != sop_instance_uid or fields.sop_class_uid != sop_class_uid:
+            # A mismatch, or no SOPClassUID in the data set (the command has one).
+            warnings += check_identity(fields, sop_class_uid, sop_instance_uid)
+        self._warnings = tuple(warnings) if warnings else ()
         relative = series_dir(self._pacs_name, fields)
         directory = self._store._root_prefix + relative
-        self._target = (relative, directory, f"{directory}/{instance_file_name(fields)}")
+        name = instance_file_name(fields)
+        self._target = (relative, directory, f"{directory}/{name}", name)
 
     def _refuse(self, error: DatasetError | StorageError) -> None:
         self._error = error
@@ -349,25 +377,29 @@ class InstanceWriter:
         fields, target = self._fields, self._target
         if fields is None or target is None:
             raise RuntimeError("instance finished before its head was parsed")
-        relative, _, final = target
-        return StoredInstance(fields, relative, final.rsplit("/", 1)[1], self._size, self._warnings)
+        return StoredInstance(fields, target[0], target[3], self._size, self._warnings)
 
     def _finish_whole(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[StoredInstance]:
         # The hot path for ordinary instances: no Task, and no executor trip without fsync.
-        _, directory, final = self._target  # type: ignore[misc]
+        target = self._target
+        _, directory, final, _ = target  # type: ignore[misc]
         parts, self._parts = self._parts, []
         done: asyncio.Future[StoredInstance] = loop.create_future()
         store = self._store
         durable, self._durable = self._durable, None
         if not store.sync_files and durable is None:
-            try:
-                self._size = store.write_whole(self._temp, directory, final, parts)
+            try:  # Store.write_whole, without fsync, inlined
+                size = self._size = write_then_rename(
+                    self._temp, parts, False, _FILE_MODE, _unlink, store.place, directory, final
+                )
             except OSError as error:
                 done.set_exception(_storage_error(error))
             except Exception as error:  # a bug: answered as the executor path answers it
                 done.set_exception(error)
-            else:
-                done.set_result(self._result())
+            else:  # _result, inlined
+                done.set_result(
+                    StoredInstance(self._fields, target[0], target[3], size, self._warnings)  # type: ignore[arg-type,index]
+                )
             return done
 
         def placed(written: asyncio.Future[int]) -> None:
@@ -404,7 +436,7 @@ class InstanceWriter:
             self._refuse(_storage_error(error))
 
     async def _finish_streamed(self) -> StoredInstance:
-        _, directory, final = self._target  # type: ignore[misc]
+        _, directory, final, _ = self._target  # type: ignore[misc]
         loop = asyncio.get_running_loop()
         if self._flushing is not None:
             await self._flushing

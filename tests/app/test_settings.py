@@ -122,3 +122,33 @@ def test_bad_durations(text: str) -> None:
 def test_every_setting_has_a_unique_variable_and_field() -> None:
     assert len({s.env for s in SETTINGS}) == len(SETTINGS)
     assert len({s.field for s in SETTINGS}) == len(SETTINGS)
+
+
+@pytest.mark.parametrize(
+    ("environment", "store"),
+    [
+        ({}, None),
+        ({"OXIDICOM_CELERY_BROKER": "redis://dragonflydb:6379/0"}, "redis://dragonflydb:6379/0"),
+        ({"OXIDICOM_CELERY_BROKER": "rediss://cache:6380/2"}, "rediss://cache:6380/2"),
+        ({"OXIDICOM_CELERY_BROKER": "amqp://guest:guest@rabbitmq:5672"}, None),
+        (
+            {
+                "OXIDICOM_CELERY_BROKER": "redis://dragonflydb:6379/0",
+                "OXIDICOM_SERIES_STORE": "none",
+            },
+            None,
+        ),
+        (
+            {"OXIDICOM_CELERY_BROKER": "redis://a:6379/0", "OXIDICOM_SERIES_STORE": "redis://b/1"},
+            "redis://b/1",
+        ),
+        ({"OXIDICOM_SERIES_STORE": "NONE"}, None),
+    ],
+    ids=["nothing", "redis-broker", "rediss-broker", "amqp-broker", "none", "another", "NONE"],
+)
+def test_the_series_store_is_the_redis_broker_unless_said_otherwise(
+    tmp_path: Path, environment: dict[str, str], store: str | None
+) -> None:
+    from oxidicom.notify.notifier import series_store_url
+
+    assert series_store_url(load_settings(environment, cwd=tmp_path)) == store

@@ -137,3 +137,17 @@ def test_uid_too_long_for_a_short_length() -> None:
         file_meta("1.2", "1." * 40000, "1.2.840.10008.1.2", "AE")
     assert info.value.status == 0xC001
     assert "SOPInstanceUID" in info.value.comment
+
+
+@pytest.mark.parametrize("ae", ["AE1", ""])
+def test_every_uid_length_gets_its_own_group_length(ae: str) -> None:
+    # The header is built from a template per (class, syntax, AE, UID length): each
+    # length, odd or even, in any order, must give its own correct group length.
+    for size in (*range(64, 0, -1), *range(1, 65)):
+        uid = ("1." + "2" * 64)[:size]
+        meta = file_meta("1.2.840.10008.5.1.4.1.1.4", uid, "1.2.840.10008.1.2.1", ae)
+        elements = walk_meta(meta)
+        (group_length,) = struct.unpack("<L", elements[0][2])
+        assert group_length == len(meta) - 132 - 12
+        values = {e: v for e, _vr, v in elements}
+        assert values[0x0003] == uid.encode() + b"\x00" * (size & 1)

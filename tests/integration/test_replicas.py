@@ -207,14 +207,6 @@ async def test_a_replica_killed_holding_a_series_is_registered_whole_by_another(
 # -- store faults ----------------------------------------------------------------------
 
 
-# Issue 22 is open: once in a full-suite run (not alone, 2 of 2), a receiver with the
-# store did not stop within 60 s of SIGTERM after the store restarted from its AOF.
-# Known, not yet found: an expected failure until it is, not a CI flake.
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 22 (open): a receiver with the series store may hang at stop after the"
-    " store restarted",
-)
 @pytest.mark.parametrize("persist", [False, True], ids=["empty", "persisted"])
 async def test_a_store_restarting_during_a_push_never_gives_a_partial_registration(
     tmp_path: Path,

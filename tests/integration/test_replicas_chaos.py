@@ -19,13 +19,6 @@ pytestmark = pytest.mark.integration
 SEED = int(os.environ.get("OXIDICOM_CHAOS_SEED", "22"))
 
 
-# Issue 22 is open: the chaos runs still find a rare whole duplicate registration (seed 22,
-# 150 rounds: 5 of 2967 series; this short run: once in a full-suite run) with its second
-# LONK done. Never a partial one. An expected failure until it is found, not a CI flake.
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 22 (open): rare whole duplicate registrations under SIGKILL/SIGSTOP",
-)
 async def test_a_short_chaos_run_registers_every_series_once_whole(tmp_path: Path) -> None:
     if not Path("/usr/sbin/nats-server").exists():
         _unavailable("nats-server is not installed")

@@ -461,3 +461,21 @@ def test_a_long_study_date_is_quoted_short() -> None:
     with pytest.raises(DatasetError) as info:
         check_required(fields(study_date="9" * 1000))
     assert len(info.value.comment) < 120
+
+
+def test_valid_study_dates_are_remembered_within_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The cache of valid dates (a study repeats its date) never lets an invalid one
+    # through, and starts over when full.
+    remembered: set[str] = set()
+    monkeypatch.setattr(layout, "_VALID_DATES", remembered)
+    monkeypatch.setattr(layout, "_VALID_DATES_MAX", 3)
+    for _ in range(2):  # the second round answers from the cache
+        assert check_required(fields(study_date="20130308")) == []
+        with pytest.raises(DatasetError):
+            check_required(fields(study_date="20130230"))
+    assert remembered == {"20130308"}
+    for date in ("20130309", "20130310", "20130311"):
+        assert check_required(fields(study_date=date)) == []
+    assert remembered == {"20130311"}  # cleared when full, then added
+    assert len(check_required(fields(study_date="2013-03-08"))) == 1  # ISO: still a warning
+    assert "2013-03-08" not in remembered
