@@ -15,13 +15,19 @@ fewest bytes sent found so far:
 - the worst of both for the checkout's own limits: elements up to just below
   ``MAX_ELEMENTS``, then a bomb.
 
-::
+and, the common case, the small MR instance of ``benches/hot_path.py`` in one fragment
+(microseconds: many instances per sample).
+
+Where the checkout has a compiled twin of the walk (``oxidicom/dicom/_head_c.pyx``, issue
+21) each case is measured with both parsers, ``HeadParserPy`` (the pure-Python reference)
+and ``HeadParser`` (compiled), alternately in the same minutes; ``--impl`` picks one::
 
     python benches/head_walk_cost.py                      # this checkout
     python benches/head_walk_cost.py --src /work/main     # another checkout's code
 
-Prints one line per case: bytes sent, median, min and max milliseconds per instance,
-elements walked, bytes inflated, the outcome. Results: benches/results/decode-cost.md.
+Prints one line per case and parser: bytes sent, median, min and max milliseconds per
+instance, elements walked, bytes inflated, the outcome. Results:
+benches/results/decode-cost.md, benches/results/i21-speed.md.
 """
 
 from __future__ import annotations
@@ -32,9 +38,12 @@ import struct
 import sys
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 IMPLICIT_LE = "1.2.840.10008.1.2"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+SMALL_MR = "small MR instance (hot_path.py's), one fragment"
 DEFLATED = "1.2.840.10008.1.2.1.99"
 UNDEFINED = 0xFFFFFFFF
 MIB = 1024 * 1024
@@ -124,13 +133,40 @@ def bomb(mib: int, before: bytes = b"") -> bytes:
     return b"".join(out)
 
 
-def cases(max_elements: int) -> dict[str, tuple[str, bytes, int]]:
-    """name -> (transfer syntax, data set bytes, bytes per feed)."""
+def small_mr() -> bytes:
+    """The data set of ``benches/hot_path.py``'s instance: a 64x64 MR, explicit VR LE."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, the factory
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    from tests.dicom_factory import mr_instance
+
+    buffer = DicomBytesIO()
+    buffer.is_implicit_VR = False
+    buffer.is_little_endian = True
+    write_dataset(buffer, mr_instance(instance_number=1))
+    return buffer.getvalue()
+
+
+#: Instances per timed sample, for the cases that take microseconds.
+BATCH = {SMALL_MR: 2000, "ordinary head, implicit": 2000}
+
+
+def cases(max_elements: int) -> dict[str, Callable[[], tuple[str, bytes, int]]]:
+    """name -> a maker of (transfer syntax, data set bytes, bytes per feed): only the cases
+    run are built (the bombs cost seconds, minutes under callgrind)."""
     frag = 16384
-    # As many as the old limit (500 000) let through: the audit's instance, stored before.
-    plain_tiny = tiny_implicit(TINY) + tail_implicit()
+
+    def plain_tiny() -> bytes:
+        # As many as the old limit (500 000) let through: the audit's instance, stored before.
+        return tiny_implicit(TINY) + tail_implicit()
+
+    def whole(ts: str, data: bytes) -> tuple[str, bytes, int]:
+        return ts, data, len(data)
+
     return {
-        "ordinary head, implicit": (
+        SMALL_MR: lambda: whole(EXPLICIT_LE, small_mr()),
+        "ordinary head, implicit": lambda: (
             IMPLICIT_LE,
             implicit(0x00080016, b"1.2.840.10008.5.1.4.1.1.4\x00")
             + implicit(0x00080018, b"1.2.3.4.5.6 ")
@@ -138,30 +174,34 @@ def cases(max_elements: int) -> dict[str, tuple[str, bytes, int]]:
             + tail_implicit(),
             frag,
         ),
-        "500 000 tiny elements, plain, 16 KiB fragments": (IMPLICIT_LE, plain_tiny, frag),
-        "500 000 tiny elements, plain, one fragment": (IMPLICIT_LE, plain_tiny, len(plain_tiny)),
-        "2 000 000 tiny elements, one 16 MiB fragment": (
+        "500 000 tiny elements, plain, 16 KiB fragments": lambda: (
+            IMPLICIT_LE,
+            plain_tiny(),
+            frag,
+        ),
+        "500 000 tiny elements, plain, one fragment": lambda: whole(IMPLICIT_LE, plain_tiny()),
+        "2 000 000 tiny elements, one 16 MiB fragment": lambda: (
             IMPLICIT_LE,
             tiny_implicit(2_000_000) + tail_implicit(),
             16 * MIB,
         ),
-        "500 000 tiny elements, deflated": (
+        "500 000 tiny elements, deflated": lambda: (
             DEFLATED,
             deflate(head_explicit(), tiny_explicit(TINY), tail_explicit()),
             frag,
         ),
-        "500 000 empty OB in an item, deflated": (
+        "500 000 empty OB in an item, deflated": lambda: (
             DEFLATED,
             deflate(head_explicit(), nested_long_vr(TINY), tail_explicit()),
             frag,
         ),
-        "256 MiB deflate bomb": (DEFLATED, bomb(256), frag),
-        "64 MiB bomb + 15 MiB tail, one fragment": (
+        "256 MiB deflate bomb": lambda: (DEFLATED, bomb(256), frag),
+        "64 MiB bomb + 15 MiB tail, one fragment": lambda: (
             DEFLATED,
             bomb(64) + bytes(15 * MIB),
             16 * MIB,
         ),
-        "elements to the limit, then bomb": (
+        "elements to the limit, then bomb": lambda: (
             DEFLATED,
             bomb(256, nested_long_vr(max_elements - max_elements // 100)),
             frag,
@@ -174,43 +214,69 @@ def main() -> None:
     parser.add_argument("--src", default=str(Path(__file__).resolve().parents[1]))
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--only", help="run only the cases whose name contains this")
+    parser.add_argument(
+        "--impl",
+        choices=["both", "python", "compiled"],
+        default="both",
+        help="which parser where the checkout has both (default: each, alternately)",
+    )
     args = parser.parse_args()
     sys.path.insert(0, args.src)
 
+    from oxidicom.dicom import head
     from oxidicom.dicom.errors import DatasetError
-    from oxidicom.dicom.head import MAX_ELEMENTS, HeadParser
 
-    def one(ts: str, data: bytes, frag: int) -> tuple[float, HeadParser, str]:
-        parser = HeadParser(ts)
+    parsers = {"selected": head.HeadParser}
+    if hasattr(head, "HeadParserPy"):  # issue 21: the reference and the compiled twin
+        parsers = {"python": head.HeadParserPy}
+        if head.HeadParser is not head.HeadParserPy:
+            parsers["compiled"] = head.HeadParser
+        if args.impl != "both":
+            parsers = {args.impl: parsers[args.impl]}
+
+    def one(kind: type, ts: str, data: bytes, frag: int, batch: int) -> tuple[float, object, str]:
         view = memoryview(data)
         start = time.process_time()
-        for pos in range(0, len(view), frag):
-            if parser.feed(view[pos : pos + frag]):
-                break
-        try:
-            parser.finish()
-            outcome = "stored"
-        except DatasetError as exc:
-            outcome = f"{exc.status:04X} {exc.comment}"
-        return (time.process_time() - start) * 1000, parser, outcome
+        for _ in range(batch):
+            parser = kind(ts)
+            for pos in range(0, len(view), frag):
+                if parser.feed(view[pos : pos + frag]):
+                    break
+            try:
+                parser.finish()
+                outcome = "stored"
+            except DatasetError as exc:
+                outcome = f"{exc.status:04X} {exc.comment}"
+        return (time.process_time() - start) * 1000 / batch, parser, outcome
 
-    print(f"src {args.src}; MAX_ELEMENTS {MAX_ELEMENTS}; {args.repeats} instances per case")
-    for name, (ts, data, frag) in cases(MAX_ELEMENTS).items():
+    print(
+        f"src {args.src}; MAX_ELEMENTS {head.MAX_ELEMENTS}; {args.repeats} samples per case"
+        f" and parser ({', '.join(parsers)}, alternately)"
+    )
+    for name, make in cases(head.MAX_ELEMENTS).items():
         if args.only and args.only not in name:
             continue
-        one(ts, data, frag)
-        times = []
+        ts, data, frag = make()
+        batch = BATCH.get(name, 1)
+        times: dict[str, list[float]] = {label: [] for label in parsers}
+        last: dict[str, tuple[object, str]] = {}
+        for kind in parsers.values():
+            one(kind, ts, data, frag, batch)  # warm
         for _ in range(args.repeats):
-            ms, parser, outcome = one(ts, data, frag)
-            times.append(ms)
-        walked = getattr(parser, "_count", -1)
-        inflated = getattr(parser, "_inflated", -1)
-        print(
-            f"{name:46s} sent {len(data):9d} B  median {statistics.median(times):8.2f} ms  "
-            f"min {min(times):8.2f}  max {max(times):8.2f}  elements {walked:7d}  "
-            f"inflated {inflated:10d}  {outcome}",
-            flush=True,
-        )
+            for label, kind in parsers.items():
+                ms, walked, outcome = one(kind, ts, data, frag, batch)
+                times[label].append(ms)
+                last[label] = (walked, outcome)
+        for label in parsers:
+            walked, outcome = last[label]
+            samples = times[label]
+            print(
+                f"{name:46s} {label:8s} sent {len(data):9d} B  "
+                f"median {statistics.median(samples):8.4f} ms  min {min(samples):8.4f}  "
+                f"max {max(samples):8.4f}  elements {getattr(walked, '_count', -1):7d}  "
+                f"inflated {getattr(walked, '_inflated', -1):10d}  {outcome}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -45,11 +45,19 @@ Latin-1. Every value has surrounding spaces and NUL removed; multi-valued values
 their backslashes. Of a value longer than :data:`MAX_DECODED_BYTES`, only the first
 bytes are decoded (:attr:`HeadFields.cut_values`), so that no value costs more CPU than
 a short one, here or in the path.
+
+Two parsers (issue 21): :class:`HeadParserPy`, this module's, is the reference;
+:class:`HeadParser` is the one in use, ``HeadParserC`` when ``oxidicom/dicom/_head_c.pyx``
+is built (its walk and its common decoding in C, everything else this module's), else
+``HeadParserPy`` (``OXIDICOM_NO_EXTENSIONS=1`` selects it). Both give the same fields, the
+same errors and stop at the same limits (``tests/dicom/test_head_twins.py``, the
+``headdiff`` fuzz target).
 """
 
 from __future__ import annotations
 
 import hashlib
+import sys
 import zlib
 from struct import Struct
 from typing import Final
@@ -60,6 +68,7 @@ from pydicom.valuerep import PN_DELIMS, TEXT_VR_DELIMS
 from oxidicom.dicom.charsets import DEFAULT_ENCODING, ESC, decode_text, python_encodings
 from oxidicom.dicom.errors import DatasetError, UndecodableDatasetError, tag_str
 from oxidicom.dicom.uids import encoding_of
+from oxidicom.support.extensions import load_compiled
 
 #: Largest value of a kept element; a larger one is an error (the longest kept VR, LO,
 #: holds 64 characters; PN 5 x 64 per component group).
@@ -201,6 +210,34 @@ def _over_limit(what: str) -> UndecodableDatasetError:
     return UndecodableDatasetError(f"head over limit: more than {what} before (0020,0013)")
 
 
+def _bad_kept(tag: int, length: int) -> UndecodableDatasetError:
+    """A kept element whose value is too long to buffer, or of undefined length."""
+    if length == _UNDEFINED:
+        return UndecodableDatasetError(f"element {tag_str(tag)} has undefined length")
+    return UndecodableDatasetError(
+        f"element {tag_str(tag)} is {length} bytes long, more than {MAX_VALUE_LENGTH}"
+    )
+
+
+def _not_an_item(tag: int) -> UndecodableDatasetError:
+    return UndecodableDatasetError(
+        f"unexpected element {tag_str(tag)} in a sequence "
+        "of undefined length, where an item was expected"
+    )
+
+
+def _stray_delimiter(tag: int) -> UndecodableDatasetError:
+    return UndecodableDatasetError(
+        f"unexpected delimiter {tag_str(tag)} in an item of undefined length"
+    )
+
+
+def _too_deep() -> UndecodableDatasetError:
+    return UndecodableDatasetError(
+        f"sequences nested more than {MAX_DEPTH} deep before (0020,0013)"
+    )
+
+
 def _digest(raw: bytes) -> str:
     """8 hex digits naming a whole raw value (BLAKE2b: C speed, whatever its length)."""
     return hashlib.blake2b(raw, digest_size=4).hexdigest()
@@ -251,7 +288,7 @@ def _decode_values(values: list[bytes | None]) -> HeadFields:
     return HeadFields(terms, *out[1:], cut_values=tuple(cut))
 
 
-class HeadParser:
+class HeadParserPy:
     """Feed the data set of one C-STORE in fragments; read :class:`HeadFields` at the end.
 
     ``feed`` returns ``True`` once no more bytes are needed (the first top-level tag after
@@ -294,6 +331,9 @@ class HeadParser:
         # Undefined-length nesting: (in_item, implicit, big_endian) per level.
         self._stack: list[tuple[bool, bool, bool]] = []
         self._count = 0
+
+    #: Kept raw values -> :class:`HeadFields`; the compiled parser has its own (see the end).
+    _decode = staticmethod(_decode_values)
 
     @property
     def done(self) -> bool:
@@ -342,7 +382,7 @@ class HeadParser:
                 raise err
             self._done = True
         self._release()
-        self._result = _decode_values(self._values)
+        self._result = self._decode(self._values)
         return self._result
 
     # -- internals -------------------------------------------------------------------
@@ -492,14 +532,6 @@ class HeadParser:
             return self._walk_implicit(buf, pos, end)
         return self._walk_explicit(buf, pos, end)
 
-    @staticmethod
-    def _bad_kept(tag: int, length: int) -> UndecodableDatasetError:
-        if length == _UNDEFINED:
-            return UndecodableDatasetError(f"element {tag_str(tag)} has undefined length")
-        return UndecodableDatasetError(
-            f"element {tag_str(tag)} is {length} bytes long, more than {MAX_VALUE_LENGTH}"
-        )
-
     def _walk_implicit(self, buf: bytes | bytearray | memoryview, pos: int, end: int) -> int:
         """Top level, implicit VR little endian (PS3.5 7.1.3): tag, 4-byte length, value."""
         unpack = _LE_TAG_LEN.unpack_from
@@ -537,7 +569,7 @@ class HeadParser:
                 vstart = pos + 8
                 if tag in slots:
                     if length > MAX_VALUE_LENGTH:
-                        raise self._bad_kept(tag, length)
+                        raise _bad_kept(tag, length)
                     vend = vstart + length
                     if vend > end:
                         count -= 1  # walked again, whole, with the next bytes
@@ -632,7 +664,7 @@ class HeadParser:
                 vend = vstart + length
                 if tag in slots:
                     if length > MAX_VALUE_LENGTH:
-                        raise self._bad_kept(tag, length)
+                        raise _bad_kept(tag, length)
                     if vend > end:
                         count -= 1  # walked again, whole, with the next bytes
                         self._want = vend - pos
@@ -691,10 +723,7 @@ class HeadParser:
                         pos += 8
                         continue
                     if tag != _ITEM:
-                        raise UndecodableDatasetError(
-                            f"unexpected element {tag_str(tag)} in a sequence "
-                            "of undefined length, where an item was expected"
-                        )
+                        raise _not_an_item(tag)
                     pos += 8
                     if length == _UNDEFINED:
                         self._push(True, implicit, big_endian)
@@ -704,9 +733,7 @@ class HeadParser:
                     pos += 8
                     continue
                 elif group == 0xFFFE:
-                    raise UndecodableDatasetError(
-                        f"unexpected delimiter {tag_str(tag)} in an item of undefined length"
-                    )
+                    raise _stray_delimiter(tag)
                 elif implicit:
                     pos += 8
                     if length == _UNDEFINED:
@@ -756,9 +783,7 @@ class HeadParser:
 
     def _push(self, in_item: bool, implicit: bool, big_endian: bool) -> None:
         if len(self._stack) >= MAX_DEPTH:
-            raise UndecodableDatasetError(
-                f"sequences nested more than {MAX_DEPTH} deep before (0020,0013)"
-            )
+            raise _too_deep()
         self._stack.append((in_item, implicit, big_endian))
 
 
@@ -767,3 +792,31 @@ def parse_head(transfer_syntax_uid: str, data: bytes | bytearray | memoryview) -
     parser = HeadParser(transfer_syntax_uid)
     parser.feed(data)
     return parser.finish()
+
+
+def parse_head_py(transfer_syntax_uid: str, data: bytes | bytearray | memoryview) -> HeadFields:
+    """:func:`parse_head` with the pure-Python parser, whichever is in use."""
+    parser = HeadParserPy(transfer_syntax_uid)
+    parser.feed(data)
+    return parser.finish()
+
+
+# The compiled twin (oxidicom/dicom/_head_c.pyx) of what runs per element and per
+# instance: ``_feed_plain`` with the walk under it, and the common case of
+# ``_decode_values``. Everything else (feed, finish, inflating, the spans and the count
+# between them, the messages of the errors) is this module's, shared by both parsers;
+# the compiled code takes its tables, limits and error builders from here (``bind``),
+# reading MAX_ELEMENTS at each walk as the code above does.
+HeadParser: type[HeadParserPy] = HeadParserPy
+_c = load_compiled("oxidicom.dicom._head_c")
+if _c is not None:
+    _c.bind(sys.modules[__name__])
+
+    class HeadParserC(HeadParserPy):
+        """:class:`HeadParserPy` with its walk and its common decoding compiled."""
+
+        __slots__ = ()
+        _feed_plain = _c.feed_plain
+        _decode = staticmethod(_c.decode_values)
+
+    HeadParser = HeadParserC

@@ -35,10 +35,11 @@ from oxidicom.dicom.head import (
     MAX_INFLATED,
     MAX_VALUE_LENGTH,
     HeadFields,
-    HeadParser,
-    parse_head,
+    HeadParserPy,
 )
 from oxidicom.storage.layout import check_required, instance_file_name, series_dir
+from tests.dicom.head_twins import HeadTwin, head_twin
+from tests.implementations import IMPLEMENTATIONS
 from tests.sample_data import require_sample_data
 
 DATA = require_sample_data()
@@ -73,6 +74,13 @@ FIELDS: dict[str, tuple[int, bool]] = {
     "series_number": (0x00200011, False),
     "instance_number": (0x00200013, False),
 }
+
+
+@pytest.fixture(scope="module", params=IMPLEMENTATIONS)
+def twin(request: pytest.FixtureRequest) -> HeadTwin:
+    """Every test of the parser runs on both: the pure-Python reference and the compiled
+    walk (module-scoped, so that hypothesis may use it)."""
+    return head_twin(request.param)
 
 
 def split_part10(raw: bytes) -> tuple[str, bytes]:
@@ -130,8 +138,8 @@ def expected(ds: Dataset) -> HeadFields:
     return HeadFields(specific_character_set=charset, **values)
 
 
-def feed_chunks(transfer_syntax: str, data: bytes, sizes: list[int]) -> HeadFields:
-    parser = HeadParser(transfer_syntax)
+def feed_chunks(twin: HeadTwin, transfer_syntax: str, data: bytes, sizes: list[int]) -> HeadFields:
+    parser = twin.HeadParser(transfer_syntax)
     pos = 0
     i = 0
     while pos < len(data):
@@ -169,40 +177,40 @@ def test_sample_data_present() -> None:
     assert len(STRUCTURAL) == 384
 
 
-def test_real_files_whole(real_files) -> None:
+def test_real_files_whole(twin: HeadTwin, real_files) -> None:
     for path, ts, data, want in real_files:
-        assert parse_head(ts, data) == want, path
+        assert twin.parse_head(ts, data) == want, path
 
 
-def test_real_files_expected_values(real_files) -> None:
-    sag = parse_head(real_files[0][1], real_files[0][2])
+def test_real_files_expected_values(twin: HeadTwin, real_files) -> None:
+    sag = twin.parse_head(real_files[0][1], real_files[0][2])
     assert sag.patient_id == "1449c1d"
     assert sag.study_description == "MR-Brain w/o Contrast"
     assert sag.series_number == "5"
     assert sag.specific_character_set == ()
-    structural = parse_head(real_files[-1][1], real_files[-1][2])
+    structural = twin.parse_head(real_files[-1][1], real_files[-1][2])
     assert structural.accession_number == ""  # present but empty
     assert structural.patient_age == "42"
     assert structural.series_number == "401"
     assert structural.study_description == "Hanke_Stadler^0024_transrep"
 
 
-def test_real_files_random_chunks(real_files) -> None:
+def test_real_files_random_chunks(twin: HeadTwin, real_files) -> None:
     rng = random.Random(1234)
     for path, ts, data, want in real_files:
         sizes = [rng.choice([1, 2, 3, 7, 13, 100, 1000, 4096, 16378]) for _ in range(64)]
-        assert feed_chunks(ts, data, sizes) == want, path
+        assert feed_chunks(twin, ts, data, sizes) == want, path
 
 
 @pytest.mark.parametrize("index", [0, -1])
-def test_real_files_one_byte_at_a_time(real_files, index: int) -> None:
+def test_real_files_one_byte_at_a_time(twin: HeadTwin, real_files, index: int) -> None:
     _path, ts, data, want = real_files[index]
-    assert feed_chunks(ts, data, [1]) == want
+    assert feed_chunks(twin, ts, data, [1]) == want
 
 
-def test_real_files_with_trailing_bytes(real_files) -> None:
+def test_real_files_with_trailing_bytes(twin: HeadTwin, real_files) -> None:
     for _path, ts, data, want in (real_files[0], real_files[-1]):
-        parser = HeadParser(ts)
+        parser = twin.HeadParser(ts)
         assert parser.feed(data + b"\xff" * 1000)
         assert parser.feed(b"more bytes after done")
         assert parser.done
@@ -210,10 +218,10 @@ def test_real_files_with_trailing_bytes(real_files) -> None:
         assert parser.finish() == want  # idempotent
 
 
-def test_real_head_only_needs_the_head(real_files) -> None:
+def test_real_head_only_needs_the_head(twin: HeadTwin, real_files) -> None:
     """Done is reached long before the pixel data; the rest is never looked at."""
     _path, ts, data, want = real_files[0]
-    parser = HeadParser(ts)
+    parser = twin.HeadParser(ts)
     fed = 0
     while not parser.feed(data[fed : fed + 512]):
         fed += 512
@@ -251,13 +259,13 @@ def base_dataset() -> Dataset:
 
 
 @pytest.mark.parametrize("ts", ENCODINGS)
-def test_synthetic_all_encodings(ts: str) -> None:
+def test_synthetic_all_encodings(twin: HeadTwin, ts: str) -> None:
     ds = base_dataset()
     data = encode(ds, ts)
     want = expected(ds)
-    assert parse_head(ts, data) == want
-    assert feed_chunks(ts, data, [1]) == want
-    assert feed_chunks(ts, data, [3, 5, 11]) == want
+    assert twin.parse_head(ts, data) == want
+    assert feed_chunks(twin, ts, data, [1]) == want
+    assert feed_chunks(twin, ts, data, [3, 5, 11]) == want
 
 
 CHARSET_CASES = [
@@ -271,21 +279,21 @@ CHARSET_CASES = [
 
 @pytest.mark.parametrize("ts", ENCODINGS)
 @pytest.mark.parametrize(("charset", "name", "description"), CHARSET_CASES)
-def test_synthetic_charsets(ts: str, charset, name: str, description: str) -> None:
+def test_synthetic_charsets(twin: HeadTwin, ts: str, charset, name: str, description: str) -> None:
     ds = base_dataset()
     ds.SpecificCharacterSet = charset
     ds.PatientName = name
     ds.StudyDescription = description
     ds.SeriesDescription = description + "\\second"  # multi-valued raw string kept
     data = encode(ds, ts)
-    got = parse_head(ts, data)
+    got = twin.parse_head(ts, data)
     back = pydicom.dcmread(io.BytesIO(b"\x00" * 128 + b"DICM" + meta_for(ts) + data))
     want = expected(back)
     assert got == want
     assert got.patient_name == name.rstrip("=")
     assert got.study_description == description
     assert got.series_description == description + "\\second"
-    assert feed_chunks(ts, data, [1, 2]) == want
+    assert feed_chunks(twin, ts, data, [1, 2]) == want
 
 
 def meta_for(ts: str) -> bytes:
@@ -294,13 +302,13 @@ def meta_for(ts: str) -> bytes:
     return file_meta("1.2.840.10008.5.1.4.1.1.4", "1.2.3.4", ts, "TEST")[132:]
 
 
-def test_default_repertoire_non_ascii_bytes_match_pydicom() -> None:
+def test_default_repertoire_non_ascii_bytes_match_pydicom(twin: HeadTwin) -> None:
     """No SpecificCharacterSet: pydicom decodes as iso8859 (Latin-1); so do we."""
     ds = base_dataset()
     data = encode(ds, ExplicitVRLittleEndian)
     data = data.replace(b"Doe^John", b"D\xf6e^J\xf6hn")  # same lengths
     data = data.replace(b"PID-1 ", b"P\xff\x80-1 ")
-    got = parse_head(ExplicitVRLittleEndian, data)
+    got = twin.parse_head(ExplicitVRLittleEndian, data)
     back = pydicom.dcmread(
         io.BytesIO(b"\x00" * 128 + b"DICM" + meta_for(ExplicitVRLittleEndian) + data)
     )
@@ -309,14 +317,14 @@ def test_default_repertoire_non_ascii_bytes_match_pydicom() -> None:
     assert got.patient_id == "P\xff\x80-1"
 
 
-def test_empty_and_absent_values() -> None:
+def test_empty_and_absent_values(twin: HeadTwin) -> None:
     ds = Dataset()
     ds.SpecificCharacterSet = ""
     ds.SOPInstanceUID = "1.2"
     ds.AccessionNumber = ""
     ds.PatientName = "  padded  "
     data = encode(ds, ImplicitVRLittleEndian)
-    got = parse_head(ImplicitVRLittleEndian, data)
+    got = twin.parse_head(ImplicitVRLittleEndian, data)
     assert got.specific_character_set == ("",)
     assert got.accession_number == ""
     assert got.study_date is None
@@ -324,14 +332,14 @@ def test_empty_and_absent_values() -> None:
     assert got.sop_instance_uid == "1.2"
 
 
-def test_values_keep_backslashes_and_strip_nul() -> None:
+def test_values_keep_backslashes_and_strip_nul(twin: HeadTwin) -> None:
     ds = base_dataset()
     data = encode(ds, ExplicitVRLittleEndian)
     # "1.2.3.4" UI (odd length, NUL-padded to 8): the NUL is removed
-    assert parse_head(ExplicitVRLittleEndian, data).series_instance_uid == "1.2.3.4"
+    assert twin.parse_head(ExplicitVRLittleEndian, data).series_instance_uid == "1.2.3.4"
     ds.SeriesNumber = ["1", "2"]
     data = encode(ds, ExplicitVRLittleEndian)
-    assert parse_head(ExplicitVRLittleEndian, data).series_number == "1\\2"
+    assert twin.parse_head(ExplicitVRLittleEndian, data).series_number == "1\\2"
 
 
 def nested_sequence(depth: int, undefined: bool) -> Sequence:
@@ -351,7 +359,7 @@ def nested_sequence(depth: int, undefined: bool) -> Sequence:
 
 @pytest.mark.parametrize("ts", ENCODINGS)
 @pytest.mark.parametrize("undefined", [True, False])
-def test_nested_sequences_before_wanted_tags(ts: str, undefined: bool) -> None:
+def test_nested_sequences_before_wanted_tags(twin: HeadTwin, ts: str, undefined: bool) -> None:
     ds = base_dataset()
     ds.LanguageCodeSequence = nested_sequence(5, undefined)  # (0008,0006)
     ds["LanguageCodeSequence"].is_undefined_length = undefined
@@ -363,9 +371,9 @@ def test_nested_sequences_before_wanted_tags(ts: str, undefined: bool) -> None:
         assert delimiter in data
     want = expected(ds)
     assert want.patient_name == "Doe^John"
-    assert parse_head(ts, data) == want
-    assert feed_chunks(ts, data, [1]) == want
-    assert feed_chunks(ts, data, [2, 9, 4]) == want
+    assert twin.parse_head(ts, data) == want
+    assert feed_chunks(twin, ts, data, [1]) == want
+    assert feed_chunks(twin, ts, data, [2, 9, 4]) == want
 
 
 def le_implicit(tag: int, value: bytes) -> bytes:
@@ -422,17 +430,17 @@ def split_dataset(ds: Dataset, before: int, ts: str) -> tuple[bytes, bytes]:
     return low_bytes, high_bytes
 
 
-def test_un_of_undefined_length_before_wanted_tags() -> None:
+def test_un_of_undefined_length_before_wanted_tags(twin: HeadTwin) -> None:
     ds = base_dataset()
     low, high = split_dataset(ds, 0x00100000, ExplicitVRLittleEndian)
     data = low + un_undefined_element() + high
     want = expected(ds)
-    assert parse_head(ExplicitVRLittleEndian, data) == want
-    assert feed_chunks(ExplicitVRLittleEndian, data, [1]) == want
-    assert feed_chunks(ExplicitVRLittleEndian, data, [5, 3]) == want
+    assert twin.parse_head(ExplicitVRLittleEndian, data) == want
+    assert feed_chunks(twin, ExplicitVRLittleEndian, data, [1]) == want
+    assert feed_chunks(twin, ExplicitVRLittleEndian, data, [5, 3]) == want
 
 
-def test_encapsulated_style_undefined_ob_is_skipped() -> None:
+def test_encapsulated_style_undefined_ob_is_skipped(twin: HeadTwin) -> None:
     """Undefined-length OB with defined-length items then a sequence delimiter (A.4)."""
     ds = base_dataset()
     low, high = split_dataset(ds, 0x00100000, ExplicitVRLittleEndian)
@@ -446,7 +454,7 @@ def test_encapsulated_style_undefined_ob_is_skipped() -> None:
         + b"\xfe\xff\xdd\xe0\x00\x00"
         + SEQ_DELIM
     )
-    assert parse_head(ExplicitVRLittleEndian, low + ob + high) == expected(ds)
+    assert twin.parse_head(ExplicitVRLittleEndian, low + ob + high) == expected(ds)
 
 
 class _Zeros:
@@ -481,9 +489,9 @@ def huge_private_pieces(ts: str, size: int = HUGE):
 
 
 @pytest.mark.parametrize("ts", [ImplicitVRLittleEndian, ExplicitVRLittleEndian])
-def test_huge_private_element_is_skipped_not_buffered(ts: str) -> None:
+def test_huge_private_element_is_skipped_not_buffered(twin: HeadTwin, ts: str) -> None:
     ds, before, zeros, after = huge_private_pieces(ts)
-    parser = HeadParser(ts)
+    parser = twin.HeadParser(ts)
     max_buf = 0
     tracemalloc.start()
     try:
@@ -503,13 +511,13 @@ def test_huge_private_element_is_skipped_not_buffered(ts: str) -> None:
     assert parser.finish() == expected(ds)
 
 
-def test_huge_private_element_deflated() -> None:
+def test_huge_private_element_deflated(twin: HeadTwin) -> None:
     """As large as the inflated bytes before (0020,0013) may be (MAX_INFLATED)."""
     ts = DeflatedExplicitVRLittleEndian
     size = MAX_INFLATED - 4096
     ds, before, zeros, after = huge_private_pieces(ExplicitVRLittleEndian, size)
     compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
-    parser = HeadParser(ts)
+    parser = twin.HeadParser(ts)
     max_buf = 0
     tracemalloc.start()
     try:
@@ -528,12 +536,12 @@ def test_huge_private_element_deflated() -> None:
     assert parser.finish() == expected(ds)
 
 
-def test_deflate_bomb_of_tiny_elements_is_refused() -> None:
+def test_deflate_bomb_of_tiny_elements_is_refused(twin: HeadTwin) -> None:
     # 8 zero bytes = one (0000,0000) element of length 0, forever
     bomb = zlib.compressobj(9, zlib.DEFLATED, -15)
     data = bomb.compress(bytes(8 * 1_000_000)) + bomb.flush()
     assert len(data) < 20_000
-    parser = HeadParser(DeflatedExplicitVRLittleEndian)
+    parser = twin.HeadParser(DeflatedExplicitVRLittleEndian)
     assert parser.feed(data)
     with pytest.raises(DatasetError) as info:
         parser.finish()
@@ -585,7 +593,7 @@ def with_filler(ts: str, filler: bytes) -> tuple[bytes, HeadFields, int]:
     plain_ts = ExplicitVRLittleEndian if ts == DeflatedExplicitVRLittleEndian else ts
     ds = base_dataset()
     low, high = split_dataset(ds, 0x00090000, plain_ts)
-    parser = HeadParser(plain_ts)
+    parser = HeadParserPy(plain_ts)  # the count is the same in both (the tests say so)
     parser.feed(low + high)
     parser.finish()
     data = low + filler + high
@@ -594,7 +602,9 @@ def with_filler(ts: str, filler: bytes) -> tuple[bytes, HeadFields, int]:
 
 @pytest.mark.parametrize("nested", [False, True], ids=["top-level", "in-an-item"])
 @pytest.mark.parametrize("ts", ENCODINGS)
-def test_a_head_of_max_elements_is_stored_one_more_is_refused(ts: str, nested: bool) -> None:
+def test_a_head_of_max_elements_is_stored_one_more_is_refused(
+    twin: HeadTwin, ts: str, nested: bool
+) -> None:
     """Exactly at the cap, whatever the fragments; one element more is C000."""
 
     def data(extra: int) -> tuple[bytes, HeadFields]:
@@ -607,9 +617,9 @@ def test_a_head_of_max_elements_is_stored_one_more_is_refused(ts: str, nested: b
     at_cap, fields = data(0)
     over_cap, _fields = data(1)
     for sizes in ([len(at_cap)], [16384], [7, 1000, 13]):
-        assert feed_chunks(ts, at_cap, sizes) == fields
+        assert feed_chunks(twin, ts, at_cap, sizes) == fields
         with pytest.raises(DatasetError) as info:
-            feed_chunks(ts, over_cap, sizes)
+            feed_chunks(twin, ts, over_cap, sizes)
         assert info.value.status == 0xC000
         assert info.value.comment == (
             f"head over limit: more than {MAX_ELEMENTS} elements before (0020,0013)"
@@ -620,11 +630,13 @@ def test_a_head_of_max_elements_is_stored_one_more_is_refused(ts: str, nested: b
     ("nested", "vr"), [(False, b"LO"), (True, b"LO"), (True, b"OB")], ids=["top", "item", "ob"]
 )
 @pytest.mark.parametrize("ts", ENCODINGS)
-def test_a_fragment_of_many_elements_stops_at_the_cap(ts: str, nested: bool, vr: bytes) -> None:
+def test_a_fragment_of_many_elements_stops_at_the_cap(
+    twin: HeadTwin, ts: str, nested: bool, vr: bytes
+) -> None:
     """The cap holds inside one fragment: on main a 16 MiB fragment walked 2 million."""
     filler = empty_elements(ts, 4 * MAX_ELEMENTS, vr)
     data, _fields, _base = with_filler(ts, in_an_item(ts, filler) if nested else filler)
-    parser = HeadParser(ts)
+    parser = twin.HeadParser(ts)
     assert parser.feed(data)
     assert parser._count <= MAX_ELEMENTS + 2
     with pytest.raises(DatasetError) as info:
@@ -635,7 +647,7 @@ def test_a_fragment_of_many_elements_stops_at_the_cap(ts: str, nested: bool, vr:
 
 @pytest.mark.parametrize("ts", [ImplicitVRLittleEndian, ExplicitVRLittleEndian])
 def test_a_value_skipped_near_the_cap_is_skipped_in_one_span(
-    ts: str, monkeypatch: pytest.MonkeyPatch
+    twin: HeadTwin, ts: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Near the cap the walk goes in short spans; a long value is still skipped by count,
     not 8 bytes at a time."""
@@ -648,15 +660,15 @@ def test_a_value_skipped_near_the_cap_is_skipped_in_one_span(
     filler = empty_elements(ts, MAX_ELEMENTS - base - 3) + big
     data, fields, _base = with_filler(ts, filler)
     walks = 0
-    feed_plain = HeadParser._feed_plain
+    feed_plain = twin.HeadParser._feed_plain
 
-    def counted(self: HeadParser, data: bytes | bytearray | memoryview) -> None:
+    def counted(self: HeadParserPy, data: bytes | bytearray | memoryview) -> None:
         nonlocal walks
         walks += 1
         feed_plain(self, data)
 
-    monkeypatch.setattr(HeadParser, "_feed_plain", counted)
-    assert parse_head(ts, data) == fields
+    monkeypatch.setattr(twin.HeadParser, "_feed_plain", counted)
+    assert twin.parse_head(ts, data) == fields
     assert walks <= 4
 
 
@@ -674,10 +686,10 @@ def bomb(size: int) -> bytes:
     return b"".join(out)
 
 
-def test_a_deflate_bomb_stops_at_the_inflated_cap() -> None:
+def test_a_deflate_bomb_stops_at_the_inflated_cap(twin: HeadTwin) -> None:
     data = bomb(4 * MAX_INFLATED)
     assert len(data) < 4 * MAX_INFLATED // 1000
-    parser = HeadParser(DeflatedExplicitVRLittleEndian)
+    parser = twin.HeadParser(DeflatedExplicitVRLittleEndian)
     assert parser.feed(data)
     assert parser._inflated <= MAX_INFLATED + INFLATE_STEP
     with pytest.raises(DatasetError) as info:
@@ -709,14 +721,14 @@ class _RecordingInflater:
 
 
 @pytest.mark.parametrize("size", [MAX_INFLATED - 4096, 4 * MAX_INFLATED])
-def test_the_inflater_is_given_a_bounded_input_at_a_time(size: int) -> None:
+def test_the_inflater_is_given_a_bounded_input_at_a_time(twin: HeadTwin, size: int) -> None:
     """zlib copies the input a call leaves unused (``unconsumed_tail``): given a whole
     16 MiB fragment, once per 64 KiB inflated, it copied gigabytes (1.2 s for a 64 KiB
     bomb and a 15 MiB tail). Given at most INFLATE_INPUT_STEP bytes, it copies at most
     that per call, and makes one call per step of output or input."""
     compressed = bomb(size)
     data = compressed + bytes(4 * 1024 * 1024)  # never reached
-    parser = HeadParser(DeflatedExplicitVRLittleEndian)
+    parser = twin.HeadParser(DeflatedExplicitVRLittleEndian)
     recorder = _RecordingInflater()
     parser._inflater = recorder  # type: ignore[assignment]
     parser.feed(data)
@@ -726,9 +738,9 @@ def test_the_inflater_is_given_a_bounded_input_at_a_time(size: int) -> None:
     assert parser.done
 
 
-def test_real_heads_are_far_below_the_caps(real_files) -> None:
+def test_real_heads_are_far_below_the_caps(twin: HeadTwin, real_files) -> None:
     for path, ts, data, _want in real_files:
-        parser = HeadParser(ts)
+        parser = twin.HeadParser(ts)
         assert parser.feed(data), path
         assert parser._count <= MAX_ELEMENTS // 50, path
 
@@ -748,12 +760,12 @@ def siemens_like() -> Dataset:
 
 
 @pytest.mark.parametrize("ts", ENCODINGS)
-def test_big_private_data_after_the_path_tags_is_not_walked(ts: str) -> None:
+def test_big_private_data_after_the_path_tags_is_not_walked(twin: HeadTwin, ts: str) -> None:
     ds = siemens_like()
     data = encode(ds, ts)
     assert len(data) > 200_000
     for sizes in ([len(data)], [16384], [1000, 7]):
-        parser = HeadParser(ts)
+        parser = twin.HeadParser(ts)
         for start in range(0, len(data), sizes[0]):
             if parser.feed(data[start : start + sizes[0]]):
                 break
@@ -763,7 +775,7 @@ def test_big_private_data_after_the_path_tags_is_not_walked(ts: str) -> None:
 
 
 @pytest.mark.parametrize("ts", ENCODINGS)
-def test_undefined_length_references_to_2400_instances_are_stored(ts: str) -> None:
+def test_undefined_length_references_to_2400_instances_are_stored(twin: HeadTwin, ts: str) -> None:
     """What MAX_ELEMENTS leaves to a real head at the worst: a derived image whose Source
     Image Sequence, before (0020,0013), has items of undefined length for 2 400 source
     instances (4 units each: item, (0008,1150), (0008,1155), delimiter)."""
@@ -778,7 +790,7 @@ def test_undefined_length_references_to_2400_instances_are_stored(ts: str) -> No
     ds.SourceImageSequence = Sequence(items)
     ds["SourceImageSequence"].is_undefined_length = True
     data = encode(ds, ts)
-    parser = HeadParser(ts)
+    parser = twin.HeadParser(ts)
     parser.feed(data)
     assert parser.finish() == expected(ds)
     assert 4 * 2400 < parser._count <= MAX_ELEMENTS
@@ -787,10 +799,10 @@ def test_undefined_length_references_to_2400_instances_are_stored(ts: str) -> No
 # -- errors -----------------------------------------------------------------------------
 
 
-def test_truncated_inside_a_needed_element() -> None:
+def test_truncated_inside_a_needed_element(twin: HeadTwin) -> None:
     data = encode(base_dataset(), ExplicitVRLittleEndian)
     cut = data.index(b"\x20\x00\x0e\x00") + 12  # inside SeriesInstanceUID's value
-    parser = HeadParser(ExplicitVRLittleEndian)
+    parser = twin.HeadParser(ExplicitVRLittleEndian)
     assert not parser.feed(data[:cut])
     with pytest.raises(DatasetError) as info:
         parser.finish()
@@ -800,27 +812,27 @@ def test_truncated_inside_a_needed_element() -> None:
         parser.finish()
 
 
-def test_truncated_inside_a_skipped_element() -> None:
+def test_truncated_inside_a_skipped_element(twin: HeadTwin) -> None:
     ds = base_dataset()
     data = encode(ds, ImplicitVRLittleEndian)
     cut = data.index(b"\x20\x00\x10\x00") + 9  # inside StudyID (0020,0010)
     with pytest.raises(DatasetError, match=r"\(0020,0010\)"):
-        parse_head(ImplicitVRLittleEndian, data[:cut])
+        twin.parse_head(ImplicitVRLittleEndian, data[:cut])
 
 
-def test_data_set_ending_at_an_element_boundary_is_fine() -> None:
+def test_data_set_ending_at_an_element_boundary_is_fine(twin: HeadTwin) -> None:
     ds = Dataset()
     ds.SOPInstanceUID = "1.2"
     ds.StudyDate = "20200101"
     for ts in ENCODINGS:
-        got = parse_head(ts, encode(ds, ts))
+        got = twin.parse_head(ts, encode(ds, ts))
         assert got.sop_instance_uid == "1.2"
         assert got.study_date == "20200101"
         assert got.patient_id is None
-    assert parse_head(ExplicitVRLittleEndian, b"") == HeadFields((), *[None] * 17)
+    assert twin.parse_head(ExplicitVRLittleEndian, b"") == HeadFields((), *[None] * 17)
 
 
-def test_data_set_ending_inside_undefined_sequence() -> None:
+def test_data_set_ending_inside_undefined_sequence(twin: HeadTwin) -> None:
     ds = base_dataset()
     ds.LanguageCodeSequence = nested_sequence(1, True)
     ds["LanguageCodeSequence"].is_undefined_length = True
@@ -828,47 +840,48 @@ def test_data_set_ending_inside_undefined_sequence() -> None:
     cut = data.index(b"\x08\x00\x16\x00")  # before SOPClassUID: still inside the sequence?
     seq_end = data.index(SEQ_DELIM)
     with pytest.raises(DatasetError, match="undefined length"):
-        parse_head(ImplicitVRLittleEndian, data[: min(cut, seq_end)])
+        twin.parse_head(ImplicitVRLittleEndian, data[: min(cut, seq_end)])
 
 
-def test_kept_value_too_long() -> None:
+def test_kept_value_too_long(twin: HeadTwin) -> None:
     data = le_implicit(0x00100010, b"A" * (MAX_VALUE_LENGTH + 2))
     with pytest.raises(DatasetError, match="bytes long"):
-        parse_head(ImplicitVRLittleEndian, data)
-    parser = HeadParser(ImplicitVRLittleEndian)
+        twin.parse_head(ImplicitVRLittleEndian, data)
+    parser = twin.HeadParser(ImplicitVRLittleEndian)
     assert parser.feed(data[:8])  # refused from the header alone: nothing buffered
     with pytest.raises(DatasetError):
         parser.finish()
 
 
-def test_kept_tag_of_undefined_length() -> None:
+def test_kept_tag_of_undefined_length(twin: HeadTwin) -> None:
     data = b"\x10\x00\x10\x00" + UNDEF + SEQ_DELIM
     with pytest.raises(DatasetError, match=r"\(0010,0010\) has undefined length"):
-        parse_head(ImplicitVRLittleEndian, data)
+        twin.parse_head(ImplicitVRLittleEndian, data)
 
 
-def test_nesting_too_deep() -> None:
+def test_nesting_too_deep(twin: HeadTwin) -> None:
     depth = MAX_DEPTH + 1
     data = (b"\x08\x00\x06\x00" + UNDEF + ITEM + UNDEF) * depth
     data += (ITEM_DELIM + SEQ_DELIM) * depth
     with pytest.raises(DatasetError, match="nested"):
-        parse_head(ImplicitVRLittleEndian, data)
+        twin.parse_head(ImplicitVRLittleEndian, data)
     ok = (b"\x08\x00\x06\x00" + UNDEF + ITEM + UNDEF) * (MAX_DEPTH // 2)
     ok += (ITEM_DELIM + SEQ_DELIM) * (MAX_DEPTH // 2)
     assert (
-        parse_head(ImplicitVRLittleEndian, ok + le_implicit(0x00100020, b"ID")).patient_id == "ID"
+        twin.parse_head(ImplicitVRLittleEndian, ok + le_implicit(0x00100020, b"ID")).patient_id
+        == "ID"
     )
 
 
-def test_garbage_in_a_sequence() -> None:
+def test_garbage_in_a_sequence(twin: HeadTwin) -> None:
     data = b"\x08\x00\x06\x00" + UNDEF + le_implicit(0x00100010, b"AB")
     with pytest.raises(DatasetError, match="where an item was expected"):
-        parse_head(ImplicitVRLittleEndian, data)
+        twin.parse_head(ImplicitVRLittleEndian, data)
 
 
-def test_not_deflate() -> None:
+def test_not_deflate(twin: HeadTwin) -> None:
     with pytest.raises(DatasetError, match="inflate"):
-        parse_head(DeflatedExplicitVRLittleEndian, b"\xff" * 100)
+        twin.parse_head(DeflatedExplicitVRLittleEndian, b"\xff" * 100)
 
 
 @pytest.mark.parametrize(
@@ -886,14 +899,14 @@ def test_not_deflate() -> None:
         b"idna",
     ],
 )
-def test_hostile_charsets_never_raise(charset: bytes) -> None:
+def test_hostile_charsets_never_raise(twin: HeadTwin, charset: bytes) -> None:
     data = (
         le_implicit(0x00080005, charset + (b" " if len(charset) % 2 else b""))
         + le_implicit(0x00080050, b"\x1b$B\xff\x00=\x1b(B")
         + le_implicit(0x00100010, b"\xff\xfe=\x1b$)C\xe4^a")
         + le_implicit(0x00100020, b"\x80\x81\x82\xc3")
     )
-    got = parse_head(ImplicitVRLittleEndian, data)
+    got = twin.parse_head(ImplicitVRLittleEndian, data)
     assert isinstance(got.patient_name, str)
     assert isinstance(got.patient_id, str)
 
@@ -903,8 +916,8 @@ def test_hostile_charsets_never_raise(charset: bytes) -> None:
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ts=st.sampled_from(ENCODINGS), data=st.binary(max_size=600))
-def test_arbitrary_bytes_give_fields_or_dataset_error(ts: str, data: bytes) -> None:
-    result = outcome(parse_head, ts, data)
+def test_arbitrary_bytes_give_fields_or_dataset_error(twin: HeadTwin, ts: str, data: bytes) -> None:
+    result = outcome(twin.parse_head, ts, data)
     assert isinstance(result, HeadFields) or result == ("error", 0xC000)
 
 
@@ -951,10 +964,10 @@ def structured_bytes() -> st.SearchStrategy[bytes]:
     data=st.one_of(structured_bytes(), st.binary(max_size=300)),
     cuts=st.lists(st.integers(1, 50), min_size=1, max_size=10),
 )
-def test_chunked_equals_whole(ts: str, data: bytes, cuts: list[int]) -> None:
-    whole = outcome(parse_head, ts, data)
+def test_chunked_equals_whole(twin: HeadTwin, ts: str, data: bytes, cuts: list[int]) -> None:
+    whole = outcome(twin.parse_head, ts, data)
     assert isinstance(whole, HeadFields) or whole == ("error", 0xC000)
-    assert outcome(feed_chunks, ts, data, cuts) == whole
+    assert outcome(feed_chunks, twin, ts, data, cuts) == whole
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -962,12 +975,12 @@ def test_chunked_equals_whole(ts: str, data: bytes, cuts: list[int]) -> None:
     data=st.one_of(structured_bytes(), st.binary(max_size=300)),
     cuts=st.lists(st.integers(1, 50), min_size=1, max_size=10),
 )
-def test_deflated_chunked_equals_whole(data: bytes, cuts: list[int]) -> None:
+def test_deflated_chunked_equals_whole(twin: HeadTwin, data: bytes, cuts: list[int]) -> None:
     compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
     deflated = compressor.compress(data) + compressor.flush()
-    whole = outcome(parse_head, DeflatedExplicitVRLittleEndian, deflated)
-    assert whole == outcome(parse_head, ExplicitVRLittleEndian, data)
-    assert outcome(feed_chunks, DeflatedExplicitVRLittleEndian, deflated, cuts) == whole
+    whole = outcome(twin.parse_head, DeflatedExplicitVRLittleEndian, deflated)
+    assert whole == outcome(twin.parse_head, ExplicitVRLittleEndian, data)
+    assert outcome(feed_chunks, twin, DeflatedExplicitVRLittleEndian, deflated, cuts) == whole
 
 
 text = st.text(
@@ -984,16 +997,16 @@ text = st.text(
     limit=st.integers(0, 12),
 )
 def test_the_cap_does_not_depend_on_fragments(
-    ts: str, data: bytes, cuts: list[int], limit: int
+    twin: HeadTwin, ts: str, data: bytes, cuts: list[int], limit: int
 ) -> None:
     """With a cap of a few elements, the walk goes in spans of a few bytes: any cut of
     the same bytes gives the same outcome as the whole."""
     if ts == DeflatedExplicitVRLittleEndian:
         data = deflated(data)
     with patch.object(head_module, "MAX_ELEMENTS", limit):
-        whole = outcome(parse_head, ts, data)
-        assert outcome(feed_chunks, ts, data, cuts) == whole
-        assert outcome(feed_chunks, ts, data, [1]) == whole
+        whole = outcome(twin.parse_head, ts, data)
+        assert outcome(feed_chunks, twin, ts, data, cuts) == whole
+        assert outcome(feed_chunks, twin, ts, data, [1]) == whole
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -1003,28 +1016,30 @@ def test_the_cap_does_not_depend_on_fragments(
     name=text,
     cuts=st.lists(st.integers(1, 64), min_size=1, max_size=5),
 )
-def test_utf8_round_trip(ts: str, description: str, name: str, cuts: list[int]) -> None:
+def test_utf8_round_trip(
+    twin: HeadTwin, ts: str, description: str, name: str, cuts: list[int]
+) -> None:
     ds = base_dataset()
     ds.SpecificCharacterSet = "ISO_IR 192"
     ds.StudyDescription = description
     ds.PatientName = name
     data = encode(ds, ts)
-    got = feed_chunks(ts, data, cuts)
+    got = feed_chunks(twin, ts, data, cuts)
     assert got.study_description == description.strip(" \x00")
     assert got.patient_name == name.strip(" \x00")
 
 
 @pytest.mark.parametrize("ts", [ImplicitVRLittleEndian, ExplicitVRLittleEndian])
-def test_caller_may_reuse_its_buffer(ts: str) -> None:
+def test_caller_may_reuse_its_buffer(twin: HeadTwin, ts: str) -> None:
     """Kept values are copies: overwriting the fed buffer changes nothing."""
     ds = base_dataset()
     data = encode(ds, ts)
-    parser = HeadParser(ts)
+    parser = twin.HeadParser(ts)
     buffer = bytearray(data)
     assert parser.feed(memoryview(buffer))
     buffer[:] = b"\x00" * len(buffer)
     assert parser.finish() == expected(ds)
-    parser = HeadParser(ts)
+    parser = twin.HeadParser(ts)
     pending = bytearray()
     for i in range(0, len(data), 7):
         pending[:] = data[i : i + 7]
@@ -1034,11 +1049,11 @@ def test_caller_may_reuse_its_buffer(ts: str) -> None:
     assert parser.finish() == expected(ds)
 
 
-def test_done_only_after_the_last_wanted_tag() -> None:
+def test_done_only_after_the_last_wanted_tag(twin: HeadTwin) -> None:
     ds = base_dataset()
     data = encode(ds, ExplicitVRLittleEndian)
     end_of_instance_number = data.index(b"\x20\x00\x13\x00IS") + 8 + 2
-    parser = HeadParser(ExplicitVRLittleEndian)
+    parser = twin.HeadParser(ExplicitVRLittleEndian)
     assert not parser.feed(data[:end_of_instance_number])
     assert not parser.done
     assert not parser.feed(data[end_of_instance_number : end_of_instance_number + 4])
@@ -1099,7 +1114,9 @@ HOSTILE_VALUES = [
 
 
 @pytest.mark.parametrize(("charset", "unit"), HOSTILE_VALUES)
-def test_a_64_kib_value_costs_what_a_2_kib_value_costs(charset: bytes, unit: bytes) -> None:
+def test_a_64_kib_value_costs_what_a_2_kib_value_costs(
+    twin: HeadTwin, charset: bytes, unit: bytes
+) -> None:
     """The data set of 64 KiB names full of escape sequences: bounded work, a safe path.
 
     On the unbounded decoder, 64 KiB of escape sequences were ~21,845 parts decoded (and
@@ -1107,12 +1124,12 @@ def test_a_64_kib_value_costs_what_a_2_kib_value_costs(charset: bytes, unit: byt
     """
     short = hostile_data_set(charset, repeated(unit, 2048))
     long = hostile_data_set(charset, repeated(unit, 65534))
-    parse_head(ImplicitVRLittleEndian, short)  # codecs looked up, caches warm
-    work_short = python_calls(lambda: parse_head(ImplicitVRLittleEndian, short))
-    work_long = python_calls(lambda: parse_head(ImplicitVRLittleEndian, long))
+    twin.parse_head(ImplicitVRLittleEndian, short)  # codecs looked up, caches warm
+    work_short = python_calls(lambda: twin.parse_head(ImplicitVRLittleEndian, short))
+    work_long = python_calls(lambda: twin.parse_head(ImplicitVRLittleEndian, long))
     assert work_long <= work_short + 20, (work_short, work_long)
 
-    got = parse_head(ImplicitVRLittleEndian, long)
+    got = twin.parse_head(ImplicitVRLittleEndian, long)
     raw = repeated(unit, 65534)
     digest = hashlib.blake2b(raw, digest_size=4).hexdigest()
     assert dict(got.cut_values) == {
@@ -1136,24 +1153,24 @@ def test_a_64_kib_value_costs_what_a_2_kib_value_costs(charset: bytes, unit: byt
     assert parts[6] == "0007-1.2.3.4.5.6.dcm"
     assert len(parts) == 7
     # Another long value: another folder.
-    other = parse_head(ImplicitVRLittleEndian, hostile_data_set(charset, raw[:-2] + b"xx"))
+    other = twin.parse_head(ImplicitVRLittleEndian, hostile_data_set(charset, raw[:-2] + b"xx"))
     assert series_dir("PEER", other) != series_dir("PEER", got)
 
 
-def test_values_up_to_the_bound_are_decoded_whole() -> None:
+def test_values_up_to_the_bound_are_decoded_whole(twin: HeadTwin) -> None:
     name = b"A" * (MAX_DECODED_BYTES - 2) + b"^B"
-    got = parse_head(ImplicitVRLittleEndian, le_implicit(0x00100010, name))
+    got = twin.parse_head(ImplicitVRLittleEndian, le_implicit(0x00100010, name))
     assert got.patient_name == name.decode()
     assert got.cut_values == ()
     longer = name + b"CD"
-    got = parse_head(ImplicitVRLittleEndian, le_implicit(0x00100010, longer))
+    got = twin.parse_head(ImplicitVRLittleEndian, le_implicit(0x00100010, longer))
     assert got.patient_name == name.decode()
     assert [field for field, _digest in got.cut_values] == ["patient_name"]
 
 
-def test_a_cut_multibyte_character_is_left_out() -> None:
+def test_a_cut_multibyte_character_is_left_out(twin: HeadTwin) -> None:
     """ISO_IR 192: the first 1024 bytes end inside a 3-byte character, which is dropped."""
     name = "脳" * 400  # 1200 bytes
     data = le_implicit(0x00080005, b"ISO_IR 192") + le_implicit(0x00100010, name.encode())
-    got = parse_head(ImplicitVRLittleEndian, data)
+    got = twin.parse_head(ImplicitVRLittleEndian, data)
     assert got.patient_name == "脳" * (MAX_DECODED_BYTES // 3)

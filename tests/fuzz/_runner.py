@@ -34,6 +34,15 @@ def head() -> None:
     run(targets.head_input, lambda: targets.head_seeds(SHARED_DATA))
 
 
+# -- the head parser's two twins (issue 21) ----------------------------------------------
+
+
+def head_diff() -> None:
+    """The compiled walk against its reference (``headdiff``): atheris instruments the
+    Python twin only, whose branches are the compiled one's, line for line."""
+    run(targets.head_diff_input, lambda: targets.head_diff_seeds(SHARED_DATA))
+
+
 def twins() -> None:
     """The differential target of the compiled twins (i21-dimse)."""
     run(targets.twins_input, targets.twins_seeds)

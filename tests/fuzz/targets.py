@@ -226,6 +226,144 @@ def head_input(data: bytes) -> None:
             assert len(part.encode()) <= MAX_COMPONENT, relative
 
 
+# -- the head parser's two twins, compiled and pure Python (issue 21) --------------------
+#
+# A block of its own (the command-set and PDU twins have theirs): the compiled walk of
+# oxidicom/dicom/_head_c.pyx against its reference, on the same bytes cut the same way.
+
+#: Bytes before the data set in a ``head_diff_input``: transfer syntax, first cut (2
+#: bytes), size of the pieces, buffer kind and element cap.
+HEAD_DIFF_HEADER = 5
+#: How the pieces are handed over: as bytes, a bytearray, a memoryview of bytes, or a
+#: memoryview of one bytearray that is overwritten after each feed (nothing may keep it).
+_BUFFER_KINDS = ("bytes", "bytearray", "memoryview", "reused")
+
+
+def head_diff_input(data: bytes) -> None:
+    """Byte 0: transfer syntax; bytes 1-2: the first cut (big endian, modulo the length
+    + 1); byte 3: the size of the pieces after it (0 = the rest whole); byte 4: how the
+    pieces are handed over (bits 0-1, ``_BUFFER_KINDS``) and, if bit 7 is set, an
+    element cap of bits 2-6 (0-31) instead of MAX_ELEMENTS, so that short inputs reach
+    the cap; the rest: the data set.
+
+    Both parsers are fed the same pieces; after every feed its answer and the parser's
+    whole state must be the same, and at the end the fields or the error (type and
+    comment). Without the compiled parser there is nothing to compare.
+    """
+    from tests.dicom.head_twins import PYTHON, compiled_twin
+
+    compiled = compiled_twin()
+    if compiled is None or len(data) < HEAD_DIFF_HEADER:
+        return
+    ts = HEAD_TRANSFER_SYNTAXES[data[0] % len(HEAD_TRANSFER_SYNTAXES)]
+    payload = data[HEAD_DIFF_HEADER:]
+    cut = int.from_bytes(data[1:3], "big") % (len(payload) + 1)
+    size = data[3]
+    pieces = [payload[:cut]]
+    rest = payload[cut:]
+    pieces += [rest[i : i + size] for i in range(0, len(rest), size)] if size else [rest]
+    kind = _BUFFER_KINDS[data[4] & 3]
+    cap = data[4] >> 2 & 0x1F if data[4] & 0x80 else None
+    compare_head_twins(PYTHON.HeadParser, compiled.HeadParser, ts, pieces, kind, cap)
+
+
+def compare_head_twins(
+    reference: Callable[[str], HeadParser],
+    compiled: Callable[[str], HeadParser],
+    ts: str,
+    pieces: list[bytes],
+    kind: str = "bytes",
+    cap: int | None = None,
+) -> None:
+    """Feed ``pieces`` to a parser of each kind; fail on any difference (see above)."""
+    from contextlib import nullcontext
+    from unittest.mock import patch
+
+    from oxidicom.dicom import head as head_module
+
+    capped = nullcontext() if cap is None else patch.object(head_module, "MAX_ELEMENTS", cap)
+    with capped:
+        parsers = (reference(ts), compiled(ts))
+        reused = bytearray()
+        for piece in pieces:
+            answers = []
+            for parser in parsers:
+                if kind == "reused":
+                    reused[:] = piece
+                    view = memoryview(reused)
+                    answers.append(parser.feed(view))
+                    view.release()
+                    reused[:] = b"\xa5" * len(reused)
+                elif kind == "bytearray":
+                    answers.append(parser.feed(bytearray(piece)))
+                elif kind == "memoryview":
+                    answers.append(parser.feed(memoryview(piece)))
+                else:
+                    answers.append(parser.feed(piece))
+            assert answers[0] == answers[1], answers
+            states = [_head_state(parser) for parser in parsers]
+            assert states[0] == states[1], states
+            if answers[0]:
+                break
+        outcomes = [_head_outcome(parser) for parser in parsers]
+        assert outcomes[0] == outcomes[1], outcomes
+        # Asked again, the same (an error or fields, both kept).
+        assert [_head_outcome(parser) for parser in parsers] == outcomes
+
+
+def _head_state(parser: HeadParser) -> tuple[object, ...]:
+    """Everything the walk leaves in the parser (its slots), comparable."""
+    return (
+        parser.done,
+        parser.series_instance_uid,
+        parser._count,
+        parser._want,
+        parser._skip,
+        parser._skip_tag,
+        bytes(parser._buf),
+        list(parser._stack),
+        list(parser._values),
+        parser._inflated,
+        None if parser._error is None else _error_text(parser._error),
+    )
+
+
+def _error_text(error: DatasetError) -> str:
+    return f"{type(error).__name__} {error.status:04X}: {error.comment}"
+
+
+def _head_outcome(parser: HeadParser) -> HeadFields | str:
+    try:
+        return parser.finish()
+    except DatasetError as error:
+        return _error_text(error)
+
+
+def head_diff_seeds(data_dir: Path | None = None) -> list[bytes]:
+    """The head target's seeds, each whole, cut at a few places, in pieces of 1, 7 and
+    13 bytes, in every buffer kind, and some with a cap of 3 elements."""
+    seeds = []
+    for seed in head_seeds(data_dir):
+        ts, payload = seed[0], seed[2:]
+        cuts = (0, 9, len(payload) // 2)
+        for index, (cut, size, kind) in enumerate(
+            itertools.product(cuts, (0, 1, 7, 13), range(len(_BUFFER_KINDS)))
+        ):
+            if size == 1 and (cut or kind):
+                continue  # one byte at a time once per seed is enough
+            flags = kind | (0x80 | 3 << 2 if index % 5 == 4 else 0)
+            seeds.append(bytes([ts, cut >> 8, cut & 0xFF, size, flags]) + payload)
+    return seeds
+
+
+def head_diff_from_head_input(data: bytes) -> bytes:
+    """A ``head_input`` (a seed or a saved crash) as a ``head_diff_input``: the same
+    transfer syntax and the same pieces."""
+    if len(data) < 2:
+        return b""
+    return bytes([data[0], 0, 0, data[1], 0]) + data[2:]
+
+
 # -- seeds --------------------------------------------------------------------------------
 
 _ASSOCIATE_RQ = ul.encode(

@@ -2,6 +2,7 @@
 
 import io
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import pydicom
@@ -23,6 +24,8 @@ from oxidicom.storage.layout import (
     study_date_iso,
 )
 from oxidicom.storage.seahash import seahash
+from tests.dicom.head_twins import head_twin
+from tests.implementations import IMPLEMENTATIONS
 from tests.sample_data import SAG_SERIES, STRUCTURAL_SERIES, require_sample_data
 
 DATA = require_sample_data()
@@ -54,12 +57,12 @@ def fields(**overrides: object) -> HeadFields:
     return HeadFields(**values)  # type: ignore[arg-type]
 
 
-def head_of(path: Path) -> HeadFields:
+def head_of(path: Path, parse: Callable[[str, bytes], HeadFields] = parse_head) -> HeadFields:
     raw = path.read_bytes()
     (group_length,) = struct.unpack_from("<L", raw, 140)
     start = 144 + group_length
     ts = str(pydicom.dcmread(io.BytesIO(raw[:start])).file_meta.TransferSyntaxUID)
-    return parse_head(ts, raw[start:])
+    return parse(ts, raw[start:])
 
 
 # -- vectors and the real data ----------------------------------------------------------
@@ -79,17 +82,20 @@ def test_hash7_has_no_leading_zeros() -> None:
     assert not series_hash7(uid).startswith("0")
 
 
-def test_every_sample_file_gets_the_reference_path() -> None:
+@pytest.mark.parametrize("kind", IMPLEMENTATIONS)
+def test_every_sample_file_gets_the_reference_path(kind: str) -> None:
+    """Through both head parsers (issue 21): the pure-Python one and the compiled walk."""
+    parse = head_twin(kind).parse_head
     seen = set()
     for path in sorted((DATA / "SAG-anon").glob("*.dcm")):
-        f = head_of(path)
+        f = head_of(path, parse)
         assert check_required(f) == []
         assert series_dir("OXITESTORTHANC", f) == SAG_SERIES
         name = instance_file_name(f)
         assert name == path.name  # SAG-anon is already named NNNN-<SOPInstanceUID>.dcm
         seen.add(name)
     for path in sorted((DATA / "example-dicom-structural" / "dicoms").glob("*.dcm")):
-        f = head_of(path)
+        f = head_of(path, parse)
         assert check_required(f) == []
         assert series_dir("OXITESTORTHANC", f) == STRUCTURAL_SERIES
         ds = pydicom.dcmread(path, stop_before_pixels=True)
