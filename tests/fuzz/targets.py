@@ -64,9 +64,8 @@ def _chunks(payload: bytes, selector: int) -> Iterator[bytes]:
 # -- the PDU reader -----------------------------------------------------------------------
 
 
-def _established(strict: bool) -> Connection:
-    """Sta6 after a real A-ASSOCIATE-RQ/AC exchange, as the receiver runs it."""
-    conn = Connection(max_pdu_length=4096, strict=strict, pdu_hard_cap=65536)
+def _associate(conn: ConnectionPy) -> None:
+    """A real A-ASSOCIATE-RQ/AC exchange on ``conn`` (either twin), as the receiver runs it."""
     conn.receive_data(_ASSOCIATE_RQ, 0.0)
     event = conn.next_event()
     assert isinstance(event, AssociationRequested)
@@ -74,6 +73,12 @@ def _established(strict: bool) -> Connection:
     assert isinstance(answer, Accepted)
     conn.accept(answer.response)
     conn.data_to_send()
+
+
+def _established(strict: bool) -> Connection:
+    """Sta6 after a real A-ASSOCIATE-RQ/AC exchange, as the receiver runs it."""
+    conn = Connection(max_pdu_length=4096, strict=strict, pdu_hard_cap=65536)
+    _associate(conn)
     assert conn.state is State.STA6
     return conn
 
@@ -545,13 +550,7 @@ def _connection_trace(stack: _Stack, mode: int, pieces: list[bytes], eof: bool) 
         conn = stack.connection(max_pdu_length=4096, pdu_hard_cap=65536)
     else:
         conn = stack.connection(max_pdu_length=4096, strict=mode == 3, pdu_hard_cap=65536)
-        conn.receive_data(_ASSOCIATE_RQ, 0.0)
-        requested = conn.next_event()
-        assert isinstance(requested, AssociationRequested)
-        accepted = negotiate(requested.request, _POLICY)
-        assert isinstance(accepted, Accepted)
-        conn.accept(accepted.response)
-        conn.data_to_send()
+        _associate(conn)
     assembler = MessageAssembler()
     trace: list[str] = []
     clock = 1.0

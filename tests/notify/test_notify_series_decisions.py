@@ -9,11 +9,7 @@ first use (tested in tests/integration/test_replicas.py) is not what these test.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
-
-import pytest
 
 from oxidicom.notify import lonk
 from oxidicom.notify.journal import JournalEntry
@@ -22,18 +18,11 @@ from oxidicom.notify.registrations import HANDED_OVER
 from oxidicom.notify.series_redis import RedisSeriesStore
 from oxidicom.notify.series_store import WATCHED
 from oxidicom.notify.settle import PendingSeries
-from tests.integration.redis_server import RedisServer, redis_server
+from tests.integration.redis_server import RedisServer
 
 DIGEST = "ab" * 16
 ENTRY = JournalEntry("main2", {"path": "SERVICES/PACS/P/x"})
 FILES = 3
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    with redis_server(tmp_path / "redis") as running:
-        running.seasoned()
-        yield running
 
 
 class FakeRegistrations:

@@ -5,27 +5,17 @@ A private redis-server counts the commands it runs (INFO commandstats).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
 import redis
 
 from oxidicom.notify.journal import JournalEntry
 from oxidicom.notify.series_redis import RedisSeriesStore
 from oxidicom.notify.settle import PendingSeries
-from tests.integration.redis_server import RedisServer, redis_server
+from tests.integration.redis_server import RedisServer
 
 FILES_PER_SERIES = 500
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    with redis_server(tmp_path / "redis") as running:
-        running.seasoned()
-        yield running
 
 
 def evalsha_calls(server: RedisServer) -> int:

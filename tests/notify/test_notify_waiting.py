@@ -11,8 +11,6 @@ is cancelled; with ``wait_for`` three of these turns lose the cancellation on 3.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,7 +18,7 @@ import pytest
 
 from oxidicom.notify.series_redis import RedisSeriesStore
 from oxidicom.notify.waiting import cancel_and_wait, wait_event
-from tests.integration.redis_server import RedisServer, redis_server
+from tests.integration.redis_server import RedisServer
 
 TURNS = range(6)
 
@@ -68,13 +66,6 @@ async def test_cancel_and_wait_raises_the_callers_own_cancellation() -> None:
     release.set()
     await asyncio.wait([inner])
     assert inner.cancelled()
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    with redis_server(tmp_path / "redis") as running:
-        running.seasoned()
-        yield running
 
 
 async def test_the_series_store_stops_when_its_sync_task_was_just_woken(
