@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import os
 import pstats
 import struct
 import sys
@@ -166,7 +167,7 @@ async def _run(count: int, folder: Path, profile: bool) -> float:
         profiler.disable()
     spent = time.process_time() - started
     if profiler is not None:
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(35)
+        pstats.Stats(profiler).sort_stats(os.environ.get("HOT_PATH_SORT", "tottime")).print_stats(int(os.environ.get("HOT_PATH_ROWS", "35")))
     _receive(protocol, ul.encode(ul.ReleaseRQ()))
     protocol.connection_lost(None)
     await notifier.stop()

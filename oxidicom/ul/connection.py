@@ -95,6 +95,8 @@ DEFAULT_IDLE_TIMEOUT = 60.0
 #: A P-DATA-TF header followed by the header of its (first) PDV item.
 _ONE_PDV_HEADERS = struct.Struct(">BxIIBB")
 _EMPTY = memoryview(b"")
+#: Read once per response: a global is cheaper than an enum member through its class.
+_STA6 = State.STA6
 
 #: PDU type -> the state machine event its arrival raises (PS3.8 Table 9-2).
 _RECEIVE_EVENT = {
@@ -218,7 +220,13 @@ class Connection:
 
     def send_message(self, context_id: int, command: bytes, dataset: bytes | None = None) -> None:
         """P-DATA request, Evt9: a DIMSE command (and data set), split to the peer's maximum."""
-        self._apply(Evt.EVT9, self._encode_pdata(context_id, command, dataset))
+        data = self._encode_pdata(context_id, command, dataset)
+        if self.state is _STA6:
+            # Every response: Evt9 in Sta6 is DT-1 and stays in Sta6 (PS3.8 Table 9-10),
+            # which is _apply's work without its walk through the actions.
+            self._out.append(data)
+            return
+        self._apply(Evt.EVT9, data)
 
     def release(self) -> None:
         """A-RELEASE response, Evt14."""
