@@ -167,7 +167,9 @@ async def _run(count: int, folder: Path, profile: bool) -> float:
         profiler.disable()
     spent = time.process_time() - started
     if profiler is not None:
-        pstats.Stats(profiler).sort_stats(os.environ.get("HOT_PATH_SORT", "tottime")).print_stats(int(os.environ.get("HOT_PATH_ROWS", "35")))
+        order = os.environ.get("HOT_PATH_SORT", "tottime")
+        rows = int(os.environ.get("HOT_PATH_ROWS", "35"))
+        pstats.Stats(profiler).sort_stats(order).print_stats(rows)
     _receive(protocol, ul.encode(ul.ReleaseRQ()))
     protocol.connection_lost(None)
     await notifier.stop()
