@@ -12,7 +12,9 @@ An instance small enough never to reach ``flush_bytes`` is written in one go:
 open, write, rename. Without fsync those are page-cache operations of a few
 microseconds, done on the event loop so the response leaves in the same batch; with
 fsync they take one trip to the executor, where a slow disk cannot stall the other
-associations. Larger instances stream through aiofiles. The head of the data set is
+associations. Without fsync, such an instance of more than ``EARLY_WRITE_BYTES`` is
+written on the loop as it arrives, once its head is known, so that the answer waits
+only for the write of the last fragment. Larger instances stream through aiofiles. The head of the data set is
 parsed as it streams by; an instance whose required attributes are missing is refused
 without writing a byte.
 """
@@ -49,6 +51,11 @@ TMP_DIR_NAME = ".oxidicom-tmp"
 #: a 256 MiB instance 0.85 x dcmtk's throughput, 2 MiB 0.94 x, 4 MiB 0.99 x (peak RSS 49,
 #: 51, 55 MiB; benches/results/flush-sweep.md). At most two batches exist per association.
 DEFAULT_FLUSH_BYTES = 4 * 1024 * 1024
+#: Without fsync, an instance below ``flush_bytes`` is written on the loop as it arrives,
+#: once this much has gathered (and its head is known): its answer then waits only for the
+#: write of its last fragment, not of the whole data set. Smaller instances (nearly every
+#: MR or CT slice of a few KiB) arrive in one read or two, and are written in one go.
+EARLY_WRITE_BYTES = 64 * 1024
 #: Series folders remembered as existing (a ``makedirs`` saved per instance). Bounded: an
 #: archive migration writes a folder per instance, millions over a process's life; past
 #: this many the memory starts over, and a forgotten folder costs one ``makedirs`` again.
@@ -297,6 +304,14 @@ class InstanceWriter:
         self._parts.append(data)
         self._gathered += len(data)
         if self._gathered < self._flush_bytes:
+            if (
+                self._gathered >= EARLY_WRITE_BYTES
+                and self._head_done
+                and self._flushing is None
+                and self._size + self._gathered <= self._flush_bytes
+                and not self._store.sync_files
+            ):
+                self._write_early()
             return None
         if self._flushing is not None and not self._flushing.done():
             return self._flushing
@@ -338,8 +353,11 @@ class InstanceWriter:
             failed.set_exception(self._error)
             self._parts = []
             return failed
-        if self._fd is None and self._flushing is None:
-            return self._finish_whole(loop)
+        if self._flushing is None:
+            if self._fd is None:
+                return self._finish_whole(loop)
+            if self._durable is None:
+                return self._finish_early(loop)
         return asyncio.ensure_future(self._finish_streamed())
 
     def abandon(self) -> None:
@@ -417,6 +435,44 @@ class InstanceWriter:
                 None, _after, durable, store.write_whole, self._temp, directory, final, parts
             )
         job.add_done_callback(placed)
+        return done
+
+    def _write_early(self) -> None:
+        """What has gathered, to the temporary file now, on the loop (no fsync: page-cache
+        writes, as the whole-instance path makes at the end)."""
+        parts, self._parts = self._parts, []
+        self._gathered = 0
+        try:
+            if self._fd is None:
+                self._fd = os.open(
+                    self._temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, _FILE_MODE
+                )
+            self._size += _write_all(self._fd, parts)
+        except OSError as error:
+            # Drain the rest of the data set; finish() reports the failure and cleans up.
+            self._refuse(_storage_error(error))
+
+    def _finish_early(self, loop: asyncio.AbstractEventLoop) -> asyncio.Future[StoredInstance]:
+        """The rest, close, rename: on the loop, as :meth:`_finish_whole` (no fsync)."""
+        target = self._target
+        _, directory, final, _ = target  # type: ignore[misc]
+        parts, self._parts = self._parts, []
+        fd, self._fd = self._fd, None
+        done: asyncio.Future[StoredInstance] = loop.create_future()
+        try:
+            try:
+                if parts:
+                    self._size += _write_all(fd, parts)  # type: ignore[arg-type]
+            finally:
+                os.close(fd)  # type: ignore[arg-type]
+            self._store.place(self._temp, directory, final)
+        except BaseException as error:
+            _unlink(self._temp)
+            if not isinstance(error, Exception):
+                raise
+            done.set_exception(_storage_error(error) if isinstance(error, OSError) else error)
+        else:
+            done.set_result(self._result())
         return done
 
     def _start_flush(self) -> None:

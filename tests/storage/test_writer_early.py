@@ -1,0 +1,197 @@
+"""Without fsync, an instance below the streaming size is written as it arrives.
+
+Its answer then waits only for the write of its last fragment (a 512 KiB CT slice at one
+association: the sender is still sending while the first fragments are written). What
+must hold all the same: the file holds exactly the data set, nothing is written before
+its head is known (a refused instance leaves no byte), a failed write and an abandoned
+instance leave nothing behind, and with fsync every instance keeps its one trip to the
+executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+from pathlib import Path
+
+import pytest
+
+from oxidicom.dicom.errors import DatasetError
+from oxidicom.storage import writer as writer_module
+from oxidicom.storage.writer import EARLY_WRITE_BYTES, InstanceWriter, StorageError, Store
+from tests.storage.test_writer_refusals import dataset, left_behind, open_files_under
+
+MR = "1.2.840.10008.5.1.4.1.1.4"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+FRAGMENT = 16 * 1024
+#: 64 x 64 x 2 bytes of pixels and 600 KiB of private data: an instance of about 620 KiB.
+BODY_BYTES = 600 * 1024
+
+
+def begin(store: Store, sop_instance_uid: str) -> InstanceWriter:
+    return store.begin(
+        pacs_name="PACS",
+        sop_class_uid=MR,
+        sop_instance_uid=sop_instance_uid,
+        transfer_syntax_uid=EXPLICIT_LE,
+    )
+
+
+def temporary_files(store: Store) -> list[Path]:
+    return [p for p in left_behind(store) if p.name.endswith(".part")]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    store = Store(tmp_path / "files")  # the default streaming size, 4 MiB
+    store.prepare()
+    store.sync_files = False  # whatever filesystem tmp_path is on
+    return store
+
+
+def head_first(private_bytes: int = BODY_BYTES) -> tuple[str, bytes]:
+    """A data set whose private bytes come after every path attribute (group 0029)."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    from tests.dicom_factory import mr_instance
+
+    ds = mr_instance()
+    ds.add_new(0x00290010, "LO", "OXIDICOM TEST")
+    ds.add_new(0x00291000, "OB", b"\x5a" * private_bytes)
+    buffer = DicomBytesIO()
+    buffer.is_implicit_VR = False
+    buffer.is_little_endian = True
+    write_dataset(buffer, ds)
+    return str(ds.SOPInstanceUID), buffer.getvalue()
+
+
+async def test_the_data_set_is_on_disk_before_its_last_fragment(store: Store) -> None:
+    uid, body = head_first()
+    writer = begin(store, uid)
+    view = memoryview(body)
+    fed = 0
+    while fed < len(body) - FRAGMENT:
+        assert writer.write(view[fed : fed + FRAGMENT]) is None  # never waits
+        fed += FRAGMENT
+    (temporary,) = temporary_files(store)
+    # All but what gathered since the last write (less than EARLY_WRITE_BYTES).
+    assert temporary.stat().st_size > fed - EARLY_WRITE_BYTES
+    assert writer.write(view[fed:]) is None
+    placed = writer.finish()
+    assert placed.done()  # on the loop: answered in the same batch as the last read
+    stored = placed.result()
+    final = store.root / stored.series_dir / stored.file_name
+    content = final.read_bytes()
+    assert content.endswith(body)
+    assert len(content) == stored.size
+    assert temporary_files(store) == []
+    assert open_files_under(store.root) == []
+
+
+async def test_the_file_is_the_one_the_whole_write_makes(tmp_path: Path) -> None:
+    """Early or in one go, the same bytes: only when they are written differs."""
+    uid, body = head_first()
+    files = []
+    for name, fragment in (("early", FRAGMENT), ("whole", len(body))):
+        store = Store(tmp_path / name)
+        store.prepare()
+        store.sync_files = False
+        writer = begin(store, uid)
+        view = memoryview(body)
+        for start in range(0, len(body), fragment):
+            writer.write(view[start : start + fragment])
+        stored = writer.finish().result()
+        files.append((store.root / stored.series_dir / stored.file_name).read_bytes())
+    assert files[0] == files[1]
+
+
+async def test_nothing_is_written_before_the_head_is_known(store: Store) -> None:
+    """Private bytes before PatientName: the head is complete only at the end. A data set
+    that is not the instance its command names (A900) then leaves no byte, ever."""
+    _uid, body = dataset(private_bytes=BODY_BYTES)
+    writer = begin(store, "1.2.3.999")
+    view = memoryview(body)
+    for start in range(0, len(body), FRAGMENT):
+        writer.write(view[start : start + FRAGMENT])
+        assert left_behind(store) == []
+    placed = writer.finish()
+    assert isinstance(placed.exception(), DatasetError)
+    assert left_behind(store) == []
+
+
+async def test_with_fsync_the_instance_is_written_in_one_trip(store: Store) -> None:
+    store.sync_files = True
+    uid, body = head_first()
+    writer = begin(store, uid)
+    view = memoryview(body)
+    for start in range(0, len(body), FRAGMENT):
+        writer.write(view[start : start + FRAGMENT])
+    assert left_behind(store) == []  # nothing before the end
+    stored = await writer.finish()
+    assert (store.root / stored.series_dir / stored.file_name).read_bytes().endswith(body)
+
+
+async def test_a_failed_early_write_leaves_nothing(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ENOSPC in the second early write: A700, answered once nothing of it is left."""
+    real = writer_module._write_all
+    calls = 0
+
+    def full_disk(fd: int, parts: list[bytes | memoryview]) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, parts)
+
+    monkeypatch.setattr(writer_module, "_write_all", full_disk)
+    uid, body = head_first()
+    writer = begin(store, uid)
+    view = memoryview(body)
+    for start in range(0, len(body), FRAGMENT):
+        writer.write(view[start : start + FRAGMENT])
+    assert writer.refused
+    placed = writer.finish()
+    answered = asyncio.Event()
+    placed.add_done_callback(lambda _: answered.set())
+    await answered.wait()
+    assert left_behind(store) == []
+    assert open_files_under(store.root) == []
+    error = placed.exception()
+    assert isinstance(error, StorageError)
+    assert "No space left on device" in error.comment
+    assert calls == 2
+
+
+async def test_a_failed_rename_leaves_nothing(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(temp: str, directory: str, final: str) -> None:
+        raise OSError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(store, "place", refuse)
+    uid, body = head_first()
+    writer = begin(store, uid)
+    view = memoryview(body)
+    for start in range(0, len(body), FRAGMENT):
+        writer.write(view[start : start + FRAGMENT])
+    assert temporary_files(store) != []  # written early
+    placed = writer.finish()
+    assert isinstance(placed.exception(), StorageError)
+    assert left_behind(store) == []
+    assert open_files_under(store.root) == []
+
+
+async def test_an_abandoned_instance_written_early_leaves_nothing(store: Store) -> None:
+    uid, body = head_first()
+    writer = begin(store, uid)
+    view = memoryview(body)
+    for start in range(0, len(body) // 2, FRAGMENT):
+        writer.write(view[start : start + FRAGMENT])
+    assert temporary_files(store) != []
+    writer.abandon()  # the association ended inside the data set
+    await store.drain()
+    assert left_behind(store) == []
+    assert open_files_under(store.root) == []
