@@ -14,9 +14,9 @@ microseconds, done on the event loop so the response leaves in the same batch; w
 fsync they take one trip to the executor, where a slow disk cannot stall the other
 associations. Without fsync, such an instance of more than ``EARLY_WRITE_BYTES`` is
 written on the loop as it arrives, once its head is known, so that the answer waits
-only for the write of the last fragment. Larger instances stream through aiofiles. The head of the data set is
-parsed as it streams by; an instance whose required attributes are missing is refused
-without writing a byte.
+only for the write of the last fragment. Larger instances stream through aiofiles. The
+head of the data set is parsed as it streams by; an instance whose required attributes
+are missing is refused without writing a byte.
 """
 
 from __future__ import annotations
