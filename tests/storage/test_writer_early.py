@@ -19,7 +19,12 @@ import pytest
 from oxidicom.dicom.errors import DatasetError
 from oxidicom.storage import writer as writer_module
 from oxidicom.storage.writer import EARLY_WRITE_BYTES, InstanceWriter, StorageError, Store
-from tests.storage.test_writer_refusals import dataset, left_behind, open_files_under
+from tests.storage.test_writer_refusals import (
+    FullDiskAt,
+    dataset,
+    left_behind,
+    open_files_under,
+)
 
 MR = "1.2.840.10008.5.1.4.1.1.4"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
@@ -37,6 +42,13 @@ def begin(store: Store, sop_instance_uid: str) -> InstanceWriter:
     )
 
 
+def feed(writer: InstanceWriter, body: bytes, upto: int | None = None) -> None:
+    """``body`` (up to ``upto``) in fragments of FRAGMENT bytes, as reads deliver it."""
+    view = memoryview(body)
+    for start in range(0, len(body) if upto is None else upto, FRAGMENT):
+        assert writer.write(view[start : start + FRAGMENT]) is None  # never waits
+
+
 def temporary_files(store: Store) -> list[Path]:
     return [p for p in left_behind(store) if p.name.endswith(".part")]
 
@@ -49,35 +61,20 @@ def store(tmp_path: Path) -> Store:
     return store
 
 
-def head_first(private_bytes: int = BODY_BYTES) -> tuple[str, bytes]:
-    """A data set whose private bytes come after every path attribute (group 0029)."""
-    from pydicom.filebase import DicomBytesIO
-    from pydicom.filewriter import write_dataset
-
-    from tests.dicom_factory import mr_instance
-
-    ds = mr_instance()
-    ds.add_new(0x00290010, "LO", "OXIDICOM TEST")
-    ds.add_new(0x00291000, "OB", b"\x5a" * private_bytes)
-    buffer = DicomBytesIO()
-    buffer.is_implicit_VR = False
-    buffer.is_little_endian = True
-    write_dataset(buffer, ds)
-    return str(ds.SOPInstanceUID), buffer.getvalue()
+def head_first() -> tuple[str, bytes]:
+    """A data set whose private bytes come after every attribute the path needs."""
+    return dataset(private_bytes=BODY_BYTES, private_group=0x0029)
 
 
 async def test_the_data_set_is_on_disk_before_its_last_fragment(store: Store) -> None:
     uid, body = head_first()
     writer = begin(store, uid)
-    view = memoryview(body)
-    fed = 0
-    while fed < len(body) - FRAGMENT:
-        assert writer.write(view[fed : fed + FRAGMENT]) is None  # never waits
-        fed += FRAGMENT
+    fed = (len(body) - 1) // FRAGMENT * FRAGMENT  # all but the last fragment
+    feed(writer, body, upto=fed)
     (temporary,) = temporary_files(store)
     # All but what gathered since the last write (less than EARLY_WRITE_BYTES).
     assert temporary.stat().st_size > fed - EARLY_WRITE_BYTES
-    assert writer.write(view[fed:]) is None
+    assert writer.write(memoryview(body)[fed:]) is None
     placed = writer.finish()
     assert placed.done()  # on the loop: answered in the same batch as the last read
     stored = placed.result()
@@ -114,7 +111,7 @@ async def test_nothing_is_written_before_the_head_is_known(store: Store) -> None
     view = memoryview(body)
     for start in range(0, len(body), FRAGMENT):
         writer.write(view[start : start + FRAGMENT])
-        assert left_behind(store) == []
+        assert left_behind(store) == []  # after every fragment
     placed = writer.finish()
     assert isinstance(placed.exception(), DatasetError)
     assert left_behind(store) == []
@@ -124,9 +121,7 @@ async def test_with_fsync_the_instance_is_written_in_one_trip(store: Store) -> N
     store.sync_files = True
     uid, body = head_first()
     writer = begin(store, uid)
-    view = memoryview(body)
-    for start in range(0, len(body), FRAGMENT):
-        writer.write(view[start : start + FRAGMENT])
+    feed(writer, body)
     assert left_behind(store) == []  # nothing before the end
     stored = await writer.finish()
     assert (store.root / stored.series_dir / stored.file_name).read_bytes().endswith(body)
@@ -136,22 +131,11 @@ async def test_a_failed_early_write_leaves_nothing(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """ENOSPC in the second early write: A700, answered once nothing of it is left."""
-    real = writer_module._write_all
-    calls = 0
-
-    def full_disk(fd: int, parts: list[bytes | memoryview]) -> int:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(fd, parts)
-
+    full_disk = FullDiskAt(2, writer_module._write_all)
     monkeypatch.setattr(writer_module, "_write_all", full_disk)
     uid, body = head_first()
     writer = begin(store, uid)
-    view = memoryview(body)
-    for start in range(0, len(body), FRAGMENT):
-        writer.write(view[start : start + FRAGMENT])
+    feed(writer, body)
     assert writer.refused
     placed = writer.finish()
     answered = asyncio.Event()
@@ -162,7 +146,7 @@ async def test_a_failed_early_write_leaves_nothing(
     error = placed.exception()
     assert isinstance(error, StorageError)
     assert "No space left on device" in error.comment
-    assert calls == 2
+    assert full_disk.calls == 2
 
 
 async def test_a_failed_rename_leaves_nothing(
@@ -174,9 +158,7 @@ async def test_a_failed_rename_leaves_nothing(
     monkeypatch.setattr(store, "place", refuse)
     uid, body = head_first()
     writer = begin(store, uid)
-    view = memoryview(body)
-    for start in range(0, len(body), FRAGMENT):
-        writer.write(view[start : start + FRAGMENT])
+    feed(writer, body)
     assert temporary_files(store) != []  # written early
     placed = writer.finish()
     assert isinstance(placed.exception(), StorageError)
@@ -187,9 +169,7 @@ async def test_a_failed_rename_leaves_nothing(
 async def test_an_abandoned_instance_written_early_leaves_nothing(store: Store) -> None:
     uid, body = head_first()
     writer = begin(store, uid)
-    view = memoryview(body)
-    for start in range(0, len(body) // 2, FRAGMENT):
-        writer.write(view[start : start + FRAGMENT])
+    feed(writer, body, upto=len(body) // 2)
     assert temporary_files(store) != []
     writer.abandon()  # the association ended inside the data set
     await store.drain()

@@ -8,7 +8,9 @@ its failure is known only once its temporary file is closed and removed.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,13 +28,16 @@ FLUSH = 64 * 1024
 FRAGMENT = 16 * 1024
 
 
-def dataset(private_bytes: int = 0, **overrides: object) -> tuple[str, bytes]:
+def dataset(
+    private_bytes: int = 0, private_group: int = 0x0009, **overrides: object
+) -> tuple[str, bytes]:
     """(SOPInstanceUID, explicit VR LE data set); ``private_bytes`` of a private OB element
-    in group 0009, before PatientName: the head is complete only once they went by."""
+    in ``private_group``: 0009, before PatientName, completes the head only once they went
+    by; 0029 comes after every attribute the path needs."""
     ds = mr_instance(**overrides)
     if private_bytes:
-        ds.add_new(0x00090010, "LO", "OXIDICOM TEST")
-        ds.add_new(0x00091000, "OB", b"\x00" * private_bytes)
+        ds.add_new((private_group << 16) | 0x0010, "LO", "OXIDICOM TEST")
+        ds.add_new((private_group << 16) | 0x1000, "OB", b"\x00" * private_bytes)
     buffer = DicomBytesIO()
     buffer.is_implicit_VR = False
     buffer.is_little_endian = True
@@ -69,6 +74,21 @@ def open_files_under(folder: Path) -> list[str]:
         if target.startswith(f"{folder}/") and not target.endswith("/.lock"):
             found.append(target)
     return found
+
+
+class FullDiskAt:
+    """``write_all`` that fails with ENOSPC at its ``call``-th call, and counts calls."""
+
+    def __init__(self, call: int, real: Callable[[int, list[bytes | memoryview]], int]) -> None:
+        self.call = call
+        self.real = real
+        self.calls = 0
+
+    def __call__(self, fd: int, parts: list[bytes | memoryview]) -> int:
+        self.calls += 1
+        if self.calls == self.call:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self.real(fd, parts)
 
 
 def left_behind(store: Store) -> list[Path]:
@@ -175,16 +195,7 @@ async def test_a_failed_write_is_known_only_once_the_file_is_gone(
     """ENOSPC in the second flush: A700 once the temporary file is closed and removed."""
     from oxidicom.storage import writer as writer_module
 
-    real = writer_module._write_all
-    calls = 0
-
-    def full_disk(fd: int, parts: list[bytes | memoryview]) -> int:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
-            raise OSError(28, "No space left on device")
-        return real(fd, parts)
-
+    full_disk = FullDiskAt(2, writer_module._write_all)
     wrapped = writer_module.aiofiles.os.wrap(full_disk)
     monkeypatch.setattr(writer_module, "_write_all_async", wrapped)
     uid, body = dataset(4 * FLUSH)
@@ -195,4 +206,4 @@ async def test_a_failed_write_is_known_only_once_the_file_is_gone(
     assert left_behind(store) == []
     assert open_files_under(store.root) == []
     assert isinstance(placed.exception(), StorageError)
-    assert calls == 2
+    assert full_disk.calls == 2
