@@ -38,8 +38,8 @@ from oxidicom.dicom.part10 import file_meta
 from oxidicom.dimse.commands import Status
 from oxidicom.storage.layout import check_required, instance_file_name, series_dir
 from oxidicom.storage.tmpdir import WorkDir, remove_stale
+from oxidicom.support.atomic import TEMP_FILE_FLAGS, write_then_rename
 from oxidicom.support.atomic import write_all as _write_all
-from oxidicom.support.atomic import write_then_rename
 from oxidicom.support.background import Background
 
 log = logging.getLogger("oxidicom.storage")
@@ -444,9 +444,7 @@ class InstanceWriter:
         self._gathered = 0
         try:
             if self._fd is None:
-                self._fd = os.open(
-                    self._temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, _FILE_MODE
-                )
+                self._fd = os.open(self._temp, TEMP_FILE_FLAGS, _FILE_MODE)
             self._size += _write_all(self._fd, parts)
         except OSError as error:
             # Drain the rest of the data set; finish() reports the failure and cleans up.
@@ -461,16 +459,19 @@ class InstanceWriter:
         done: asyncio.Future[StoredInstance] = loop.create_future()
         try:
             try:
-                if parts:
-                    self._size += _write_all(fd, parts)  # type: ignore[arg-type]
-            finally:
-                os.close(fd)  # type: ignore[arg-type]
-            self._store.place(self._temp, directory, final)
-        except BaseException as error:
-            _unlink(self._temp)
-            if not isinstance(error, Exception):
+                try:
+                    if parts:
+                        self._size += _write_all(fd, parts)  # type: ignore[arg-type]
+                finally:
+                    os.close(fd)  # type: ignore[arg-type]
+                self._store.place(self._temp, directory, final)
+            except BaseException:
+                _unlink(self._temp)  # as write_then_rename: nothing is left
                 raise
-            done.set_exception(_storage_error(error) if isinstance(error, OSError) else error)
+        except OSError as error:
+            done.set_exception(_storage_error(error))
+        except Exception as error:  # a bug: answered as _finish_whole answers it
+            done.set_exception(error)
         else:
             done.set_result(self._result())
         return done
@@ -483,9 +484,7 @@ class InstanceWriter:
     async def _flush(self, parts: list[bytes | memoryview]) -> None:
         try:
             if self._fd is None:
-                self._fd = await _open_async(
-                    self._temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, _FILE_MODE
-                )
+                self._fd = await _open_async(self._temp, TEMP_FILE_FLAGS, _FILE_MODE)
             self._size += await _write_all_async(self._fd, parts)
         except OSError as error:
             # Drain the rest of the data set; finish() reports the failure.

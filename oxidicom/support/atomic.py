@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 #: Most buffers one writev takes on Linux (IOV_MAX); more is EINVAL.
 IOV_MAX = 512
+#: How a temporary file is opened: written from its start, never inherited by a child.
+TEMP_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 
 
 def write_all(fd: int, parts: list[bytes | memoryview]) -> int:
@@ -71,7 +73,7 @@ def write_then_rename(
     file is left. (Positional arguments only: it runs once per stored instance.)
     """
     try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+        fd = os.open(temp, TEMP_FILE_FLAGS, mode)
         try:
             size = write_all(fd, parts)
             if fsync:
