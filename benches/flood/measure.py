@@ -163,7 +163,16 @@ def measure(
     rusage_file = run_dir / "rusage.json"
     wrapper_argv = [sys.executable, str(BENCHES / "_rusage.py"), str(rusage_file), "--"]
     with open(logs / "receiver.log", "wb") as log:
-        wrapper = spawn(wrapper_argv + command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        # In its own folder, not the checkout's: `python -m oxidicom` puts the working
+        # directory first on sys.path, so from the checkout a tree on PYTHONPATH
+        # (OXIDICOM_BENCH_CMD) would silently run the checkout's code instead.
+        wrapper = spawn(
+            wrapper_argv + command,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=run_dir,
+        )
     senders: list[subprocess.Popen[bytes]] = []
     try:
         wait_listening(port, wrapper, timeout=30)

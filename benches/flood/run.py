@@ -153,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         return rewrite(args.from_json, args.results, args.name)
     signal.signal(signal.SIGINT, _interrupt)  # even when started with SIGINT ignored
     signal.signal(signal.SIGTERM, _interrupt)
-    work = args.out_dir / time.strftime("run-%Y%m%d-%H%M%S")
+    # Absolute: each receiver runs in its own folder (measure.py).
+    work = args.out_dir.resolve() / time.strftime("run-%Y%m%d-%H%M%S")
     work.mkdir(parents=True, exist_ok=True)
     steps = plan(args)
     settings = {
