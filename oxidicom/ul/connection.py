@@ -539,10 +539,7 @@ class Connection:
         if dataset is None and (not limit or len(command) <= limit):
             # Every response: one PDU holding one PDV, the last fragment of a command.
             size = len(command)
-            return (
-                _ONE_PDV_HEADERS.pack(_P_DATA_TF, size + 6, size + 2, context_id, 3)
-                + command
-            )
+            return _ONE_PDV_HEADERS.pack(_P_DATA_TF, size + 6, size + 2, context_id, 3) + command
         parts: list[bytes] = []
         for is_command, data in ((True, command), (False, dataset)):
             if data is None:
