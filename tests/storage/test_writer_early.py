@@ -10,7 +10,6 @@ executor.
 
 from __future__ import annotations
 
-import asyncio
 import errno
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from oxidicom.storage import writer as writer_module
 from oxidicom.storage.writer import EARLY_WRITE_BYTES, InstanceWriter, StorageError, Store
 from tests.storage.test_writer_refusals import (
     FullDiskAt,
+    answered,
     dataset,
     left_behind,
     open_files_under,
@@ -138,9 +138,7 @@ async def test_a_failed_early_write_leaves_nothing(
     feed(writer, body)
     assert writer.refused
     placed = writer.finish()
-    answered = asyncio.Event()
-    placed.add_done_callback(lambda _: answered.set())
-    await answered.wait()
+    await answered(placed)
     assert left_behind(store) == []
     assert open_files_under(store.root) == []
     error = placed.exception()

@@ -91,6 +91,13 @@ class FullDiskAt:
         return self.real(fd, parts)
 
 
+async def answered(placed: asyncio.Future[StoredInstance]) -> None:
+    """Wait until ``placed``'s done-callbacks run: the moment the association answers."""
+    done = asyncio.Event()
+    placed.add_done_callback(lambda _: done.set())
+    await done.wait()
+
+
 def left_behind(store: Store) -> list[Path]:
     """Every file of the store but its lock: temporary and final files alike."""
     return [p for p in store.root.rglob("*") if p.is_file() and p.name != ".lock"]
@@ -180,10 +187,7 @@ async def test_a_refusal_after_streaming_is_known_only_once_the_file_is_gone(
     assert writer.refused
     assert left_behind(store) != []  # it did reach the disk
     placed = writer.finish()
-    failed = asyncio.Event()
-    placed.add_done_callback(lambda _: failed.set())
-    await failed.wait()
-    # The moment the answer would be sent (the association answers from this callback).
+    await answered(placed)
     assert left_behind(store) == []
     assert open_files_under(store.root) == []
     assert isinstance(placed.exception(), DatasetError)
@@ -200,9 +204,7 @@ async def test_a_failed_write_is_known_only_once_the_file_is_gone(
     monkeypatch.setattr(writer_module, "_write_all_async", wrapped)
     uid, body = dataset(4 * FLUSH)
     placed = await send(begin(store, uid), body)
-    failed = asyncio.Event()
-    placed.add_done_callback(lambda _: failed.set())
-    await failed.wait()
+    await answered(placed)
     assert left_behind(store) == []
     assert open_files_under(store.root) == []
     assert isinstance(placed.exception(), StorageError)
