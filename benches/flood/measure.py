@@ -15,6 +15,7 @@ from pathlib import Path
 from benches.flood import BENCHES
 from benches.flood.datasets import DataSet, SourceFile
 from benches.flood.procs import (
+    WaitSampler,
     cpu_seconds,
     forget,
     free_port,
@@ -52,6 +53,8 @@ class Measurement:
     cpu_s: float = 0.0  # receiver tree, flood only (psutil, first connect to last file)
     cpu_total_s: float = 0.0  # receiver tree, start to exit (getrusage of the wrapper)
     senders_cpu_s: float = 0.0  # every storescu, first connection to its exit (wait4)
+    # receiver tree: runnable but not running, waiting for a CPU (schedstat, sampled)
+    cpu_wait_s: float = 0.0
     peak_rss_kib: int = 0  # largest single process of the tree
     stored: int = 0
     stored_bytes: int = 0
@@ -180,6 +183,7 @@ def measure(
             _wait_log_lines(logs / "receiver.log", *receiver.ready_lines, wrapper, timeout=30)
         shares = [list(dataset.files[i::concurrency]) for i in range(concurrency)]
         cpu0 = tree_cpu_seconds(wrapper.pid)
+        waits = WaitSampler(wrapper.pid)
         t0 = time.perf_counter()
         deadline = time.monotonic() + timeout
         senders = [
@@ -204,6 +208,7 @@ def measure(
                 raise TimeoutError(f"senders still running after {timeout:.0f} s")
             if wrapper.poll() is not None:
                 raise RuntimeError(f"receiver exited with status {wrapper.returncode}")
+            waits.sample()
             time.sleep(0.005)
         m.storescu_status = [s.returncode for s in senders]
         for s in senders:
@@ -218,6 +223,8 @@ def measure(
             time.sleep(0.02)
         m.wall_s = t_scan - t_connect
         m.cpu_s = tree_cpu_seconds(wrapper.pid) - cpu0
+        waits.sample(force=True)
+        m.cpu_wait_s = waits.seconds()
         m.peak_rss_kib = tree_rss_hwm_kib(wrapper.pid)
         m.stored = len(found)
         m.inst_per_s = m.instances / m.wall_s

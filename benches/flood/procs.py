@@ -152,6 +152,58 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def tree_waits_ns(pid: int) -> dict[int, int]:
+    """Run-queue wait of every thread of ``pid`` and its live descendants, by thread id.
+
+    The second field of ``/proc/PID/task/TID/schedstat``: nanoseconds the thread was
+    runnable but not running, waiting for a CPU. Unlike CPU time it is not summed into
+    the parent when a child exits, so :class:`WaitSampler` samples it while they live.
+    """
+    try:
+        root = psutil.Process(pid)
+        pids = [pid, *(p.pid for p in root.children(recursive=True))]
+    except psutil.NoSuchProcess:
+        return {}
+    waits: dict[int, int] = {}
+    for process in pids:
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{process}/task"):
+                path = f"/proc/{process}/task/{task}/schedstat"
+                with contextlib.suppress(OSError), open(path) as f:
+                    waits[int(task)] = int(f.read().split()[1])
+    return waits
+
+
+class WaitSampler:
+    """How long a process tree waited for a CPU from now on: samples of ``tree_waits_ns``.
+
+    A thread seen at the start counts from its reading then; one born later counts whole.
+    A child that exits between two samples loses what it waited since the last one, so
+    :meth:`sample` is called every ``interval`` seconds at most (reading a few small files
+    per thread: cheap, but not free on a machine the flood keeps busy).
+    """
+
+    def __init__(self, pid: int, interval: float = 0.05) -> None:
+        self.pid = pid
+        self.interval = interval
+        self._first = tree_waits_ns(pid)
+        self._last = dict(self._first)
+        self._at = time.monotonic()
+
+    def sample(self, force: bool = False) -> None:
+        """Read the tree again, unless the last reading is younger than ``interval``."""
+        now = time.monotonic()
+        if not force and now - self._at < self.interval:
+            return
+        self._at = now
+        self._last.update(tree_waits_ns(self.pid))
+
+    def seconds(self) -> float:
+        """Run-queue wait of the tree since this sampler was made, as last sampled."""
+        waited = sum(ns - self._first.get(tid, 0) for tid, ns in self._last.items())
+        return waited / 1e9
+
+
 def tree_rss_hwm_kib(pid: int) -> int:
     """Largest VmHWM (peak RSS) among ``pid`` and its live descendants, in KiB."""
     best = 0

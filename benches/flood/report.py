@@ -55,11 +55,12 @@ def _cells(
     good = [r for r in group if r["ok"]]
     runs = f"{len(good)}/{len(group)}"
     if not good:
-        return ["**failed**", "", "", "", "", "", "", runs]
+        return ["**failed**", "", "", "", "", "", "", "", runs]
     ips = [float(r["inst_per_s"]) for r in good]  # type: ignore[arg-type]
     mibs = _median([float(r["mib_per_s"]) for r in good])  # type: ignore[arg-type]
     per_inst = _median([_per_instance_ms(r, "cpu_s") for r in good])
     senders = _median([_per_instance_ms(r, "senders_cpu_s") for r in good if "senders_cpu_s" in r])
+    waited = _median([_per_instance_ms(r, "cpu_wait_s") for r in good if "cpu_wait_s" in r])
     busy = _median([b for r in good if (b := _busy(r, cpus)) is not None])
     rss = _median([int(r["peak_rss_kib"]) / 1024 for r in good])  # type: ignore[arg-type]
     ratio = _median(ratios(rows, dataset, c, receiver, baseline))
@@ -69,6 +70,7 @@ def _cells(
         f"{mibs:.1f}",
         "—" if receiver == baseline else (f"{ratio:.2f}" if ratio is not None else "n/a"),
         f"{per_inst:.3f}",
+        "" if waited is None else f"{waited:.3f}",
         "" if senders is None else f"{senders:.3f}",
         "" if busy is None else f"{busy:.0%}",
         f"{rss:.0f}",
@@ -101,13 +103,14 @@ def markdown(
         "means). Medians over the repeats; *x base* is the median of per-repeat ratios of",
         f"instances/s to `{baseline}` measured in the same round. CPU is per instance sent,",
         "of the receiver (its process tree) and of all the senders together, from the first",
-        "connection on; *cores busy* is both over the wall time and the machine's cores.",
+        "connection on; *cores busy* is both over the wall time and the machine's cores;",
+        "*waited* is the time the receiver's threads were ready to run but waited for a CPU.",
         "",
         f"![throughput]({plot_name})",
         "",
         "| data set | C | receiver | inst/s (min-max) | MiB/s | x base | CPU ms/inst "
-        "| senders CPU ms/inst | cores busy | peak RSS MiB | ok runs |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| waited ms/inst | senders CPU ms/inst | cores busy | peak RSS MiB | ok runs |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     try:
         cpus = int(machine.get("cpus (nproc)", "0"))
