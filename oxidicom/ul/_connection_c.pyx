@@ -2,13 +2,20 @@
 """Compiled twin of the byte-crunching half of :class:`oxidicom.ul.connection.Connection`.
 
 :class:`Connection` here is a subclass of the pure-Python one (``ConnectionPy``) that
-replaces only the reader: ``next_event``, ``_read`` (PDU and PDV framing),
-``_whole_pdata`` (one P-DATA-TF of one PDV in the first chunk), ``_read_pdv_header``,
-``_take`` and ``_drop``. The state machine, the timers, the control PDUs and the
-output stay the reference's own code, so both twins change state, raise and answer
-through the same lines. Each method below is the pure-Python method with C integers
-and direct reads of the header bytes; keep them line for line alike (the
-differential fuzz target ``pdu_twins_input`` runs both on the same bytes).
+replaces only the reader: ``receive_data``, ``next_event``, ``_read`` (PDU and PDV
+framing), ``_whole_pdata`` (one P-DATA-TF of one PDV in the first chunk),
+``_read_pdv_header``, ``_take``, ``_drop``, ``get_timer`` and ``buffered``. The state
+machine, the control PDUs and the output stay the reference's own code, so both twins
+change state, raise and answer through the same lines. Each method below is the
+pure-Python method with C integers and direct reads of the header bytes; keep them line
+for line alike (the differential fuzz target ``pdu_twins_input`` runs both on the same
+bytes).
+
+The reader's state lives in C fields of :class:`_ReaderState`, the first base of
+:class:`Connection`: the methods here read and write them as struct members, where an
+attribute of a Python class costs a type and a dictionary lookup each time (about half
+of this reader's instructions before). The reference's methods reach the same fields
+through their member descriptors.
 """
 
 from cpython.buffer cimport PyBUF_FULL_RO, PyBuffer_Release, PyObject_GetBuffer
@@ -45,8 +52,37 @@ cdef inline bint _byte_buffer(Py_buffer *view) noexcept:
     )
 
 
-class Connection(ConnectionPy):
-    __doc__ = ConnectionPy.__doc__
+cdef class _ReaderState:
+    """The reader's state as C fields (see the module's docstring); no behaviour of its own
+    but the reader's methods. ``ConnectionPy.__init__`` sets every field."""
+
+    cdef public object state, _chunks, _events, _control_pdu, _artim_deadline, idle_timeout
+    cdef public Py_ssize_t _buffered, _pdu_remaining, _pdv_remaining, _skip
+    cdef public Py_ssize_t max_pdu_length, pdu_hard_cap
+    cdef public int _pdv_context
+    cdef public bint _pdv_command, _pdv_last, _eof, _discard, strict
+    cdef public double _clock, _idle_mark
+
+    def receive_data(self, data, double now):
+        """Feed bytes from the transport; they must not be mutated afterwards."""
+        self._clock = now
+        if not data or self.state is _STA1 or self._discard:
+            return
+        self._chunks.append(data if type(data) is memoryview else memoryview(data))
+        self._buffered += len(data)
+
+    def get_timer(self):
+        """The next time :meth:`handle_timer` must run, or None."""
+        if self._artim_deadline is not None:
+            return self._artim_deadline
+        if self.state is _STA6 and self.idle_timeout is not None:
+            return self._idle_mark + self.idle_timeout
+        return None
+
+    @property
+    def buffered(self):
+        """Bytes received but not yet turned into events (for flow control)."""
+        return self._buffered
 
     def next_event(self):
         """The next event, or None when more bytes (or a local decision) are needed."""
@@ -64,7 +100,7 @@ class Connection(ConnectionPy):
         return event
 
     def _read(self):
-        cdef Py_ssize_t size, remaining
+        cdef Py_ssize_t size, remaining, length
         chunks = self._chunks
         while True:
             remaining = self._pdv_remaining
@@ -239,6 +275,10 @@ class Connection(ConnectionPy):
                 n = 0
         self._skip = n
         return n == 0
+
+
+class Connection(_ReaderState, ConnectionPy):
+    __doc__ = ConnectionPy.__doc__
 
 
 cdef tuple _pdu_header(object six):
