@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, cast
 from oxidicom.aio.receive_buffer import ReceiveBuffer
 from oxidicom.scp.association import Association
 from oxidicom.scp.transfer_rate import GRACE, TransferMeter
+from oxidicom.support.extensions import load_compiled
 from oxidicom.telemetry.logs import CURRENT_ASSOCIATION
 from oxidicom.ul.connection import Connection
 from oxidicom.ul.fsm import State
@@ -239,6 +240,10 @@ class AssociationProtocol(asyncio.BufferedProtocol):
             if deadline is None or timer_at is None or timer_at > deadline or self._timer is None:
                 self._arm_timer()
             return
+        self._flush_rest(conn, transport, state)
+
+    def _flush_rest(self, conn: Connection, transport: asyncio.Transport, state: State) -> None:
+        """_flush past its common case: closing, half-closing, flow control, the timer."""
         if conn.should_close or (state is State.STA1 and not transport.is_closing()):
             self._close(transport)
         elif state is State.STA13 and self._write_paused and not transport.is_closing():
@@ -386,3 +391,15 @@ class AssociationProtocol(asyncio.BufferedProtocol):
             elif self.transport is not None:
                 self.transport.write(self.conn.data_to_send())
                 self._close(self.transport)
+
+
+# -- the compiled twin ------------------------------------------------------------------
+# The class above is the reference. ``_protocol_c.AssociationProtocol`` subclasses it and
+# replaces only the per-read path (buffer_updated, data_received, _pump and _flush's
+# common case) with compiled code over C fields; everything else is this class's.
+# ``AssociationProtocolPy`` keeps the pure-Python class reachable for the tests of both.
+AssociationProtocolPy = AssociationProtocol
+
+_c = load_compiled("oxidicom.aio._protocol_c")
+if _c is not None:
+    AssociationProtocol = _c.AssociationProtocol  # type: ignore[misc]

@@ -20,7 +20,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 
 from oxidicom.aio.context import ScopedProtocol
-from oxidicom.aio.protocol import AssociationProtocol
+from oxidicom.aio.protocol import AssociationProtocolPy
 from oxidicom.app.settings import load_settings
 from oxidicom.dimse.commands import CommandField, encode_request
 from oxidicom.notify.notifier import build_notifier
@@ -97,7 +97,9 @@ def _read(protocol: ScopedProtocol, data: bytes) -> None:
     protocol.buffer_updated(len(data))
 
 
-async def test_one_quickack_per_response_whatever_the_reads(tmp_path: Path) -> None:
+async def test_one_quickack_per_response_whatever_the_reads(
+    tmp_path: Path, shell: type[AssociationProtocolPy]
+) -> None:
     settings = load_settings(
         {
             "OXIDICOM_FILES_ROOT": str(tmp_path / "files"),
@@ -112,7 +114,7 @@ async def test_one_quickack_per_response_whatever_the_reads(tmp_path: Path) -> N
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         transport = _Transport(sock)
-        inner = AssociationProtocol(ScpService(settings, store, notifier))
+        inner = shell(ScpService(settings, store, notifier))
         protocol = ScopedProtocol(inner)
         protocol.connection_made(transport)  # type: ignore[arg-type]
         recorder = _Recorder()

@@ -16,7 +16,7 @@ import pytest
 
 from oxidicom.aio import receive_buffer
 from oxidicom.aio.context import ScopedProtocol
-from oxidicom.aio.protocol import AssociationProtocol
+from oxidicom.aio.protocol import AssociationProtocolPy
 from oxidicom.aio.receive_buffer import MIN_LENT, SLAB_SIZE, ReceiveBuffer
 from oxidicom.app.settings import load_settings
 from oxidicom.notify.notifier import build_notifier
@@ -109,7 +109,9 @@ def test_the_connection_protocol_is_a_buffered_protocol() -> None:
 
 
 @pytest.mark.parametrize("loop_kind", ["uvloop", "asyncio"])
-def test_a_real_transport_reads_into_our_slabs(loop_kind: str, tmp_path: Path) -> None:
+def test_a_real_transport_reads_into_our_slabs(
+    loop_kind: str, tmp_path: Path, shell: type[AssociationProtocolPy]
+) -> None:
     """Over a socket, the bytes the Upper Layer gets are views of our slabs (a bytearray),
     not ``bytes`` the transport made: the data set is not copied in user space."""
     uvloop = pytest.importorskip("uvloop") if loop_kind == "uvloop" else None
@@ -133,9 +135,7 @@ def test_a_real_transport_reads_into_our_slabs(loop_kind: str, tmp_path: Path) -
         await notifier.start()
         loop = asyncio.get_running_loop()
         service = ScpService(settings, store, notifier)
-        server = await loop.create_server(
-            lambda: ScopedProtocol(AssociationProtocol(service)), "127.0.0.1", 0
-        )
+        server = await loop.create_server(lambda: ScopedProtocol(shell(service)), "127.0.0.1", 0)
         try:
             port = server.sockets[0].getsockname()[1]
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
