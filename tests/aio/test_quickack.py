@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,11 +20,9 @@ from pydicom.filewriter import write_dataset
 
 from oxidicom.aio.context import ScopedProtocol
 from oxidicom.aio.protocol import AssociationProtocolPy
-from oxidicom.app.settings import load_settings
 from oxidicom.dimse.commands import CommandField, encode_request
-from oxidicom.notify.notifier import build_notifier
 from oxidicom.scp.services import ScpService
-from oxidicom.storage.writer import Store
+from tests.aio.reads import read
 from tests.dicom_factory import mr_instance
 from tests.integration.raw_peer import EXPLICIT_LE, MR_STORAGE, associate_rq, pdata
 
@@ -90,55 +87,35 @@ def _store_request(index: int) -> tuple[bytes, bytes]:
     return pdata(1, True, True, command), pdata(1, False, True, buffer.getvalue())
 
 
-def _read(protocol: ScopedProtocol, data: bytes) -> None:
-    lent = protocol.get_buffer(len(data))
-    lent[: len(data)] = data
-    del lent
-    protocol.buffer_updated(len(data))
-
-
 async def test_one_quickack_per_response_whatever_the_reads(
-    tmp_path: Path, shell: type[AssociationProtocolPy]
+    service: ScpService, shell: type[AssociationProtocolPy]
 ) -> None:
-    settings = load_settings(
-        {
-            "OXIDICOM_FILES_ROOT": str(tmp_path / "files"),
-            "OXIDICOM_OUTBOX_DIR": str(tmp_path / "outbox"),
-            "OXIDICOM_FSYNC": "false",
-        }
-    )
-    store = Store(settings.files_root, fsync=False)
-    store.prepare()
-    notifier = build_notifier(settings)
-    await notifier.start()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         transport = _Transport(sock)
-        inner = shell(ScpService(settings, store, notifier))
+        inner = shell(service)
         protocol = ScopedProtocol(inner)
         protocol.connection_made(transport)  # type: ignore[arg-type]
         recorder = _Recorder()
         inner._close_quickack()
         inner._quickack = recorder  # type: ignore[assignment]
-        _read(protocol, associate_rq(contexts=((MR_STORAGE, EXPLICIT_LE),)))
+        read(protocol, associate_rq(contexts=((MR_STORAGE, EXPLICIT_LE),)))
         assert transport.writes == 1  # A-ASSOCIATE-AC: the read was answered
         assert recorder.quickacks == 0
         for index in range(3):
             command, dataset = _store_request(index)
             # The command alone, then the data set in four reads: only the last is
             # answered (C-STORE-RSP).
-            _read(protocol, command)
+            read(protocol, command)
             quarter = len(dataset) // 4
             for start in range(0, 3 * quarter, quarter):
-                _read(protocol, dataset[start : start + quarter])
+                read(protocol, dataset[start : start + quarter])
                 await asyncio.sleep(0)
             assert recorder.quickacks == index + 1  # the command's read, once
-            _read(protocol, dataset[3 * quarter :])
+            read(protocol, dataset[3 * quarter :])
             await asyncio.sleep(0)
             assert transport.writes == index + 2  # answered: no QUICKACK needed
             assert recorder.quickacks == index + 1
     finally:
         protocol.connection_lost(None)  # the association ends: process-wide tallies too
         sock.close()
-        await notifier.stop()
-        store.close()

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from oxidicom.aio.context import ScopedProtocol
 from oxidicom.aio.protocol import AssociationProtocolPy
-from oxidicom.app.settings import load_settings
-from oxidicom.notify.notifier import build_notifier
 from oxidicom.scp.services import ScpService
-from oxidicom.storage.writer import Store
 from oxidicom.ul.events import DataFragment
+from tests.aio.reads import read
 from tests.integration.raw_peer import EXPLICIT_LE, MR_STORAGE, associate_rq, pdata
 
 
@@ -73,32 +70,14 @@ class _Storage:
         return wait
 
 
-def _read(protocol: ScopedProtocol, data: bytes) -> None:
-    lent = protocol.get_buffer(len(data))
-    lent[: len(data)] = data
-    del lent
-    protocol.buffer_updated(len(data))
-
-
 @pytest.fixture
-async def established(tmp_path: Path, shell: type[AssociationProtocolPy]) -> Any:
-    settings = load_settings(
-        {
-            "OXIDICOM_FILES_ROOT": str(tmp_path / "files"),
-            "OXIDICOM_OUTBOX_DIR": str(tmp_path / "outbox"),
-            "OXIDICOM_FSYNC": "false",
-        }
-    )
-    store = Store(settings.files_root, fsync=False)
-    store.prepare()
-    notifier = build_notifier(settings)
-    await notifier.start()
+async def established(service: ScpService, shell: type[AssociationProtocolPy]) -> Any:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     transport = _Transport(sock)
-    inner = shell(ScpService(settings, store, notifier))
+    inner = shell(service)
     protocol = ScopedProtocol(inner)
     protocol.connection_made(transport)  # type: ignore[arg-type]
-    _read(protocol, associate_rq(contexts=((MR_STORAGE, EXPLICIT_LE),)))
+    read(protocol, associate_rq(contexts=((MR_STORAGE, EXPLICIT_LE),)))
     assert transport.written and transport.written[0][0] == 0x02  # A-ASSOCIATE-AC
     real = inner.association
     storage = _Storage(asyncio.get_running_loop())
@@ -109,8 +88,6 @@ async def established(tmp_path: Path, shell: type[AssociationProtocolPy]) -> Any
         inner.association = real
         protocol.connection_lost(None)
         sock.close()
-        await notifier.stop()
-        store.close()
 
 
 async def test_reading_pauses_while_storage_is_behind_and_resumes_once_it_caught_up(
@@ -120,7 +97,7 @@ async def test_reading_pauses_while_storage_is_behind_and_resumes_once_it_caught
     piece = bytes(range(256)) * 256  # 64 KiB of a data set in each PDU
     pdus = [pdata(1, False, index == 9, piece) for index in range(10)]
     for pdu in pdus:
-        _read(protocol, pdu)
+        read(protocol, pdu)
     # The first fragment waits for storage: nothing after it is pulled, and the rest
     # (more than the high-water mark) stops the reading, once.
     assert len(storage.fragments) == 1
@@ -142,7 +119,7 @@ async def test_reading_pauses_while_the_peer_reads_none_of_ours(established: Any
     assert transport.pauses == 1
     inner.resume_writing()
     assert transport.resumes == 1
-    _read(protocol, pdata(1, False, True, b"\x00" * 64))
+    read(protocol, pdata(1, False, True, b"\x00" * 64))
     assert len(storage.fragments) == 1
     storage.waits[0].set_result(None)
     await asyncio.sleep(0)
@@ -151,7 +128,7 @@ async def test_reading_pauses_while_the_peer_reads_none_of_ours(established: Any
 
 async def test_an_abort_of_the_peer_closes_the_transport(established: Any) -> None:
     protocol, _, transport, storage = established
-    _read(protocol, bytes([0x07, 0, 0, 0, 0, 4, 0, 0, 0, 0]))  # A-ABORT
+    read(protocol, bytes([0x07, 0, 0, 0, 0, 4, 0, 0, 0, 0]))  # A-ABORT
     assert transport.closing
     assert storage.fragments == []
     assert [type(e).__name__ for e in storage.others] == ["PeerAborted", "ConnectionClosed"]
