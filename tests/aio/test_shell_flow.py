@@ -52,10 +52,12 @@ class _Transport:
 
 
 class _Storage:
-    """Stands for the association: each data fragment waits for a future of the test's."""
+    """Stands for the association's storage: each data fragment waits for a future of the
+    test's. Every other event goes on to the real association (so that it ends)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, association: Any) -> None:
         self.loop = loop
+        self.association = association
         self.fragments: list[DataFragment] = []
         self.others: list[object] = []
         self.waits: list[asyncio.Future[None]] = []
@@ -63,7 +65,7 @@ class _Storage:
     def handle(self, event: object) -> asyncio.Future[None] | None:
         if not isinstance(event, DataFragment):
             self.others.append(event)
-            return None
+            return self.association.handle(event)  # type: ignore[no-any-return]
         self.fragments.append(event)
         wait: asyncio.Future[None] = self.loop.create_future()
         self.waits.append(wait)
@@ -80,7 +82,7 @@ async def established(service: ScpService, shell: type[AssociationProtocolPy]) -
     read(protocol, associate_rq(contexts=((MR_STORAGE, EXPLICIT_LE),)))
     assert transport.written and transport.written[0][0] == 0x02  # A-ASSOCIATE-AC
     real = inner.association
-    storage = _Storage(asyncio.get_running_loop())
+    storage = _Storage(asyncio.get_running_loop(), real)
     inner.association = storage  # type: ignore[assignment]
     try:
         yield protocol, inner, transport, storage
@@ -132,3 +134,4 @@ async def test_an_abort_of_the_peer_closes_the_transport(established: Any) -> No
     assert transport.closing
     assert storage.fragments == []
     assert [type(e).__name__ for e in storage.others] == ["PeerAborted", "ConnectionClosed"]
+    assert storage.association.ended  # and the association ended with it
