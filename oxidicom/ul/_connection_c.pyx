@@ -2,11 +2,13 @@
 """Compiled twin of the byte-crunching half of :class:`oxidicom.ul.connection.Connection`.
 
 :class:`Connection` here is a subclass of the pure-Python one (``ConnectionPy``) that
-replaces only the reader: ``receive_data``, ``next_event``, ``_read`` (PDU and PDV
-framing), ``_whole_pdata`` (one P-DATA-TF of one PDV in the first chunk),
-``_read_pdv_header``, ``_take``, ``_drop``, ``get_timer`` and ``buffered``. The state
-machine, the control PDUs and the output stay the reference's own code, so both twins
-change state, raise and answer through the same lines. Each method below is the
+replaces only the reader and what is sent once per instance: ``receive_data``,
+``next_event``, ``_read`` (PDU and PDV framing), ``_whole_pdata`` (one P-DATA-TF of one
+PDV in the first chunk), ``_read_pdv_header``, ``_take``, ``_drop``, ``get_timer``,
+``buffered``, ``data_to_send``, ``send_message`` and ``_encode_pdata`` (a response in
+one PDU of one PDV; anything else is the reference's). The state machine, the control
+PDUs and the rest of the output stay the reference's own code, so both twins change
+state, raise and answer through the same lines. Each method below is the
 pure-Python method with C integers and direct reads of the header bytes; keep them line
 for line alike (the differential fuzz target ``pdu_twins_input`` runs both on the same
 bytes).
@@ -19,7 +21,8 @@ through their member descriptors.
 """
 
 from cpython.buffer cimport PyBUF_FULL_RO, PyBuffer_Release, PyObject_GetBuffer
-from libc.string cimport strcmp
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from libc.string cimport memcpy, strcmp
 
 from oxidicom.ul.connection import _EMPTY as _PY_EMPTY
 from oxidicom.ul.connection import ConnectionPy
@@ -31,6 +34,7 @@ from oxidicom.ul.fsm import Evt, State
 cdef object _STA1 = State.STA1
 cdef object _STA6 = State.STA6
 cdef object _EVT17 = Evt.EVT17
+cdef object _EVT9 = Evt.EVT9
 cdef object _INVALID = AbortReason.INVALID_PDU_PARAMETER_VALUE
 cdef object _EMPTY = _PY_EMPTY  # the same object as the reference hands on
 cdef Py_ssize_t _HEADER = 6  # PDU_HEADER_LENGTH and PDV_HEADER_LENGTH alike
@@ -39,6 +43,13 @@ cdef Py_ssize_t _ONE_PDV = 12  # a P-DATA-TF header and its first PDV item heade
 
 cdef inline unsigned long _be32(const unsigned char *p) noexcept nogil:
     return (<unsigned long>p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]
+
+
+cdef inline void _put_be32(unsigned char *p, unsigned long value) noexcept nogil:
+    p[0] = (value >> 24) & 0xFF
+    p[1] = (value >> 16) & 0xFF
+    p[2] = (value >> 8) & 0xFF
+    p[3] = value & 0xFF
 
 
 cdef inline bint _byte_buffer(Py_buffer *view) noexcept:
@@ -57,8 +68,9 @@ cdef class _ReaderState:
     but the reader's methods. ``ConnectionPy.__init__`` sets every field."""
 
     cdef public object state, _chunks, _events, _control_pdu, _artim_deadline, idle_timeout
+    cdef public object _out
     cdef public Py_ssize_t _buffered, _pdu_remaining, _pdv_remaining, _skip
-    cdef public Py_ssize_t max_pdu_length, pdu_hard_cap
+    cdef public Py_ssize_t max_pdu_length, pdu_hard_cap, peer_max_pdu_length
     cdef public int _pdv_context
     cdef public bint _pdv_command, _pdv_last, _eof, _discard, strict
     cdef public double _clock, _idle_mark
@@ -83,6 +95,46 @@ cdef class _ReaderState:
     def buffered(self):
         """Bytes received but not yet turned into events (for flow control)."""
         return self._buffered
+
+    def data_to_send(self):
+        """Everything queued for the peer since the last call, as one write."""
+        out = self._out
+        if not out:
+            return b""
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        return data
+
+    def send_message(self, context_id, command, dataset=None):
+        """P-DATA request, Evt9: a DIMSE command (and data set), split to the peer's maximum."""
+        data = self._encode_pdata(context_id, command, dataset)
+        if self.state is _STA6:
+            # See ConnectionPy.send_message: Evt9 in Sta6 is DT-1 and stays in Sta6.
+            self._out.append(data)
+            return
+        self._apply(_EVT9, data)
+
+    def _encode_pdata(self, context_id, command, dataset):
+        cdef Py_ssize_t peer_max = self.peer_max_pdu_length
+        cdef Py_ssize_t limit = (peer_max - _HEADER if peer_max - _HEADER > 1 else 1) if peer_max else 0
+        cdef Py_ssize_t size
+        cdef unsigned char *p
+        if dataset is None and type(command) is bytes and (not limit or len(command) <= limit):
+            # Every response: one PDU holding one PDV, the last fragment of a command.
+            size = len(command)
+            if size + _ONE_PDV > 0xFFFFFFFF or type(context_id) is not int or not 0 <= context_id <= 255:
+                return ConnectionPy._encode_pdata(self, context_id, command, dataset)
+            data = PyBytes_FromStringAndSize(NULL, _ONE_PDV + size)
+            p = <unsigned char *>PyBytes_AS_STRING(data)
+            p[0] = 0x04  # P-DATA-TF
+            p[1] = 0
+            _put_be32(p + 2, size + 6)
+            _put_be32(p + 6, size + 2)
+            p[10] = <unsigned char>context_id
+            p[11] = 3  # a command, its last fragment
+            memcpy(p + _ONE_PDV, PyBytes_AS_STRING(command), size)
+            return data
+        return ConnectionPy._encode_pdata(self, context_id, command, dataset)
 
     def next_event(self):
         """The next event, or None when more bytes (or a local decision) are needed."""

@@ -566,8 +566,9 @@ def _describe(event: Evt, state: State) -> str:
 # -- the compiled twin ------------------------------------------------------------------
 # The class above is the reference. ``_connection_c.Connection`` subclasses it and
 # replaces only the reader (PDU/PDV framing out of the buffered chunks, receive_data,
-# get_timer) with compiled code that gives the same events and errors; the state machine
-# stays this module's. The reader's state is held in C fields there, which this class's
+# get_timer) and the sending of a response (send_message, data_to_send) with compiled
+# code that gives the same events, bytes and errors; the state machine stays this
+# module's. The reader's state is held in C fields there, which this class's
 # methods reach through member descriptors (so no attribute of the reader may be given
 # a value of another type: an int stays an int, a bool a bool, a time a float).
 # ``ConnectionPy`` keeps the pure-Python class reachable for the tests of both.
