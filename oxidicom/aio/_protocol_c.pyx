@@ -51,7 +51,7 @@ cdef class _ShellState:
         self.meter.add(len(data), now)
         self._answered = False
         if not self._blocked:
-            self._pump()
+            self._pump_c()
         elif not self._storage_full and conn.buffered > self.server.high_water:
             self._storage_full = True
             self._pause()
@@ -64,6 +64,14 @@ cdef class _ShellState:
                 self._close_quickack()
 
     def _pump(self):
+        self._pump_c()
+
+    def _flush(self):
+        self._flush_c()
+
+    # The per-read path calls these two directly, as C functions: the methods above are
+    # for the reference's callers (_unblock, eof_received, the timer...).
+    cdef _pump_c(self):
         conn = self.conn
         association = self.association
         assert conn is not None and association is not None
@@ -79,9 +87,9 @@ cdef class _ShellState:
                 self._blocked_at = self.loop.time()
                 wait.add_done_callback(self._unblock)
                 break
-        self._flush()
+        self._flush_c()
 
-    def _flush(self):
+    cdef _flush_c(self):
         conn = self.conn
         transport = self.transport
         assert conn is not None and transport is not None

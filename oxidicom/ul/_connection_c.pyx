@@ -116,13 +116,19 @@ cdef class _ReaderState:
 
     def _encode_pdata(self, context_id, command, dataset):
         cdef Py_ssize_t peer_max = self.peer_max_pdu_length
-        cdef Py_ssize_t limit = (peer_max - _HEADER if peer_max - _HEADER > 1 else 1) if peer_max else 0
+        cdef Py_ssize_t limit = 0
         cdef Py_ssize_t size
         cdef unsigned char *p
+        if peer_max:
+            limit = peer_max - _HEADER if peer_max - _HEADER > 1 else 1
         if dataset is None and type(command) is bytes and (not limit or len(command) <= limit):
             # Every response: one PDU holding one PDV, the last fragment of a command.
             size = len(command)
-            if size + _ONE_PDV > 0xFFFFFFFF or type(context_id) is not int or not 0 <= context_id <= 255:
+            if (
+                size + _ONE_PDV > 0xFFFFFFFF
+                or type(context_id) is not int
+                or not 0 <= context_id <= 255
+            ):
                 return ConnectionPy._encode_pdata(self, context_id, command, dataset)
             data = PyBytes_FromStringAndSize(NULL, _ONE_PDV + size)
             p = <unsigned char *>PyBytes_AS_STRING(data)
