@@ -9,7 +9,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -123,14 +123,18 @@ def reap(process: subprocess.Popen[bytes]) -> float | None:
     return usage.ru_utime + usage.ru_stime
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU seconds a live process has used so far, all its threads (``/proc/PID/schedstat``)."""
-    total = 0
+def _schedstats(pid: int) -> Iterator[tuple[int, list[int]]]:
+    """(thread id, ``/proc/PID/task/TID/schedstat``) of each live thread of ``pid``: ns on a
+    CPU, ns waiting for one, time slices."""
     with contextlib.suppress(OSError):
         for task in os.listdir(f"/proc/{pid}/task"):
             with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/schedstat") as f:
-                total += int(f.read().split()[0])
-    return total / 1e9
+                yield int(task), [int(field) for field in f.read().split()]
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds a live process has used so far, all its threads (``/proc/PID/schedstat``)."""
+    return sum(stat[0] for _, stat in _schedstats(pid)) / 1e9
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -164,14 +168,7 @@ def tree_waits_ns(pid: int) -> dict[int, int]:
         pids = [pid, *(p.pid for p in root.children(recursive=True))]
     except psutil.NoSuchProcess:
         return {}
-    waits: dict[int, int] = {}
-    for process in pids:
-        with contextlib.suppress(OSError):
-            for task in os.listdir(f"/proc/{process}/task"):
-                path = f"/proc/{process}/task/{task}/schedstat"
-                with contextlib.suppress(OSError), open(path) as f:
-                    waits[int(task)] = int(f.read().split()[1])
-    return waits
+    return {tid: stat[1] for process in pids for tid, stat in _schedstats(process)}
 
 
 class WaitSampler:
