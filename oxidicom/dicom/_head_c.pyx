@@ -1,18 +1,21 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""The compiled twin of the head walk in :mod:`oxidicom.dicom.head` (issue 21).
+"""The compiled twin of the head parser in :mod:`oxidicom.dicom.head` (issue 21).
 
-``feed_plain`` is ``HeadParserPy._feed_plain`` with the walk under it (``_walk``,
-``_walk_implicit``, ``_walk_explicit``, ``_walk_nested``, ``_push``), line for line, over
-a C pointer into the fragment instead of ``struct.unpack_from``; ``decode_values`` is the
+``_HeadState`` holds the parser's state in C fields; it is the first base of
+``HeadParserC``, so the reference's methods that the compiled parser keeps (inflating,
+``_incomplete``, ``_fail``, the properties) reach the same fields through their member
+descriptors. Its methods are the reference's per-instance ones, line for line:
+``__init__``, ``feed`` with ``_feed_bounded``, ``_span`` and ``_check_count``, ``finish``
+and ``_release``. ``feed_plain`` is ``HeadParserPy._feed_plain`` with the walk under it
+(``_walk``, ``_walk_implicit``, ``_walk_explicit``, ``_walk_nested``, ``_push``), over a
+C pointer into the fragment instead of ``struct.unpack_from``; ``decode_values`` is the
 common case of ``_decode_values`` (every value short, the default repertoire, no escape
-sequence) and hands any other case to the reference. Both take the parser's state where
-the reference keeps it (the parser's slots), so feed, finish, inflating, the spans and
-the count checks between them stay the reference's own code.
+sequence) and hands any other case to the reference.
 
 Nothing here is a second source of truth: the kept tags, the long VRs, the limits and
 the error builders come from the reference module, handed over by ``bind`` when it
 selects this one (this module imports nothing of it: no import cycle). MAX_ELEMENTS is
-read at each walk, as the reference reads its global at each check.
+read at each walk and each check, as the reference reads its global.
 
 The fragment's buffer is taken once per call (``PyObject_GetBuffer``, PyBUF_SIMPLE:
 bytes, bytearray, contiguous memoryview) and released before returning; the parser's
@@ -30,6 +33,8 @@ from cpython.bytes cimport (
 from cpython.unicode cimport PyUnicode_DecodeLatin1
 from libc.stdint cimport int64_t, uint32_t
 from libc.string cimport memchr, memcpy, memmove
+
+import zlib
 
 # PS3.5 7.5: item and delimiter tags; an undefined length.
 cdef enum:
@@ -71,6 +76,11 @@ cdef object _not_an_item = None
 cdef object _stray_delimiter = None
 cdef object _too_deep = None
 cdef object _over_limit = None
+cdef object _dataset_error = None
+cdef object _undecodable = None
+cdef object _encoding_of = None
+cdef Py_ssize_t _n_values = 0
+cdef int64_t _max_span = 0
 
 
 def bind(reference) -> None:
@@ -81,6 +91,7 @@ def bind(reference) -> None:
     global _reference, _max_value_length, _max_depth, _max_decoded_bytes, _n_slots
     global _n_charset_slots, _head_fields, _decode_reference, _default_terms, _strip
     global _bad_kept, _not_an_item, _stray_delimiter, _too_deep, _over_limit
+    global _dataset_error, _undecodable, _encoding_of, _n_values, _max_span
     cdef int i
     if reference.MAX_DEPTH > STACK_CAPACITY:
         raise ValueError(f"MAX_DEPTH {reference.MAX_DEPTH} > {STACK_CAPACITY}: rebuild")
@@ -113,6 +124,11 @@ def bind(reference) -> None:
     _stray_delimiter = reference._stray_delimiter
     _too_deep = reference._too_deep
     _over_limit = reference._over_limit
+    _dataset_error = reference.DatasetError
+    _undecodable = reference.UndecodableDatasetError
+    _encoding_of = reference.encoding_of
+    _n_values = reference._N_SLOTS
+    _max_span = reference._MAX_SPAN
     _reference = reference
 
 
@@ -443,20 +459,139 @@ cdef Py_ssize_t walk_nested(State* st, const unsigned char* b, Py_ssize_t pos,
         st.count = count
 
 
-# -- the parser's state in and out ----------------------------------------------------------
+# -- the parser's state ---------------------------------------------------------------------
 
 
-cdef int load(State* st, object parser) except -1:
-    cdef list stack = parser._stack
+cdef class _HeadState:
+    """The parser's state, in C fields; the first base of ``HeadParserC``.
+
+    Public: the reference's methods that the compiled parser keeps, and the tests, read and
+    write them as the reference's attributes (ints, bools, the bytearray and lists).
+    """
+
+    cdef public int64_t _want, _skip, _count, _inflated
+    cdef public uint32_t _skip_tag
+    cdef public bint _done, _implicit, _big_endian
+    cdef public bytearray _buf
+    cdef public list _values, _stack
+    cdef public object _error, _result, _inflater
+
+    def __init__(self, transfer_syntax_uid):
+        enc = _encoding_of(transfer_syntax_uid)
+        self._implicit = enc.implicit_vr
+        self._big_endian = not enc.little_endian
+        self._inflater = zlib.decompressobj(-15) if enc.deflated else None
+        self._inflated = 0
+        self._done = False
+        self._error = None
+        self._result = None
+        self._values = [None] * _n_values
+        self._buf = bytearray()  # an incomplete element header or kept element
+        self._want = 8  # bytes of _buf needed before the walker can move on
+        self._skip = 0  # bytes of the current skipped value still to come
+        self._skip_tag = 0
+        # Undefined-length nesting: (in_item, implicit, big_endian) per level.
+        self._stack = []
+        self._count = 0
+
+    def feed(self, data):
+        """``HeadParserPy.feed``: consume the next fragment; return ``done``."""
+        if self._done:
+            return True
+        try:
+            if self._inflater is not None:
+                self._feed_deflated(data)
+            else:
+                feed_bounded(self, data)
+        except _dataset_error as exc:
+            self._fail(exc)
+        return self._done
+
+    def finish(self):
+        """``HeadParserPy.finish``: the fields, or the DatasetError."""
+        if self._error is not None:
+            raise self._error
+        if self._result is not None:
+            return self._result
+        if not self._done:
+            problem = self._incomplete()
+            if problem is not None:
+                err = _undecodable(problem)
+                self._fail(err)
+                raise err
+            self._done = True
+        release(self)
+        self._result = self._decode(self._values)
+        return self._result
+
+    def _feed_bounded(self, data):
+        feed_bounded(self, data)
+
+    def _span(self):
+        return span_of(self)
+
+    def _check_count(self):
+        check_count(self)
+
+    def _release(self):
+        release(self)
+
+
+cdef inline int release(_HeadState p) except -1:
+    p._buf = bytearray()
+    p._inflater = None
+    p._stack = []
+    return 0
+
+
+cdef int check_count(_HeadState p) except -1:
+    # Also when the walk is done: whether a head is over the limit must not depend
+    # on where the fragments end.
+    max_elements = _reference.MAX_ELEMENTS
+    if p._count > max_elements:
+        raise _over_limit(f"{max_elements} elements")
+    return 0
+
+
+cdef int64_t span_of(_HeadState p) except? -1:
+    """``_span``: bytes that ``feed_bounded`` may walk next."""
+    cdef int64_t max_elements = _reference.MAX_ELEMENTS
+    cdef Py_ssize_t size = PyByteArray_GET_SIZE(p._buf)
+    cdef int64_t pending = p._skip + (p._want - size if size else 0)
+    cdef int64_t span = 8 * (max_elements - p._count + 1) + pending
+    return span if span < _max_span else _max_span
+
+
+cdef int feed_bounded(_HeadState p, object data) except -1:
+    """``_feed_bounded``: walk ``data``, never past MAX_ELEMENTS, even inside a fragment."""
+    cdef Py_ssize_t end = len(data)
+    cdef int64_t span = span_of(p)
+    cdef Py_ssize_t start = 0
+    if end <= span:
+        walk_fragment(p, data)
+        check_count(p)
+        return 0
+    # Near the cap, in spans: through the method, as the reference (rare).
+    view = memoryview(data)
+    while start < end and not p._done:
+        p._feed_plain(view[start : start + span])
+        check_count(p)
+        start += span
+        span = span_of(p)
+    return 0
+
+
+cdef int load(State* st, _HeadState p) except -1:
+    cdef list stack = p._stack
     cdef Py_ssize_t i
-    st.want = parser._want
-    st.skip = parser._skip
-    st.skip_tag = parser._skip_tag
-    st.count = parser._count
+    st.want = p._want
+    st.skip = p._skip
+    st.skip_tag = p._skip_tag
+    st.count = p._count
     st.max_elements = _reference.MAX_ELEMENTS
-    st.done = parser._done
-    st.implicit = parser._implicit
-    st.big_endian = parser._big_endian
+    st.done = p._done
+    st.implicit = p._implicit
+    st.big_endian = p._big_endian
     st.depth = len(stack)
     if st.depth > STACK_CAPACITY:  # only a parser driven by another walk could
         raise ValueError("nesting beyond the compiled walk's capacity")
@@ -467,17 +602,17 @@ cdef int load(State* st, object parser) except -1:
     return 0
 
 
-cdef int store(State* st, object parser, Py_ssize_t depth_before) except -1:
+cdef int store(State* st, _HeadState p, Py_ssize_t depth_before) except -1:
     cdef list stack
     cdef int i
     cdef unsigned char e
-    parser._want = st.want
-    parser._skip = st.skip
-    parser._skip_tag = st.skip_tag
-    parser._count = st.count
-    parser._done = st.done
+    p._want = st.want
+    p._skip = st.skip
+    p._skip_tag = st.skip_tag
+    p._count = st.count
+    p._done = st.done
     if st.depth or depth_before:
-        stack = parser._stack
+        stack = p._stack
         del stack[:]
         for i in range(st.depth):
             e = st.stack[i]
@@ -502,7 +637,7 @@ cdef int consume(bytearray buf, Py_ssize_t p) except -1:
     return 0
 
 
-cdef int feed_span(State* st, object parser, const unsigned char* data,
+cdef int feed_span(State* st, _HeadState parser, const unsigned char* data,
                    Py_ssize_t end) except -1:
     """The body of ``_feed_plain``."""
     cdef list values = parser._values
@@ -545,8 +680,8 @@ cdef int feed_span(State* st, object parser, const unsigned char* data,
     return 0
 
 
-def feed_plain(parser, data) -> None:
-    """``HeadParserPy._feed_plain(parser, data)``, compiled: walk one span of a fragment."""
+cdef int walk_fragment(_HeadState parser, object data) except -1:
+    """The body of ``feed_plain``."""
     cdef State st
     cdef Py_buffer view
     cdef Py_ssize_t depth_before
@@ -560,6 +695,12 @@ def feed_plain(parser, data) -> None:
     finally:
         PyBuffer_Release(&view)
         store(&st, parser, depth_before)
+    return 0
+
+
+def feed_plain(_HeadState parser, data) -> None:
+    """``HeadParserPy._feed_plain(parser, data)``, compiled: walk one span of a fragment."""
+    walk_fragment(parser, data)
 
 
 # -- decoding -------------------------------------------------------------------------------

@@ -297,22 +297,8 @@ class HeadParserPy:
     :class:`~oxidicom.dicom.errors.DatasetError`.
     """
 
-    __slots__ = (
-        "_big_endian",
-        "_buf",
-        "_count",
-        "_done",
-        "_error",
-        "_implicit",
-        "_inflated",
-        "_inflater",
-        "_result",
-        "_skip",
-        "_skip_tag",
-        "_stack",
-        "_values",
-        "_want",
-    )
+    # No __slots__: the compiled parser keeps this state in the C fields of its first base
+    # (``_head_c._HeadState``), which slots here would conflict with.
 
     def __init__(self, transfer_syntax_uid: str) -> None:
         enc = encoding_of(transfer_syntax_uid)
@@ -802,20 +788,21 @@ def parse_head_py(transfer_syntax_uid: str, data: bytes | bytearray | memoryview
 
 
 # The compiled twin (oxidicom/dicom/_head_c.pyx) of what runs per element and per
-# instance: ``_feed_plain`` with the walk under it, and the common case of
-# ``_decode_values``. Everything else (feed, finish, inflating, the spans and the count
-# between them, the messages of the errors) is this module's, shared by both parsers;
-# the compiled code takes its tables, limits and error builders from here (``bind``),
-# reading MAX_ELEMENTS at each walk as the code above does.
+# instance: the state in C fields (``_HeadState``, the first base of ``HeadParserC``),
+# ``__init__``, ``feed`` with the spans and the count between them, ``finish``,
+# ``_feed_plain`` with the walk under it, and the common case of ``_decode_values``.
+# Inflating, ``_incomplete``, ``_fail`` and the messages of the errors stay this module's,
+# shared by both parsers; the compiled code takes its tables, limits and error builders
+# from here (``bind``), reading MAX_ELEMENTS at each walk and check, as the code above does.
 HeadParser: type[HeadParserPy] = HeadParserPy
 _c = load_compiled("oxidicom.dicom._head_c")
 if _c is not None:
     _c.bind(sys.modules[__name__])
 
-    class HeadParserC(HeadParserPy):
-        """:class:`HeadParserPy` with its walk and its common decoding compiled."""
+    class HeadParserC(_c._HeadState, HeadParserPy):  # type: ignore[misc,name-defined]
+        """:class:`HeadParserPy` with its state in C fields and its per-instance path,
+        its walk and its common decoding compiled."""
 
-        __slots__ = ()
         _feed_plain = _c.feed_plain
         _decode = staticmethod(_c.decode_values)
 

@@ -1,5 +1,6 @@
 """The two head parsers side by side (issue 21): the pure-Python reference and the one
-whose walk and common decoding are compiled (``oxidicom/dicom/_head_c.pyx``).
+whose state, per-instance path, walk and common decoding are compiled
+(``oxidicom/dicom/_head_c.pyx``).
 
 ``oxidicom.dicom.head`` keeps the reference as ``HeadParserPy``/``parse_head_py`` and
 selects ``HeadParser``/``parse_head`` at import. Tests take both through the ``twin``
@@ -47,6 +48,8 @@ def head_twin(kind: str) -> HeadTwin:
     module = compiled_module(COMPILED_MODULE)
     twin = compiled_twin()
     assert twin is not None, "built, but oxidicom.dicom.head did not select it"
+    assert issubclass(twin.HeadParser, module._HeadState)
+    assert twin.HeadParser.feed is module._HeadState.feed
     assert twin.HeadParser._feed_plain is module.feed_plain
     assert twin.HeadParser._decode is module.decode_values
     return twin
