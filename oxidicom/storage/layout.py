@@ -310,13 +310,20 @@ def _series_dir(
     return f"SERVICES/PACS/{pacs_dir_name(pacs_name)}/{patient}/{study}/{series}"
 
 
+#: The last series folder made and what it was made from. Consecutive instances of a series
+#: repeat the inputs: comparing them with the last ones costs less than hashing them all
+#: for the LRU cache (strings decoded from each data set carry no hash yet).
+_last_series_dir: tuple[tuple[object, ...], str] = ((), "")
+
+
 def series_dir(pacs_name: str, fields: HeadFields) -> str:
     """The series folder relative to FILES_ROOT, no trailing slash (CONTRACT section 2).
 
     ``pacs_name`` is the calling AE title (trimmed and sanitized here). Memoized on the
     inputs it reads: one series repeats them for each of its instances.
     """
-    return _series_dir(
+    global _last_series_dir
+    inputs = (
         pacs_name,
         fields.patient_id,
         fields.patient_name,
@@ -329,6 +336,19 @@ def series_dir(pacs_name: str, fields: HeadFields) -> str:
         fields.series_instance_uid,
         fields.cut_values,
     )
+    last_inputs, last = _last_series_dir
+    if inputs == last_inputs:
+        return last
+    made = _series_dir(*inputs)
+    _last_series_dir = (inputs, made)
+    return made
+
+
+def forget_series_dirs() -> None:
+    """Empty both memories of :func:`series_dir` (tests compare with a fresh computation)."""
+    global _last_series_dir
+    _last_series_dir = ((), "")
+    _series_dir.cache_clear()
 
 
 def instance_file_name(fields: HeadFields) -> str:

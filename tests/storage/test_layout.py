@@ -374,9 +374,35 @@ def test_components_of_exactly_255_bytes_are_kept() -> None:
 def test_cached_equals_uncached() -> None:
     f = fields()
     first = series_dir("PACS", f)
-    layout._series_dir.cache_clear()
+    layout.forget_series_dirs()
     assert series_dir("PACS", f) == first
     assert series_dir("PACS", fields(sop_instance_uid="9.9")) == first  # per series
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        "patient_id",
+        "patient_name",
+        "patient_birth_date",
+        "study_description",
+        "accession_number",
+        "study_date",
+        "series_number",
+        "series_description",
+        "series_instance_uid",
+        "cut_values",
+    ],
+)
+def test_the_memory_of_the_last_series_sees_every_input_change(changed: str) -> None:
+    """Right after a series' folder, an instance differing in any one input gets its own."""
+    value: object = (("study_description", "0badcafe"),) if changed == "cut_values" else "19990101"
+    other = fields(**{changed: value})
+    layout.forget_series_dirs()
+    fresh = series_dir("PACS", other)
+    assert fresh != series_dir("PACS", fields())
+    assert series_dir("PACS", other) == fresh
+    assert series_dir("PACS2", other) != fresh  # the calling AE title is an input too
 
 
 optional = st.one_of(st.none(), st.text(max_size=300))
@@ -426,7 +452,7 @@ def test_paths_are_always_safe_and_stable(
     )
     path = series_dir(ae, f) + "/" + instance_file_name(f)
     assert_safe(path, 7)
-    layout._series_dir.cache_clear()
+    layout.forget_series_dirs()
     assert series_dir(ae, f) + "/" + instance_file_name(f) == path
 
 
