@@ -7,7 +7,10 @@ and is removed on any failure, so that nothing half-written is left behind.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
+
+from oxidicom.support.extensions import load_compiled
 
 #: Most buffers one writev takes on Linux (IOV_MAX); more is EINVAL.
 IOV_MAX = 512
@@ -85,3 +88,14 @@ def write_then_rename(
         unlink(temp)
         raise
     return size
+
+
+#: The reference, whichever is in use (the differential tests call both).
+write_then_rename_py = write_then_rename
+
+# The compiled twin (oxidicom/support/_atomic_c.pyx): the same function over the C calls,
+# with the uncommon cases (many parts, a short write) handed back to this module's code.
+_c = load_compiled("oxidicom.support._atomic_c")
+if _c is not None:
+    _c.bind(sys.modules[__name__])
+    write_then_rename = _c.write_then_rename
