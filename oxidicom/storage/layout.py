@@ -51,12 +51,14 @@ Safety (every component is a single, non-hidden name of at most 255 bytes):
 """
 
 import re
+import sys
 from functools import lru_cache
 from typing import Final, NoReturn
 
 from oxidicom.dicom.errors import MissingAttributeError
 from oxidicom.dicom.head import MAX_DECODED_BYTES, HeadFields
 from oxidicom.storage.seahash import seahash
+from oxidicom.support.extensions import load_compiled
 
 MAX_COMPONENT: Final = 255
 _UID_CHARS: Final = "0123456789."
@@ -345,10 +347,12 @@ def series_dir(pacs_name: str, fields: HeadFields) -> str:
 
 
 def forget_series_dirs() -> None:
-    """Empty both memories of :func:`series_dir` (tests compare with a fresh computation)."""
+    """Empty the memories of :func:`series_dir` (tests compare with a fresh computation)."""
     global _last_series_dir
     _last_series_dir = ((), "")
     _series_dir.cache_clear()
+    if _c is not None:
+        _c.forget()
 
 
 def instance_file_name(fields: HeadFields) -> str:
@@ -372,3 +376,18 @@ def instance_file_name(fields: HeadFields) -> str:
         ".dcm",
         _digests(dict(fields.cut_values), "instance_number", "sop_instance_uid"),
     )
+
+
+#: The references, whichever are in use (the differential tests call both).
+check_required_py = check_required
+series_dir_py = series_dir
+instance_file_name_py = instance_file_name
+
+# The compiled twin (oxidicom/storage/_layout_c.pyx) of the three calls made for every
+# stored instance: their common cases, the rest handed back to the functions above.
+_c = load_compiled("oxidicom.storage._layout_c")
+if _c is not None:
+    _c.bind(sys.modules[__name__])
+    check_required = _c.check_required
+    series_dir = _c.series_dir
+    instance_file_name = _c.instance_file_name

@@ -1,0 +1,146 @@
+# cython: language_level=3
+"""Compiled twin of what :mod:`oxidicom.storage.layout` does for every stored instance
+(issue 21): ``check_required``, ``series_dir`` and ``instance_file_name``.
+
+Each is the common case of the reference, line for line, and hands any other case to the
+reference itself: ``check_required`` answers here only when every required attribute is
+present and the study's date was seen valid before (the reference's own set of them,
+read at each call);
+``series_dir`` compares the inputs with the last series' and otherwise asks the
+reference's cached ``_series_dir``; ``instance_file_name`` builds the name of an
+instance number of ASCII digits and a UID of digits and dots, nothing cut, within 255
+bytes. The reference module hands over what they need (``bind``): this module imports
+nothing of it.
+"""
+
+from cpython.unicode cimport PyUnicode_Check
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object o)
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
+    const unsigned char* PyUnicode_1BYTE_DATA(object o)
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    unsigned char* PyUnicode_1BYTE_DATA_W "PyUnicode_1BYTE_DATA"(object o)
+
+from libc.string cimport memcpy
+
+cdef object _reference = None  # the module oxidicom.storage.layout
+cdef object _check_required = None
+cdef object _series_dir = None
+cdef object _instance_file_name = None
+cdef Py_ssize_t _max_component = 0
+# The last series folder made and its inputs (the reference's _last_series_dir).
+cdef tuple _last_inputs = ()
+cdef object _last_dir = ""
+
+
+def bind(reference) -> None:
+    """Take the slow paths and tables of the pure-Python module ``reference``."""
+    global _reference, _check_required, _series_dir, _instance_file_name
+    global _max_component
+    if reference._UID_CHARS != "0123456789.":
+        raise ValueError("the UID characters changed: rebuild")
+    _check_required = reference.check_required_py
+    _series_dir = reference._series_dir
+    _instance_file_name = reference.instance_file_name_py
+    _max_component = reference.MAX_COMPONENT
+    _reference = reference
+
+
+def forget() -> None:
+    """Empty the memory of the last series folder (the reference's forget_series_dirs)."""
+    global _last_inputs, _last_dir
+    _last_inputs = ()
+    _last_dir = ""
+
+
+def check_required(fields):
+    """``check_required(fields)``: the common case here, any other by the reference."""
+    if (
+        fields.study_instance_uid
+        and fields.series_instance_uid
+        and fields.sop_instance_uid
+        and not fields.cut_values
+        and fields.patient_id is not None
+    ):
+        study_date = fields.study_date
+        # The reference's set, read at each call as the reference reads its global.
+        if study_date is not None and study_date in _reference._VALID_DATES:
+            return []  # every instance of a study repeats its date
+    return _check_required(fields)
+
+
+def series_dir(pacs_name, fields):
+    """``series_dir(pacs_name, fields)``: the last series' folder when its inputs repeat."""
+    global _last_inputs, _last_dir
+    inputs = (
+        pacs_name,
+        fields.patient_id,
+        fields.patient_name,
+        fields.patient_birth_date,
+        fields.study_description,
+        fields.accession_number,
+        fields.study_date,
+        fields.series_number,
+        fields.series_description,
+        fields.series_instance_uid,
+        fields.cut_values,
+    )
+    if inputs == _last_inputs:
+        return _last_dir
+    made = _series_dir(*inputs)
+    _last_inputs = inputs
+    _last_dir = made
+    return made
+
+
+cdef inline bint _only(object text, bint dots) noexcept:
+    """``text`` is non-empty ASCII of digits (and dots, if ``dots``)."""
+    cdef Py_ssize_t n, i
+    cdef const unsigned char* s
+    cdef unsigned char c
+    if not PyUnicode_Check(text) or not PyUnicode_IS_ASCII(text):
+        return False
+    n = PyUnicode_GET_LENGTH(text)
+    if n == 0:
+        return False
+    s = PyUnicode_1BYTE_DATA(text)
+    for i in range(n):
+        c = s[i]
+        if not (0x30 <= c <= 0x39 or (dots and c == 0x2E)):
+            return False
+    return True
+
+
+def instance_file_name(fields):
+    """``instance_file_name(fields)``: ``{InstanceNumber:04}-{SOPInstanceUID}.dcm`` of
+    digits and dots here, any other by the reference."""
+    cdef Py_ssize_t n, skip, digits, width, uid_length, size, i
+    cdef const unsigned char* s
+    cdef unsigned char* out
+    number = fields.instance_number
+    uid = fields.sop_instance_uid or "SOPInstanceUID"
+    if number and _only(number, False) and _only(uid, True) and not fields.cut_values:
+        # (number.lstrip("0") or "0").rjust(4, "0")
+        n = PyUnicode_GET_LENGTH(number)
+        s = PyUnicode_1BYTE_DATA(number)
+        skip = 0
+        while skip < n and s[skip] == 0x30:
+            skip += 1
+        digits = n - skip
+        if digits == 0:
+            skip, digits = n - 1, 1  # "0"
+        width = digits if digits > 4 else 4
+        uid_length = PyUnicode_GET_LENGTH(uid)
+        size = width + 1 + uid_length + 4
+        if size <= _max_component:
+            name = PyUnicode_New(size, 127)
+            out = PyUnicode_1BYTE_DATA_W(name)
+            for i in range(width - digits):
+                out[i] = 0x30
+            memcpy(out + width - digits, s + skip, digits)
+            out[width] = 0x2D  # "-"
+            memcpy(out + width + 1, PyUnicode_1BYTE_DATA(uid), uid_length)
+            memcpy(out + width + 1 + uid_length, b".dcm", 4)
+            return name
+    return _instance_file_name(fields)
