@@ -48,7 +48,8 @@ a short one, here or in the path.
 
 Two parsers (issue 21): :class:`HeadParserPy`, this module's, is the reference;
 :class:`HeadParser` is the one in use, ``HeadParserC`` when ``oxidicom/dicom/_head_c.pyx``
-is built (its walk and its common decoding in C, everything else this module's), else
+is built (its state in C fields, its per-instance path, its walk and its common decoding
+compiled; inflating and the error messages this module's), else
 ``HeadParserPy`` (``OXIDICOM_NO_EXTENSIONS=1`` selects it). Both give the same fields, the
 same errors and stop at the same limits (``tests/dicom/test_head_twins.py``, the
 ``headdiff`` fuzz target).
