@@ -25,6 +25,7 @@ import asyncio
 import itertools
 import logging
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -41,6 +42,7 @@ from oxidicom.storage.tmpdir import WorkDir, remove_stale
 from oxidicom.support.atomic import TEMP_FILE_FLAGS, write_then_rename
 from oxidicom.support.atomic import write_all as _write_all
 from oxidicom.support.background import Background
+from oxidicom.support.extensions import load_compiled
 
 log = logging.getLogger("oxidicom.storage")
 
@@ -222,29 +224,11 @@ def _unlink(path: str) -> None:
         log.warning("cannot remove temporary file %s: %s", path, error.strerror or error)
 
 
-class InstanceWriter:
+class InstanceWriterPy:
     """One instance, from its first data set fragment to a file at its final path."""
 
-    # One per instance: slots make it cheaper to build.
-    __slots__ = (
-        "_command_uids",
-        "_durable",
-        "_error",
-        "_fd",
-        "_fields",
-        "_flush_bytes",
-        "_flushing",
-        "_gathered",
-        "_head",
-        "_head_done",
-        "_pacs_name",
-        "_parts",
-        "_size",
-        "_store",
-        "_target",
-        "_temp",
-        "_warnings",
-    )
+    # No __slots__: the compiled writer keeps this state in the C fields of its first base
+    # (``_writer_c._WriterState``), which slots here would conflict with.
 
     def __init__(
         self,
@@ -587,3 +571,19 @@ def _storage_error(error: BaseException) -> StorageError:
     if isinstance(error, OSError):
         return StorageError(f"cannot store the file: {error.strerror or error}", error)
     return StorageError(f"cannot store the file: {error}")
+
+
+# The compiled twin (oxidicom/storage/_writer_c.pyx) of what runs for every instance: the
+# state in C fields (``_WriterState``, the first base of ``InstanceWriterC``), ``__init__``,
+# ``write``, ``finish``, ``_resolve_target`` and ``_finish_whole``'s common case (placed on
+# the loop). Early and streamed writes, refusals and clean-up stay the reference's.
+InstanceWriter: type[InstanceWriterPy] = InstanceWriterPy
+_c = load_compiled("oxidicom.storage._writer_c")
+if _c is not None:
+    _c.bind(sys.modules[__name__], InstanceWriterPy)
+
+    class InstanceWriterC(_c._WriterState, InstanceWriterPy):  # type: ignore[misc,name-defined]
+        """:class:`InstanceWriterPy` with its state in C fields and its per-instance path
+        compiled."""
+
+    InstanceWriter = InstanceWriterC

@@ -14,6 +14,9 @@ import pytest
 
 from oxidicom.storage.writer import KNOWN_DIRS_MAX, Store, memory_backed
 from tests.dicom_factory import mr_instance
+from tests.storage.writer_twins import writer_twin_fixture
+
+writer_twin = writer_twin_fixture()
 
 MR = "1.2.840.10008.5.1.4.1.1.4"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"

@@ -25,6 +25,9 @@ from tests.storage.test_writer_refusals import (
     left_behind,
     open_files_under,
 )
+from tests.storage.writer_twins import writer_twin_fixture
+
+writer_twin = writer_twin_fixture()
 
 MR = "1.2.840.10008.5.1.4.1.1.4"
 EXPLICIT_LE = "1.2.840.10008.1.2.1"

@@ -20,6 +20,9 @@ from pydicom.filewriter import write_dataset
 from oxidicom.dicom.errors import DatasetError
 from oxidicom.storage.writer import InstanceWriter, StorageError, Store, StoredInstance
 from tests.dicom_factory import mr_instance
+from tests.storage.writer_twins import writer_twin_fixture
+
+writer_twin = writer_twin_fixture()
 
 MR = "1.2.840.10008.5.1.4.1.1.4"
 CT = "1.2.840.10008.5.1.4.1.1.2"
