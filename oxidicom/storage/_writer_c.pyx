@@ -16,8 +16,24 @@ globals; ``EARLY_WRITE_BYTES`` and the file mode once, at ``bind``. This module 
 nothing of the reference (``bind`` hands it over).
 """
 
+import sys
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from libc.string cimport memcpy
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_ASCII(object o)
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
+    const char* PyUnicode_1BYTE_DATA(object o)
+
 cdef object _reference = None  # the module oxidicom.storage.writer
 cdef dict _names = None  # its namespace
+cdef object _file_meta = None
+cdef object _template = None  # file_meta's: everything but the SOPInstanceUID's value
+# The last template: an association's instances repeat the class, syntax and title.
+cdef tuple _last_template_key = ()
+cdef bytes _last_prefix = b""
+cdef bytes _last_tail = b""
 cdef object _reference_finish_whole = None
 cdef object _dataset_error = None
 cdef Py_ssize_t _early_write_bytes = 0
@@ -28,8 +44,10 @@ def bind(reference, reference_class) -> None:
     """Take the namespace of the pure-Python module ``reference`` and the reference
     class ``reference_class`` (its slow paths)."""
     global _reference, _names, _reference_finish_whole, _dataset_error
-    global _early_write_bytes, _file_mode
+    global _early_write_bytes, _file_mode, _file_meta, _template
     _names = reference.__dict__
+    _file_meta = reference.file_meta
+    _template = sys.modules[reference.file_meta.__module__]._template
     _reference_finish_whole = reference_class._finish_whole
     _dataset_error = reference.DatasetError
     _early_write_bytes = reference.EARLY_WRITE_BYTES
@@ -191,3 +209,49 @@ cdef object finish_whole(_WriterState w, loop):
             _names["StoredInstance"](w._fields, target[0], target[3], size, w._warnings)
         )
     return done
+
+
+cdef bytes file_meta(sop_class_uid, sop_instance_uid, transfer_syntax_uid, source_ae_title):
+    """``part10.file_meta``: an ASCII UID here, with the last template when the class, the
+    syntax, the title and the UID's padded length repeat; anything else the reference's."""
+    global _last_template_key, _last_prefix, _last_tail
+    cdef Py_ssize_t n, padded, size
+    cdef char* out
+    if type(sop_instance_uid) is not str or not PyUnicode_IS_ASCII(sop_instance_uid):
+        return _file_meta(sop_class_uid, sop_instance_uid, transfer_syntax_uid, source_ae_title)
+    n = PyUnicode_GET_LENGTH(sop_instance_uid)
+    padded = n + (n & 1)
+    if padded > 0xFFFE:  # the reference says why, after its template's own errors
+        return _file_meta(sop_class_uid, sop_instance_uid, transfer_syntax_uid, source_ae_title)
+    key = (sop_class_uid, transfer_syntax_uid, source_ae_title, padded)
+    if key != _last_template_key:
+        _last_prefix, _last_tail = _template(*key)
+        _last_template_key = key
+    prefix, tail = _last_prefix, _last_tail
+    size = len(prefix) + padded + len(tail)
+    meta = PyBytes_FromStringAndSize(NULL, size)
+    out = PyBytes_AS_STRING(meta)
+    memcpy(out, PyBytes_AS_STRING(prefix), len(prefix))
+    memcpy(out + len(prefix), PyUnicode_1BYTE_DATA(sop_instance_uid), n)
+    if padded != n:
+        out[len(prefix) + n] = 0  # UI padding (PS3.5 6.2)
+    memcpy(out + len(prefix) + padded, PyBytes_AS_STRING(tail), len(tail))
+    return meta
+
+
+def begin(
+    store,
+    *,
+    pacs_name,
+    sop_class_uid,
+    sop_instance_uid,
+    transfer_syntax_uid,
+    flush_bytes=None,
+):
+    """``Store.begin``, compiled: start receiving one instance."""
+    meta = file_meta(sop_class_uid, sop_instance_uid, transfer_syntax_uid, pacs_name)
+    temp = f"{store._prefix}{next(store._names)}.part"
+    command = (sop_class_uid, sop_instance_uid)
+    return _names["InstanceWriter"](
+        store, pacs_name, meta, transfer_syntax_uid, temp, command, flush_bytes
+    )

@@ -573,10 +573,13 @@ def _storage_error(error: BaseException) -> StorageError:
     return StorageError(f"cannot store the file: {error}")
 
 
-# The compiled twin (oxidicom/storage/_writer_c.pyx) of what runs for every instance: the
-# state in C fields (``_WriterState``, the first base of ``InstanceWriterC``), ``__init__``,
-# ``write``, ``finish``, ``_resolve_target`` and ``_finish_whole``'s common case (placed on
-# the loop). Early and streamed writes, refusals and clean-up stay the reference's.
+# The compiled twin (oxidicom/storage/_writer_c.pyx) of what runs for every instance:
+# ``Store.begin`` (with the file meta of an ASCII UID), the writer's state in C fields
+# (``_WriterState``, the first base of ``InstanceWriterC``), ``__init__``, ``write``,
+# ``finish``, ``_resolve_target`` and ``_finish_whole``'s common case (placed on the loop).
+# Early and streamed writes, refusals and clean-up stay the reference's.
+#: The reference of Store.begin, whichever is in use (the writer's tests run both).
+begin_py = Store.begin
 InstanceWriter: type[InstanceWriterPy] = InstanceWriterPy
 _c = load_compiled("oxidicom.storage._writer_c")
 if _c is not None:
@@ -587,3 +590,4 @@ if _c is not None:
         compiled."""
 
     InstanceWriter = InstanceWriterC
+    Store.begin = _c.begin  # type: ignore[method-assign]

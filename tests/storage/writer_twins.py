@@ -1,6 +1,6 @@
 """Both InstanceWriter twins for the writer's tests: the pure-Python reference, then the
-compiled one (:mod:`oxidicom.storage._writer_c`), which ``Store.begin`` builds while the
-fixture runs. Module-scoped and autouse in each writer test module::
+compiled one (:mod:`oxidicom.storage._writer_c`), each with its own ``Store.begin``, while
+the fixture runs. Module-scoped and autouse in each writer test module::
 
     writer_twin = writer_twin_fixture()
 """
@@ -23,13 +23,15 @@ def writer_twin_fixture() -> Callable[..., Any]:
     def writer_twin(request: pytest.FixtureRequest) -> Iterator[type[writer.InstanceWriterPy]]:
         """The InstanceWriter class ``Store.begin`` builds in this module's tests."""
         if request.param == "python":
-            cls = writer.InstanceWriterPy
+            cls, begin = writer.InstanceWriterPy, writer.begin_py
         else:
             module = compiled_module(COMPILED_WRITER)
-            cls = writer.InstanceWriter
+            cls, begin = writer.InstanceWriter, writer.Store.begin
             assert issubclass(cls, module._WriterState), "built, but not selected"
+            assert begin is module.begin, "built, but Store.begin is not the compiled one"
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(writer, "InstanceWriter", cls)
+            patch.setattr(writer.Store, "begin", begin)
             yield cls
 
     return writer_twin
