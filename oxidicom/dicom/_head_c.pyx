@@ -15,7 +15,7 @@ sequence) and hands any other case to the reference.
 Nothing here is a second source of truth: the kept tags, the long VRs, the limits and
 the error builders come from the reference module, handed over by ``bind`` when it
 selects this one (this module imports nothing of it: no import cycle). MAX_ELEMENTS is
-read at each walk and each check, as the reference reads its global.
+read at each fragment, as the reference reads its global at each walk and check.
 
 The fragment's buffer is taken once per call (``PyObject_GetBuffer``, PyBUF_SIMPLE:
 bytes, bytearray, contiguous memoryview) and released before returning; the parser's
@@ -528,10 +528,10 @@ cdef class _HeadState:
         feed_bounded(self, data)
 
     def _span(self):
-        return span_of(self)
+        return span_of(self, _reference.MAX_ELEMENTS)
 
     def _check_count(self):
-        check_count(self)
+        check_count(self, _reference.MAX_ELEMENTS)
 
     def _release(self):
         release(self)
@@ -544,18 +544,16 @@ cdef inline int release(_HeadState p) except -1:
     return 0
 
 
-cdef int check_count(_HeadState p) except -1:
+cdef int check_count(_HeadState p, int64_t max_elements) except -1:
     # Also when the walk is done: whether a head is over the limit must not depend
     # on where the fragments end.
-    max_elements = _reference.MAX_ELEMENTS
     if p._count > max_elements:
         raise _over_limit(f"{max_elements} elements")
     return 0
 
 
-cdef int64_t span_of(_HeadState p) except? -1:
+cdef int64_t span_of(_HeadState p, int64_t max_elements) except? -1:
     """``_span``: bytes that ``feed_bounded`` may walk next."""
-    cdef int64_t max_elements = _reference.MAX_ELEMENTS
     cdef Py_ssize_t size = PyByteArray_GET_SIZE(p._buf)
     cdef int64_t pending = p._skip + (p._want - size if size else 0)
     cdef int64_t span = 8 * (max_elements - p._count + 1) + pending
@@ -563,32 +561,36 @@ cdef int64_t span_of(_HeadState p) except? -1:
 
 
 cdef int feed_bounded(_HeadState p, object data) except -1:
-    """``_feed_bounded``: walk ``data``, never past MAX_ELEMENTS, even inside a fragment."""
+    """``_feed_bounded``: walk ``data``, never past MAX_ELEMENTS, even inside a fragment.
+
+    MAX_ELEMENTS is read once for the fragment (the reference reads its global at each
+    span and check; nothing changes it in between)."""
+    cdef int64_t max_elements = _reference.MAX_ELEMENTS
     cdef Py_ssize_t end = len(data)
-    cdef int64_t span = span_of(p)
+    cdef int64_t span = span_of(p, max_elements)
     cdef Py_ssize_t start = 0
     if end <= span:
-        walk_fragment(p, data)
-        check_count(p)
+        walk_fragment(p, data, max_elements)
+        check_count(p, max_elements)
         return 0
     # Near the cap, in spans: through the method, as the reference (rare).
     view = memoryview(data)
     while start < end and not p._done:
         p._feed_plain(view[start : start + span])
-        check_count(p)
+        check_count(p, max_elements)
         start += span
-        span = span_of(p)
+        span = span_of(p, max_elements)
     return 0
 
 
-cdef int load(State* st, _HeadState p) except -1:
+cdef int load(State* st, _HeadState p, int64_t max_elements) except -1:
     cdef list stack = p._stack
     cdef Py_ssize_t i
     st.want = p._want
     st.skip = p._skip
     st.skip_tag = p._skip_tag
     st.count = p._count
-    st.max_elements = _reference.MAX_ELEMENTS
+    st.max_elements = max_elements
     st.done = p._done
     st.implicit = p._implicit
     st.big_endian = p._big_endian
@@ -680,14 +682,12 @@ cdef int feed_span(State* st, _HeadState parser, const unsigned char* data,
     return 0
 
 
-cdef int walk_fragment(_HeadState parser, object data) except -1:
+cdef int walk_fragment(_HeadState parser, object data, int64_t max_elements) except -1:
     """The body of ``feed_plain``."""
     cdef State st
     cdef Py_buffer view
     cdef Py_ssize_t depth_before
-    if _reference is None:
-        raise RuntimeError("oxidicom.dicom._head_c is used before bind()")
-    load(&st, parser)
+    load(&st, parser, max_elements)
     depth_before = st.depth
     PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
     try:
@@ -700,7 +700,9 @@ cdef int walk_fragment(_HeadState parser, object data) except -1:
 
 def feed_plain(_HeadState parser, data) -> None:
     """``HeadParserPy._feed_plain(parser, data)``, compiled: walk one span of a fragment."""
-    walk_fragment(parser, data)
+    if _reference is None:
+        raise RuntimeError("oxidicom.dicom._head_c is used before bind()")
+    walk_fragment(parser, data, _reference.MAX_ELEMENTS)
 
 
 # -- decoding -------------------------------------------------------------------------------

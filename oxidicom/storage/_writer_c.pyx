@@ -12,8 +12,9 @@ other case is the reference's own method.
 
 The functions they call (the head parser, the layout, ``write_then_rename``, the errors)
 are read from the reference module's namespace at each call, as the reference reads its
-globals; ``EARLY_WRITE_BYTES`` and the file mode once, at ``bind``. This module imports
-nothing of the reference (``bind`` hands it over).
+globals; the errors the methods catch, ``EARLY_WRITE_BYTES``, the file mode and part10's
+template once, at ``bind``. This module imports nothing of the reference (``bind`` hands
+it over).
 """
 
 import sys
@@ -26,9 +27,7 @@ cdef extern from "Python.h":
     Py_ssize_t PyUnicode_GET_LENGTH(object o)
     const char* PyUnicode_1BYTE_DATA(object o)
 
-cdef object _reference = None  # the module oxidicom.storage.writer
-cdef dict _names = None  # its namespace
-cdef object _file_meta = None
+cdef dict _names = None  # the namespace of the module oxidicom.storage.writer
 cdef object _template = None  # file_meta's: everything but the SOPInstanceUID's value
 # The last template: an association's instances repeat the class, syntax and title.
 cdef tuple _last_template_key = ()
@@ -36,6 +35,7 @@ cdef bytes _last_prefix = b""
 cdef bytes _last_tail = b""
 cdef object _reference_finish_whole = None
 cdef object _dataset_error = None
+cdef object _storage_error = None
 cdef Py_ssize_t _early_write_bytes = 0
 cdef object _file_mode = None
 
@@ -43,16 +43,15 @@ cdef object _file_mode = None
 def bind(reference, reference_class) -> None:
     """Take the namespace of the pure-Python module ``reference`` and the reference
     class ``reference_class`` (its slow paths)."""
-    global _reference, _names, _reference_finish_whole, _dataset_error
-    global _early_write_bytes, _file_mode, _file_meta, _template
+    global _names, _reference_finish_whole, _dataset_error, _storage_error
+    global _early_write_bytes, _file_mode, _template
     _names = reference.__dict__
-    _file_meta = reference.file_meta
     _template = sys.modules[reference.file_meta.__module__]._template
     _reference_finish_whole = reference_class._finish_whole
     _dataset_error = reference.DatasetError
+    _storage_error = reference.StorageError
     _early_write_bytes = reference.EARLY_WRITE_BYTES
     _file_mode = reference._FILE_MODE
-    _reference = reference
 
 
 cdef class _WriterState:
@@ -143,7 +142,7 @@ cdef class _WriterState:
         if self._error is None and before_placing is not None:
             try:
                 self._durable = before_placing(self._fields, self._target[0])
-            except _names["StorageError"] as error:
+            except _storage_error as error:
                 self._refuse(error)
         if self._error is not None:
             if self._fd is not None or self._flushing is not None:
@@ -194,7 +193,6 @@ cdef object finish_whole(_WriterState w, loop):
     parts = w._parts
     w._parts = []
     done = loop.create_future()
-    w._durable = None
     try:  # Store.write_whole, without fsync, inlined
         size = _names["write_then_rename"](
             w._temp, parts, False, _file_mode, _names["_unlink"], store.place, directory, final
@@ -218,11 +216,15 @@ cdef bytes file_meta(sop_class_uid, sop_instance_uid, transfer_syntax_uid, sourc
     cdef Py_ssize_t n, padded, size
     cdef char* out
     if type(sop_instance_uid) is not str or not PyUnicode_IS_ASCII(sop_instance_uid):
-        return _file_meta(sop_class_uid, sop_instance_uid, transfer_syntax_uid, source_ae_title)
+        return _names["file_meta"](
+            sop_class_uid, sop_instance_uid, transfer_syntax_uid, source_ae_title
+        )
     n = PyUnicode_GET_LENGTH(sop_instance_uid)
     padded = n + (n & 1)
     if padded > 0xFFFE:  # the reference says why, after its template's own errors
-        return _file_meta(sop_class_uid, sop_instance_uid, transfer_syntax_uid, source_ae_title)
+        return _names["file_meta"](
+            sop_class_uid, sop_instance_uid, transfer_syntax_uid, source_ae_title
+        )
     key = (sop_class_uid, transfer_syntax_uid, source_ae_title, padded)
     if key != _last_template_key:
         _last_prefix, _last_tail = _template(*key)
