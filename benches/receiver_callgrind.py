@@ -29,6 +29,10 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(HERE))  # the repository, for benches.flood
+
+from benches.flood.receivers import RECEIVERS  # noqa: E402
+
 SMALL = Path("/dev/shm/oxidicom-bench-data/small")
 #: callgrind's events with --cache-sim=yes, in its order.
 CACHE_EVENTS = ("Ir", "Dr", "Dw", "I1mr", "D1mr", "D1mw", "ILmr", "DLmr", "DLmw")
@@ -44,38 +48,32 @@ def _free_port() -> int:
 PORT = _free_port()
 
 
-def _receiver(args: argparse.Namespace, out: Path) -> tuple[list[str], dict[str, str], Path]:
-    """The receiver's command, environment and working folder."""
+def _receiver(args: argparse.Namespace, out: Path) -> tuple[list[str], dict[str, str], Path, str]:
+    """The receiver's command, environment, working folder and AE title: the flood's
+    (``oxidicom-nofsync``; ``storescp-fork-B`` in one process, as callgrind follows one)."""
     valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.out.%p"]
     if args.cache_sim:
         valgrind.append("--cache-sim=yes")
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(out)}
     if args.dcmtk:
-        (out / "received").mkdir()
-        command = ["storescp", "+B", "+xa", "-od", str(out / "received"), "-aet", "ChRIS"]
-        return [*valgrind, *command, str(PORT)], env | {"TCP_NODELAY": "1"}, out
+        receiver = RECEIVERS["storescp-fork-B"]
+        command, env = receiver.command(PORT, out / "received")
+        command.remove("--fork")
+        return [*valgrind, *command], env, out, receiver.aet
+    receiver = RECEIVERS["oxidicom-nofsync"]
+    _, env = receiver.command(PORT, out)
     tree = Path(args.src).resolve() if args.src else HERE
-    env |= {
-        "PYTHONHASHSEED": "0",
-        # The tree's folder first: ``python -m`` puts the working folder before PYTHONPATH.
-        "PYTHONPATH": str(tree),
-        "OXIDICOM_LISTENER_ADDRESS": "127.0.0.1",
-        "OXIDICOM_LISTENER_PORT": str(PORT),
-        "OXIDICOM_FILES_ROOT": str(out / "files"),
-        "OXIDICOM_OUTBOX_DIR": str(out / "outbox"),
-        "OXIDICOM_FSYNC": "false",
-        "OXIDICOM_LOG_FORMAT": "json",
-    }
-    return [*valgrind, sys.executable, "-m", "oxidicom"], env, tree
+    # The tree's folder as the working folder: ``python -m`` puts it before PYTHONPATH.
+    env |= {"PYTHONHASHSEED": "0", "PYTHONPATH": str(tree)}
+    return [*valgrind, sys.executable, "-m", "oxidicom"], env, tree, receiver.aet
 
 
 class SendFailed(Exception):
     """storescu did not store every file."""
 
 
-def _send(files: list[Path]) -> None:
+def _send(aet: str, files: list[Path]) -> None:
     done = subprocess.run(
-        ["storescu", "-aec", "ChRIS", "-xs", "127.0.0.1", str(PORT), *map(str, files)],
+        ["storescu", "-aec", aet, "-xs", "127.0.0.1", str(PORT), *map(str, files)],
         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TCP_NODELAY": "1"},
         capture_output=True,
         text=True,
@@ -84,10 +82,10 @@ def _send(files: list[Path]) -> None:
         raise SendFailed(done.stderr.strip().splitlines()[-1:] or done.returncode)
 
 
-def _measure(pid: int, out: Path, files: list[Path]) -> list[int]:
+def _measure(pid: int, out: Path, aet: str, files: list[Path]) -> list[int]:
     """The events of one association of ``files``, counters zeroed before it."""
     subprocess.run(["callgrind_control", "-z", str(pid)], check=True, capture_output=True)
-    _send(files)
+    _send(aet, files)
     before = set(out.glob("cg.out.*"))
     subprocess.run(["callgrind_control", "-d", str(pid)], check=True, capture_output=True)
     deadline = time.monotonic() + 60
@@ -119,22 +117,22 @@ def main() -> None:
         raise SystemExit(f"{SMALL} has {len(files)} files, fewer than --second {args.second}")
     with tempfile.TemporaryDirectory(dir="/dev/shm") as folder:
         out = Path(folder)
-        command, env, cwd = _receiver(args, out)
+        command, env, cwd, aet = _receiver(args, out)
         log = (out / "log").open("w")
         receiver = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=log)
         try:
             deadline = time.monotonic() + 120
             while True:
                 try:
-                    _send(files[:1])  # also the warm-up's start: the receiver is up
+                    _send(aet, files[:1])  # also the warm-up's start: the receiver is up
                     break
                 except SendFailed:
                     if time.monotonic() > deadline or receiver.poll() is not None:
                         raise SystemExit(f"the receiver did not start: {out / 'log'}") from None
                     time.sleep(0.5)
-            _send(files[:50])
-            first = _measure(receiver.pid, out, files[: args.first])
-            second = _measure(receiver.pid, out, files[: args.second])
+            _send(aet, files[:50])
+            first = _measure(receiver.pid, out, aet, files[: args.first])
+            second = _measure(receiver.pid, out, aet, files[: args.second])
         finally:
             receiver.terminate()
             receiver.wait(timeout=120)
