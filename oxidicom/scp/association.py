@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
@@ -55,6 +56,7 @@ from oxidicom.scp.acceptance import (
 )
 from oxidicom.storage.series import SeriesAccumulator
 from oxidicom.storage.writer import InstanceWriter, StorageError, StoredInstance
+from oxidicom.support.extensions import load_compiled
 from oxidicom.telemetry import exhaustion
 from oxidicom.telemetry.logs import CURRENT_ASSOCIATION
 from oxidicom.ul.connection import Connection
@@ -88,8 +90,9 @@ REQUEST_RATE_EXCEEDED = "request_rate_exceeded"
 NOT_NEGOTIATED = "not_negotiated"
 
 
-class Association:
-    """The service side of one transport connection."""
+class AssociationPy:
+    """The service side of one transport connection (the pure-Python reference: see
+    :data:`Association` for the class in use)."""
 
     def __init__(
         self,
@@ -429,3 +432,20 @@ def _command_name(field: int) -> str:
         return CommandField(field).name.replace("_", "-")
     except ValueError:
         return f"command {field:#06x}"
+
+
+# The compiled twin (oxidicom/scp/_association_c.pyx) of what runs for every instance:
+# the association's state in C fields (``_AssociationState``, the first base of
+# ``AssociationC``), ``handle`` for a data fragment, a C-STORE-RQ on an accepted context,
+# ``_dataset_complete``, ``_placing`` and ``_stored`` for a stored instance. Everything
+# else stays the reference's.
+Association: type[AssociationPy] = AssociationPy
+_c = load_compiled("oxidicom.scp._association_c")
+if _c is not None:
+    _c.bind(sys.modules[__name__], AssociationPy)
+
+    class AssociationC(_c._AssociationState, AssociationPy):  # type: ignore[misc,name-defined]
+        """:class:`AssociationPy` with its state in C fields and its per-instance path
+        compiled."""
+
+    Association = AssociationC
