@@ -8,9 +8,12 @@ untouched, to be streamed to storage.
 
 from __future__ import annotations
 
+import sys
+
 import msgspec
 
 from oxidicom.dimse.commands import MAX_COMMAND_SET_LENGTH, Command, CommandError, decode_command
+from oxidicom.support.extensions import load_compiled
 from oxidicom.ul.events import DataFragment
 
 
@@ -21,8 +24,9 @@ class CommandReceived(msgspec.Struct, frozen=True, gc=False):
     command: Command
 
 
-class MessageAssembler:
-    """Checks the order of command and data set fragments of one association."""
+class MessageAssemblerPy:
+    """Checks the order of command and data set fragments of one association (the
+    pure-Python reference: see :data:`MessageAssembler` for the class in use)."""
 
     def __init__(self, max_command_length: int = MAX_COMMAND_SET_LENGTH) -> None:
         self.max_command_length = max_command_length
@@ -74,3 +78,16 @@ class MessageAssembler:
         if command.has_dataset:
             self.dataset_context = context
         return CommandReceived(context, command)
+
+
+# The compiled twin (oxidicom/dimse/_assembler_c.pyx): the state in C fields
+# (``_AssemblerState``, the first base of ``MessageAssemblerC``) and ``feed``.
+MessageAssembler: type[MessageAssemblerPy] = MessageAssemblerPy
+_c = load_compiled("oxidicom.dimse._assembler_c")
+if _c is not None:
+    _c.bind(sys.modules[__name__])
+
+    class MessageAssemblerC(_c._AssemblerState, MessageAssemblerPy):  # type: ignore[misc,name-defined]
+        """:class:`MessageAssemblerPy` with its state in C fields and ``feed`` compiled."""
+
+    MessageAssembler = MessageAssemblerC

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from oxidicom.dimse import assembler as assembler_module
 from oxidicom.dimse.assembler import CommandReceived, MessageAssembler
 from oxidicom.dimse.commands import (
     NO_DATASET,
@@ -26,7 +27,7 @@ from oxidicom.dimse.commands import (
 )
 from oxidicom.ul.events import AbortSent, DataFragment
 from tests.dimse.twins import assembling_with, codec_of
-from tests.implementations import IMPLEMENTATIONS
+from tests.implementations import IMPLEMENTATIONS, compiled_module
 from tests.ul._helpers import abort_pdus, new_sta6
 
 #: Every test below runs on the pure-Python codec, then on the compiled one.
@@ -153,6 +154,43 @@ def test_any_pdv_stream_gives_results_or_command_error(
         assert assembler.idle == (
             assembler.dataset_context is None and not (fragment.is_command and item is None)
         )
+
+
+@pytest.fixture(scope="module")
+def compiled_assembler() -> type[assembler_module.MessageAssemblerPy]:
+    """The compiled assembler's class (oxidicom/dimse/_assembler_c.pyx), really loaded."""
+    module = compiled_module("oxidicom.dimse._assembler_c")
+    cls = assembler_module.MessageAssembler
+    assert issubclass(cls, module._AssemblerState), "built, but not selected"
+    return cls
+
+
+def _outcome(assembler: assembler_module.MessageAssemblerPy, fragment: DataFragment) -> tuple:
+    """What ``feed`` gave (the fragment itself, None, a command, or the error's text),
+    and the state it left."""
+    try:
+        item = assembler.feed(fragment)
+    except CommandError as error:
+        result: object = ("error", str(error))
+    else:
+        result = "the fragment" if item is fragment else item
+    state = (assembler.dataset_context, assembler.idle, bytes(assembler._command))
+    return result, state
+
+
+@given(fragments(), st.sampled_from([12, 100, 256]))
+def test_both_assemblers_give_the_same_results_and_errors(
+    compiled_assembler: type[assembler_module.MessageAssemblerPy],
+    stream: list[DataFragment],
+    max_command_length: int,
+) -> None:
+    reference = assembler_module.MessageAssemblerPy(max_command_length)
+    compiled = compiled_assembler(max_command_length)
+    for fragment in stream:
+        outcome = _outcome(reference, fragment)
+        assert _outcome(compiled, fragment) == outcome
+        if isinstance(outcome[0], tuple):
+            return  # the association aborts here: nothing after it is read
 
 
 @over_both
