@@ -79,6 +79,9 @@ cdef object _over_limit = None
 cdef object _dataset_error = None
 cdef object _undecodable = None
 cdef object _encoding_of = None
+# encoding_of's last answer: an association's instances repeat their context's syntax.
+cdef object _last_syntax = object()
+cdef object _last_encoding = None
 cdef Py_ssize_t _n_values = 0
 cdef int64_t _max_span = 0
 
@@ -477,7 +480,12 @@ cdef class _HeadState:
     cdef public object _error, _result, _inflater
 
     def __init__(self, transfer_syntax_uid):
-        enc = _encoding_of(transfer_syntax_uid)
+        global _last_syntax, _last_encoding
+        if transfer_syntax_uid is _last_syntax:
+            enc = _last_encoding
+        else:
+            enc = _encoding_of(transfer_syntax_uid)
+            _last_syntax, _last_encoding = transfer_syntax_uid, enc
         self._implicit = enc.implicit_vr
         self._big_endian = not enc.little_endian
         self._inflater = zlib.decompressobj(-15) if enc.deflated else None

@@ -186,3 +186,20 @@ def test_the_compiled_walk_has_the_reference_tables(compiled: HeadTwin) -> None:
     got = compiled.parse_head(ExplicitVRLittleEndian, data)
     assert got == PYTHON.parse_head(ExplicitVRLittleEndian, data)
     assert got.series_instance_uid == "v0020000E"
+
+
+def test_parsers_made_one_after_another_each_read_their_own_syntax(compiled: HeadTwin) -> None:
+    """The compiled parser remembers the last transfer syntax's encoding: parsers of
+    alternating syntaxes (the same strings again, and equal strings that are other
+    objects) each read theirs."""
+    syntaxes = [str(uid) for uid in ENCODINGS]
+    renewed = ["".join(list(uid)) for uid in syntaxes]  # equal, not the same objects
+    for uid in [*syntaxes, *syntaxes[::-1], *renewed, syntaxes[0], syntaxes[0] + "\x00"]:
+        made, reference = compiled.HeadParser(uid), PYTHON.HeadParser(uid)
+        assert made._implicit == reference._implicit, uid
+        assert made._big_endian == reference._big_endian, uid
+        assert (made._inflater is None) == (reference._inflater is None), uid
+    with pytest.raises(AttributeError):
+        compiled.HeadParser(None)  # type: ignore[arg-type]
+    with pytest.raises(AttributeError):
+        PYTHON.HeadParser(None)  # type: ignore[arg-type]
