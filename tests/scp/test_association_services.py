@@ -139,9 +139,24 @@ class FakeServices:
         self.held.remove(association)  # type: ignore[arg-type]
 
 
+#: Every association a test opened: ended after it (the telemetry counts the running ones).
+_opened: list[Association] = []
+
+
+@pytest.fixture(autouse=True)
+def _end_what_the_test_opened() -> Iterator[None]:
+    yield
+    while _opened:
+        association = _opened.pop()
+        if not association.ended:
+            association._end("the test is over")
+
+
 def _open(services: FakeServices) -> tuple[Association, Connection]:
     conn = Connection(max_pdu_length=16384)
-    return Association(services, conn, "127.0.0.1:4242"), conn  # type: ignore[arg-type]
+    association = Association(services, conn, "127.0.0.1:4242")  # type: ignore[arg-type]
+    _opened.append(association)
+    return association, conn
 
 
 def _feed(association: Association, conn: Connection, data: bytes) -> list[asyncio.Future[None]]:
