@@ -32,7 +32,7 @@ from cpython.bytes cimport (
 )
 from cpython.unicode cimport PyUnicode_DecodeLatin1
 from libc.stdint cimport int64_t, uint32_t
-from libc.string cimport memchr, memcpy, memmove
+from libc.string cimport memchr, memcmp, memcpy, memmove
 
 import zlib
 
@@ -728,16 +728,36 @@ cdef inline object latin1_stripped(bytes raw):
     return PyUnicode_DecodeLatin1(<char*>s + start, stop - start, NULL)
 
 
+# The last instance's values as received and as decoded, by slot: an association's
+# instances repeat most of them (the patient, study and series), and a repeated one is
+# given the same string again instead of a new decoding of it (which also lets the
+# layout's memo of the last series compare them by identity).
+cdef list _last_raw = []
+cdef list _last_text = []
+
+
+cdef inline bint same_bytes(object last, bytes raw):
+    return (
+        last is not None
+        and PyBytes_GET_SIZE(<bytes>last) == PyBytes_GET_SIZE(raw)
+        and memcmp(PyBytes_AS_STRING(<bytes>last), PyBytes_AS_STRING(raw),
+                   PyBytes_GET_SIZE(raw)) == 0
+    )
+
+
 def decode_values(list values):
     """``_decode_values(values)``: the common case here, any other by the reference.
 
     Common: no value longer than MAX_DECODED_BYTES, SpecificCharacterSet absent or of the
-    default repertoire, and no escape sequence in a value of a text VR or PN.
+    default repertoire, and no escape sequence in a value of a text VR or PN. In that
+    case every value is Latin-1 text whatever the character set says, so a value equal
+    to the last instance's in its slot is the last instance's string.
     """
+    global _last_raw, _last_text
     cdef Py_ssize_t n = len(values)
     cdef Py_ssize_t i
     cdef int j
-    cdef object raw
+    cdef object raw, text
     cdef tuple terms
     for i in range(n):
         raw = values[i]
@@ -748,15 +768,28 @@ def decode_values(list values):
         raw = values[_charset_slots[j]]
         if raw is not None and memchr(PyBytes_AS_STRING(raw), 0x1B, PyBytes_GET_SIZE(raw)) != NULL:
             return _decode_reference(values)
+    if len(_last_raw) != n:
+        _last_raw = [None] * n
+        _last_text = [None] * n
     raw = values[0]
     if raw is None:
         terms = ()
+    elif same_bytes(_last_raw[0], <bytes>raw):
+        terms = _last_text[0]
     else:
         terms = tuple([t.strip(_strip) for t in (<bytes>raw).decode("latin-1").split("\\")])
         if not _default_terms.issuperset(terms):
             return _decode_reference(values)
+        _last_raw[0], _last_text[0] = raw, terms
     fields = [terms]
     for i in range(1, n):
         raw = values[i]
-        fields.append(None if raw is None else latin1_stripped(<bytes>raw))
+        if raw is None:
+            text = None
+        elif same_bytes(_last_raw[i], <bytes>raw):
+            text = _last_text[i]
+        else:
+            text = latin1_stripped(<bytes>raw)
+            _last_raw[i], _last_text[i] = raw, text
+        fields.append(text)
     return _head_fields(*fields)

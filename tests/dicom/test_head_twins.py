@@ -173,6 +173,46 @@ def test_the_compiled_decoding_gives_the_reference_fields(
     assert compiled.HeadParser._decode(list(values)) == want
 
 
+def _copy(value: bytes | None) -> bytes | None:
+    """An equal value in another object, as the next instance's walk makes it."""
+    return None if value is None else bytes(bytearray(value))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.tuples(kept_values(), st.lists(st.integers(0, 17), max_size=17)),
+        min_size=2,
+        max_size=6,
+    )
+)
+def test_the_compiled_decoding_of_instances_repeating_values(
+    compiled: HeadTwin, instances: list[tuple[list[bytes | None], list[int]]]
+) -> None:
+    """One instance after another, each repeating some of the last one's values (which
+    the compiled decoding gives as the last one's strings) and changing the others."""
+    previous: list[bytes | None] | None = None
+    for drawn, repeated in instances:
+        values = list(drawn)
+        if previous is not None:
+            for slot in repeated:
+                values[slot] = _copy(previous[slot])
+        assert compiled.HeadParser._decode(list(values)) == head._decode_values(list(values))
+        previous = values
+
+
+def test_a_value_of_the_same_length_as_the_last_is_decoded_again(compiled: HeadTwin) -> None:
+    first: list[bytes | None] = [None] * 18
+    first[1:4] = [b"1.2.3.4", b"ANON ", b"20240101"]
+    second = [_copy(value) for value in first]
+    second[1] = b"1.2.3.5"  # same length, other bytes
+    second[3] = b"20240101"
+    for values in (first, second, first, [None] * 18, first):
+        got = compiled.HeadParser._decode(list(values))
+        assert got == head._decode_values(list(values))
+    assert compiled.HeadParser._decode(list(second)) == head._decode_values(list(second))
+
+
 def test_the_compiled_walk_has_the_reference_tables(compiled: HeadTwin) -> None:
     """Each kept tag is kept, each long VR read with its 4-byte length, by both: one data
     set of every kept tag, each behind a private element of each long VR."""
