@@ -7,20 +7,35 @@ runs for every fragment, twice per small instance.
 through their member descriptors. ``feed`` is the reference's, line for line.
 ``decode_command`` is read from the reference module's namespace at each call, as the
 reference reads its global (the tests point it at either codec); the classes once, at
-``bind``. This module imports nothing of the reference (``bind`` hands it over).
+``bind``. This module imports nothing of the reference (``bind`` hands it over). A
+fragment's fields are read at their offsets (``oxidicom/support/_slots.pxd``) when it is
+exactly a ``DataFragment``; anything else is the reference's ``feed``.
 """
+
+from oxidicom.support._slots cimport read_slot, slot_offset
 
 cdef dict _names = None  # the namespace of the module oxidicom.dimse.assembler
 cdef object _CommandError = None
 cdef object _CommandReceived = None
+cdef object _DataFragment = None
+cdef object _reference_feed = None
+cdef Py_ssize_t _is_command, _context_id, _is_last, _data
 
 
-def bind(reference) -> None:
-    """Take the namespace of the pure-Python module ``reference``."""
-    global _names, _CommandError, _CommandReceived
+def bind(reference, reference_class) -> None:
+    """Take the namespace of the pure-Python module ``reference`` and the reference
+    class ``reference_class``."""
+    global _names, _CommandError, _CommandReceived, _DataFragment, _reference_feed
+    global _is_command, _context_id, _is_last, _data
     _names = reference.__dict__
     _CommandError = reference.CommandError
     _CommandReceived = reference.CommandReceived
+    _DataFragment = reference.DataFragment
+    _reference_feed = reference_class.feed
+    _is_command = slot_offset(_DataFragment, "is_command")
+    _context_id = slot_offset(_DataFragment, "context_id")
+    _is_last = slot_offset(_DataFragment, "is_last")
+    _data = slot_offset(_DataFragment, "data")
 
 
 cdef class _AssemblerState:
@@ -34,27 +49,31 @@ cdef class _AssemblerState:
     def feed(self, fragment):
         """``MessageAssemblerPy.feed``: a complete command, a data set fragment to store,
         or None (command incomplete)."""
-        if not fragment.is_command:
-            if fragment.context_id != self.dataset_context:
+        if type(fragment) is not _DataFragment:
+            return _reference_feed(self, fragment)
+        context_id = read_slot(fragment, _context_id)
+        is_last = read_slot(fragment, _is_last)
+        if not read_slot(fragment, _is_command):
+            if context_id != self.dataset_context:
                 if self.dataset_context is None:
                     raise _CommandError("data set fragment without a command announcing it")
                 raise _CommandError(
-                    f"data set fragment on context {fragment.context_id}, "
+                    f"data set fragment on context {context_id}, "
                     f"expected {self.dataset_context}"
                 )
-            if fragment.is_last:
+            if is_last:
                 self.dataset_context = None
             return fragment
         if self.dataset_context is not None:
             raise _CommandError("command fragment while a data set is still being received")
         if self._command_context is None:
-            self._command_context = fragment.context_id
-        elif fragment.context_id != self._command_context:
+            self._command_context = context_id
+        elif context_id != self._command_context:
             raise _CommandError("command fragments on two presentation contexts")
-        data = fragment.data
+        data = read_slot(fragment, _data)
         if len(self._command) + len(data) > self.max_command_length:
             raise _CommandError(f"command set longer than {self.max_command_length} bytes")
-        if not fragment.is_last:
+        if not is_last:
             self._command += data
             return None
         if self._command:

@@ -85,7 +85,7 @@ class MessageAssemblerPy:
 MessageAssembler: type[MessageAssemblerPy] = MessageAssemblerPy
 _c = load_compiled("oxidicom.dimse._assembler_c")
 if _c is not None:
-    _c.bind(sys.modules[__name__])
+    _c.bind(sys.modules[__name__], MessageAssemblerPy)
 
     class MessageAssemblerC(_c._AssemblerState, MessageAssemblerPy):  # type: ignore[misc,name-defined]
         """:class:`MessageAssemblerPy` with its state in C fields and ``feed`` compiled."""

@@ -12,8 +12,12 @@ stored instance; any other case is the reference's own method.
 
 ``encode_response`` is read from the reference module's namespace at each call, as the
 reference reads its globals; the classes and constants once, at ``bind``. This module
-imports nothing of the reference (``bind`` hands it over).
+imports nothing of the reference (``bind`` hands it over). The fields of the events,
+commands, contexts and stored instances (msgspec Structs) are read at their offsets
+(``oxidicom/support/_slots.pxd``).
 """
+
+from oxidicom.support._slots cimport field, read_slot, slot_offset
 
 cdef dict _names = None  # the namespace of the module oxidicom.scp.association
 cdef object _DataFragment = None
@@ -27,6 +31,18 @@ cdef object _reference_handle = None
 cdef object _reference_command = None
 cdef object _reference_store_requested = None
 cdef object _reference_stored = None
+cdef object _Command = None
+cdef object _CommandReceived = None
+cdef object _AcceptedContext = None
+cdef object _StoredInstance = None
+cdef object _HeadFields = None
+cdef Py_ssize_t _fields_series_instance_uid
+cdef Py_ssize_t _fragment_data, _fragment_is_last
+cdef Py_ssize_t _received_command, _received_context_id
+cdef Py_ssize_t _command_field, _command_message_id, _command_has_dataset
+cdef Py_ssize_t _command_class_uid, _command_instance_uid
+cdef Py_ssize_t _context_id, _context_abstract_syntax, _context_transfer_syntax
+cdef Py_ssize_t _instance_size, _instance_warnings
 
 
 def bind(reference, reference_class) -> None:
@@ -35,7 +51,12 @@ def bind(reference, reference_class) -> None:
     global _names, _DataFragment, _CommandError, _StorageError
     global _C_STORE_RQ, _C_STORE_RSP, _SUCCESS, _CAN_SEND
     global _reference_handle, _reference_command, _reference_store_requested
-    global _reference_stored
+    global _reference_stored, _Command, _CommandReceived, _AcceptedContext, _StoredInstance
+    global _fragment_data, _fragment_is_last, _received_command, _received_context_id
+    global _command_field, _command_message_id, _command_has_dataset
+    global _command_class_uid, _command_instance_uid
+    global _context_id, _context_abstract_syntax, _context_transfer_syntax
+    global _instance_size, _instance_warnings, _HeadFields, _fields_series_instance_uid
     _names = reference.__dict__
     _DataFragment = reference.DataFragment
     _CommandError = reference.CommandError
@@ -48,6 +69,26 @@ def bind(reference, reference_class) -> None:
     _reference_command = reference_class._command
     _reference_store_requested = reference_class._store_requested
     _reference_stored = reference_class._stored
+    _Command = reference.Command
+    _CommandReceived = reference.CommandReceived
+    _AcceptedContext = reference.AcceptedContext
+    _StoredInstance = reference.StoredInstance
+    _fragment_data = slot_offset(_DataFragment, "data")
+    _fragment_is_last = slot_offset(_DataFragment, "is_last")
+    _received_command = slot_offset(_CommandReceived, "command")
+    _received_context_id = slot_offset(_CommandReceived, "context_id")
+    _command_field = slot_offset(_Command, "command_field")
+    _command_message_id = slot_offset(_Command, "message_id")
+    _command_has_dataset = slot_offset(_Command, "has_dataset")
+    _command_class_uid = slot_offset(_Command, "affected_sop_class_uid")
+    _command_instance_uid = slot_offset(_Command, "affected_sop_instance_uid")
+    _context_id = slot_offset(_AcceptedContext, "context_id")
+    _context_abstract_syntax = slot_offset(_AcceptedContext, "abstract_syntax")
+    _context_transfer_syntax = slot_offset(_AcceptedContext, "transfer_syntax")
+    _instance_size = slot_offset(_StoredInstance, "size")
+    _instance_warnings = slot_offset(_StoredInstance, "warnings")
+    _HeadFields = reference.HeadFields
+    _fields_series_instance_uid = slot_offset(_HeadFields, "series_instance_uid")
 
 
 cdef class _AssociationState:
@@ -75,8 +116,9 @@ cdef class _AssociationState:
             return None
         if item is event:
             writer = self._writer
-            wait = writer.write(event.data) if writer is not None and event.data else None
-            if event.is_last:
+            data = read_slot(event, _fragment_data)
+            wait = writer.write(data) if writer is not None and data else None
+            if read_slot(event, _fragment_is_last):
                 return self._dataset_complete_c()
             return wait
         if item is None:
@@ -89,7 +131,10 @@ cdef class _AssociationState:
         return self._command_c(received)
 
     def _store_requested(self, context, command):
-        self._store_requested_c(context, command)
+        if type(context) is _AcceptedContext and type(command) is _Command:
+            self._store_requested_c(context, command)
+        else:
+            _reference_store_requested(self, context, command)
 
     def _dataset_complete(self):
         return self._dataset_complete_c()
@@ -98,28 +143,39 @@ cdef class _AssociationState:
         self._stored_c(context_id, command, outcome, writer)
 
     cdef _command_c(self, received):
-        command = received.command
-        context = self.contexts.get(received.context_id)
-        if context is not None and command.command_field == _C_STORE_RQ:
+        if type(received) is not _CommandReceived:
+            return _reference_command(self, received)
+        command = read_slot(received, _received_command)
+        context = self.contexts.get(read_slot(received, _received_context_id))
+        if (
+            type(context) is _AcceptedContext
+            and type(command) is _Command
+            and read_slot(command, _command_field) == _C_STORE_RQ
+        ):
             self._store_requested_c(context, command)
             return None
         return _reference_command(self, received)
 
     cdef _store_requested_c(self, context, command):
-        sop_class_uid = command.affected_sop_class_uid
+        """A C-STORE-RQ: ``context`` exactly an AcceptedContext, ``command`` a Command."""
+        sop_class_uid = read_slot(command, _command_class_uid)
+        sop_instance_uid = read_slot(command, _command_instance_uid)
         if (
-            command.has_dataset
-            and command.affected_sop_instance_uid
+            read_slot(command, _command_has_dataset)
+            and sop_instance_uid
             and sop_class_uid
-            and (sop_class_uid == context.abstract_syntax or self.server.policy.promiscuous)
+            and (
+                sop_class_uid == read_slot(context, _context_abstract_syntax)
+                or self.server.policy.promiscuous
+            )
         ):
             self._writer = self.server.store.begin(
                 pacs_name=self.calling_ae_title,
                 sop_class_uid=sop_class_uid,
-                sop_instance_uid=command.affected_sop_instance_uid,
-                transfer_syntax_uid=context.transfer_syntax,
+                sop_instance_uid=sop_instance_uid,
+                transfer_syntax_uid=read_slot(context, _context_transfer_syntax),
             )
-            self._current = (context.context_id, command, _SUCCESS, "")
+            self._current = (read_slot(context, _context_id), command, _SUCCESS, "")
             return
         _reference_store_requested(self, context, command)
 
@@ -144,7 +200,9 @@ cdef class _AssociationState:
         series = self.series
         if series is None:
             return None
-        record = series.record(fields.series_instance_uid)
+        record = series.record(
+            field(fields, _HeadFields, _fields_series_instance_uid, "series_instance_uid")
+        )
         if record.journal_key is not None:
             return None
         try:
@@ -162,10 +220,11 @@ cdef class _AssociationState:
             return
         series = self.series
         instance = outcome.result()
-        self.bytes_stored += instance.size
+        self.bytes_stored += field(instance, _StoredInstance, _instance_size, "size")
         self.telemetry.instance_stored()
-        for warning in instance.warnings:
-            self._log.warning("%s: %s", command.affected_sop_instance_uid, warning)
+        sop_instance_uid = field(command, _Command, _command_instance_uid, "affected_sop_instance_uid")
+        for warning in field(instance, _StoredInstance, _instance_warnings, "warnings"):
+            self._log.warning("%s: %s", sop_instance_uid, warning)
         if series is not None:
             self.server.notifier.instance_stored(series.stored(instance))
         conn = self.conn
@@ -174,10 +233,12 @@ cdef class _AssociationState:
                 context_id,
                 _names["encode_response"](
                     _C_STORE_RSP,
-                    command.message_id,
+                    field(command, _Command, _command_message_id, "message_id"),
                     _SUCCESS,
-                    affected_sop_class_uid=command.affected_sop_class_uid,
-                    affected_sop_instance_uid=command.affected_sop_instance_uid,
+                    affected_sop_class_uid=field(
+                        command, _Command, _command_class_uid, "affected_sop_class_uid"
+                    ),
+                    affected_sop_instance_uid=sop_instance_uid,
                 ),
             )
 

@@ -10,10 +10,15 @@ read at each call);
 reference's cached ``_series_dir``; ``instance_file_name`` builds the name of an
 instance number of ASCII digits and a UID of digits and dots, nothing cut, within 255
 bytes. The reference module hands over what they need (``bind``): this module imports
-nothing of it.
+nothing of it. The head's fields are read at their offsets (``oxidicom/support/_slots.pxd``)
+when they are exactly a ``HeadFields``.
 """
 
+import inspect
+
 from cpython.unicode cimport PyUnicode_Check
+
+from oxidicom.support._slots cimport read_slot, slot_offset
 
 cdef extern from "Python.h":
     bint PyUnicode_IS_ASCII(object o)
@@ -32,19 +37,49 @@ cdef Py_ssize_t _max_component = 0
 # The last series folder made and its inputs (the reference's _last_series_dir).
 cdef tuple _last_inputs = ()
 cdef object _last_dir = ""
+cdef object _HeadFields = None
+# The offsets of HeadFields' fields read here; series_dir's inputs in their order.
+cdef Py_ssize_t _study_instance_uid, _series_instance_uid, _sop_instance_uid
+cdef Py_ssize_t _cut_values, _patient_id, _study_date, _instance_number
+cdef Py_ssize_t[10] _series_inputs
+_SERIES_INPUTS = (
+    "patient_id",
+    "patient_name",
+    "patient_birth_date",
+    "study_description",
+    "accession_number",
+    "study_date",
+    "series_number",
+    "series_description",
+    "series_instance_uid",
+    "cut_values",
+)
 
 
 def bind(reference) -> None:
     """Take the slow paths and tables of the pure-Python module ``reference``."""
     global _reference, _check_required, _series_dir, _instance_file_name
-    global _max_component
+    global _max_component, _HeadFields, _study_instance_uid, _series_instance_uid
+    global _sop_instance_uid, _cut_values, _patient_id, _study_date, _instance_number
     if reference._UID_CHARS != "0123456789.":
         raise ValueError("the UID characters changed: rebuild")
+    if tuple(inspect.signature(reference._series_dir).parameters)[1:] != _SERIES_INPUTS:
+        raise ValueError("_series_dir's inputs changed: change _SERIES_INPUTS")
     _check_required = reference.check_required_py
     _series_dir = reference._series_dir
     _instance_file_name = reference.instance_file_name_py
     _max_component = reference.MAX_COMPONENT
     _reference = reference
+    _HeadFields = reference.HeadFields
+    _study_instance_uid = slot_offset(_HeadFields, "study_instance_uid")
+    _series_instance_uid = slot_offset(_HeadFields, "series_instance_uid")
+    _sop_instance_uid = slot_offset(_HeadFields, "sop_instance_uid")
+    _cut_values = slot_offset(_HeadFields, "cut_values")
+    _patient_id = slot_offset(_HeadFields, "patient_id")
+    _study_date = slot_offset(_HeadFields, "study_date")
+    _instance_number = slot_offset(_HeadFields, "instance_number")
+    for i, name in enumerate(_SERIES_INPUTS):
+        _series_inputs[i] = slot_offset(_HeadFields, name)
 
 
 def forget() -> None:
@@ -56,36 +91,40 @@ def forget() -> None:
 
 def check_required(fields):
     """``check_required(fields)``: the common case here, any other by the reference."""
+    if type(fields) is not _HeadFields:
+        return _check_required(fields)
     if (
-        fields.study_instance_uid
-        and fields.series_instance_uid
-        and fields.sop_instance_uid
-        and not fields.cut_values
-        and fields.patient_id is not None
+        read_slot(fields, _study_instance_uid)
+        and read_slot(fields, _series_instance_uid)
+        and read_slot(fields, _sop_instance_uid)
+        and not read_slot(fields, _cut_values)
+        and read_slot(fields, _patient_id) is not None
     ):
-        study_date = fields.study_date
+        study_date = read_slot(fields, _study_date)
         # The reference's set, read at each call as the reference reads its global.
         if study_date is not None and study_date in _reference._VALID_DATES:
             return []  # every instance of a study repeats its date
     return _check_required(fields)
 
 
+cdef inline bint _same(object a, object b) except -1:
+    """As a tuple's ``==`` compares its items."""
+    return a is b or a == b
+
+
 def series_dir(pacs_name, fields):
     """``series_dir(pacs_name, fields)``: the last series' folder when its inputs repeat."""
     global _last_inputs, _last_dir
-    inputs = (
-        pacs_name,
-        fields.patient_id,
-        fields.patient_name,
-        fields.patient_birth_date,
-        fields.study_description,
-        fields.accession_number,
-        fields.study_date,
-        fields.series_number,
-        fields.series_description,
-        fields.series_instance_uid,
-        fields.cut_values,
-    )
+    cdef Py_ssize_t i
+    cdef tuple last = _last_inputs
+    if type(fields) is _HeadFields and len(last) == 11 and _same(pacs_name, last[0]):
+        # inputs == _last_inputs, item by item, without making the tuple.
+        for i in range(10):
+            if not _same(read_slot(fields, _series_inputs[i]), last[i + 1]):
+                break
+        else:
+            return _last_dir
+    inputs = (pacs_name, *[getattr(fields, name) for name in _SERIES_INPUTS])
     if inputs == _last_inputs:
         return _last_dir
     made = _series_dir(*inputs)
@@ -118,9 +157,11 @@ def instance_file_name(fields):
     cdef Py_ssize_t n, skip, digits, width, uid_length, size, i
     cdef const unsigned char* s
     cdef unsigned char* out
-    number = fields.instance_number
-    uid = fields.sop_instance_uid or "SOPInstanceUID"
-    if number and _only(number, False) and _only(uid, True) and not fields.cut_values:
+    if type(fields) is not _HeadFields:
+        return _instance_file_name(fields)
+    number = read_slot(fields, _instance_number)
+    uid = read_slot(fields, _sop_instance_uid) or "SOPInstanceUID"
+    if number and _only(number, False) and _only(uid, True) and not read_slot(fields, _cut_values):
         # (number.lstrip("0") or "0").rjust(4, "0")
         n = PyUnicode_GET_LENGTH(number)
         s = PyUnicode_1BYTE_DATA(number)

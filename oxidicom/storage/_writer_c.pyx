@@ -22,6 +22,8 @@ import sys
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.string cimport memcpy
 
+from oxidicom.support._slots cimport field, slot_offset
+
 cdef extern from "Python.h":
     bint PyUnicode_IS_ASCII(object o)
     Py_ssize_t PyUnicode_GET_LENGTH(object o)
@@ -38,13 +40,16 @@ cdef object _dataset_error = None
 cdef object _storage_error = None
 cdef Py_ssize_t _early_write_bytes = 0
 cdef object _file_mode = None
+cdef object _HeadFields = None
+cdef Py_ssize_t _sop_instance_uid, _sop_class_uid
 
 
 def bind(reference, reference_class) -> None:
     """Take the namespace of the pure-Python module ``reference`` and the reference
     class ``reference_class`` (its slow paths)."""
     global _names, _reference_finish_whole, _dataset_error, _storage_error
-    global _early_write_bytes, _file_mode, _template
+    global _early_write_bytes, _file_mode, _template, _HeadFields, _sop_instance_uid
+    global _sop_class_uid
     _names = reference.__dict__
     _template = sys.modules[reference.file_meta.__module__]._template
     _reference_finish_whole = reference_class._finish_whole
@@ -52,6 +57,9 @@ def bind(reference, reference_class) -> None:
     _storage_error = reference.StorageError
     _early_write_bytes = reference.EARLY_WRITE_BYTES
     _file_mode = reference._FILE_MODE
+    _HeadFields = reference.HeadFields
+    _sop_instance_uid = slot_offset(_HeadFields, "sop_instance_uid")
+    _sop_class_uid = slot_offset(_HeadFields, "sop_class_uid")
 
 
 cdef class _WriterState:
@@ -171,7 +179,10 @@ cdef int resolve_target(_WriterState w) except -1:
     w._fields = fields
     warnings = _names["check_required"](fields)
     sop_class_uid, sop_instance_uid = w._command_uids
-    if fields.sop_instance_uid != sop_instance_uid or fields.sop_class_uid != sop_class_uid:
+    if (
+        field(fields, _HeadFields, _sop_instance_uid, "sop_instance_uid") != sop_instance_uid
+        or field(fields, _HeadFields, _sop_class_uid, "sop_class_uid") != sop_class_uid
+    ):
         # A mismatch, or no SOPClassUID in the data set (the command has one).
         warnings += _names["check_identity"](fields, sop_class_uid, sop_instance_uid)
     w._warnings = tuple(warnings) if warnings else ()

@@ -113,3 +113,17 @@ def test_a_file_name_over_255_bytes_is_the_references() -> None:
     head = fields(instance_number="1" * 200, sop_instance_uid="1." * 40)
     assert len(compiled.instance_file_name(head).encode()) <= 255
     assert compiled.instance_file_name(head) == layout.instance_file_name_py(head)
+
+
+class _HeadFieldsAsWell(HeadFields, frozen=True, gc=False):
+    """Not exactly a HeadFields: the compiled layout reads its fields by name."""
+
+
+def test_fields_of_another_class_are_read_by_name() -> None:
+    compiled = _compiled()
+    head = fields(study_date="20130308")
+    other = _HeadFieldsAsWell(**{name: getattr(head, name) for name in head.__struct_fields__})
+    for pacs in ("PACS", "PACS", "OTHER"):
+        _same(compiled, pacs, other)
+        _same(compiled, pacs, head)
+        assert compiled.series_dir(pacs, other) == compiled.series_dir(pacs, head)
