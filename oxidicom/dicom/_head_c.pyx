@@ -81,7 +81,7 @@ cdef object _undecodable = None
 cdef object _encoding_of = None
 # encoding_of's last answer: an association's instances repeat their context's syntax.
 cdef object _last_syntax = object()
-cdef object _last_encoding = None
+cdef bint _last_implicit = False, _last_big_endian = False, _last_deflated = False
 cdef Py_ssize_t _n_values = 0
 cdef int64_t _max_span = 0
 
@@ -480,15 +480,16 @@ cdef class _HeadState:
     cdef public object _error, _result, _inflater
 
     def __init__(self, transfer_syntax_uid):
-        global _last_syntax, _last_encoding
-        if transfer_syntax_uid is _last_syntax:
-            enc = _last_encoding
-        else:
+        global _last_syntax, _last_implicit, _last_big_endian, _last_deflated
+        if transfer_syntax_uid is not _last_syntax:
             enc = _encoding_of(transfer_syntax_uid)
-            _last_syntax, _last_encoding = transfer_syntax_uid, enc
-        self._implicit = enc.implicit_vr
-        self._big_endian = not enc.little_endian
-        self._inflater = zlib.decompressobj(-15) if enc.deflated else None
+            _last_implicit = enc.implicit_vr
+            _last_big_endian = not enc.little_endian
+            _last_deflated = enc.deflated
+            _last_syntax = transfer_syntax_uid
+        self._implicit = _last_implicit
+        self._big_endian = _last_big_endian
+        self._inflater = zlib.decompressobj(-15) if _last_deflated else None
         self._inflated = 0
         self._done = False
         self._error = None

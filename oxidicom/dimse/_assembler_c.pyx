@@ -12,7 +12,7 @@ fragment's fields are read at their offsets (``oxidicom/support/_slots.pxd``) wh
 exactly a ``DataFragment``; anything else is the reference's ``feed``.
 """
 
-from oxidicom.support._slots cimport read_slot, slot_offset
+from oxidicom.support._slots cimport field, read_slot, slot_offset
 
 cdef dict _names = None  # the namespace of the module oxidicom.dimse.assembler
 cdef object _CommandError = None
@@ -20,13 +20,15 @@ cdef object _CommandReceived = None
 cdef object _DataFragment = None
 cdef object _reference_feed = None
 cdef Py_ssize_t _is_command, _context_id, _is_last, _data
+cdef object _Command = None
+cdef Py_ssize_t _has_dataset
 
 
 def bind(reference, reference_class) -> None:
     """Take the namespace of the pure-Python module ``reference`` and the reference
     class ``reference_class``."""
     global _names, _CommandError, _CommandReceived, _DataFragment, _reference_feed
-    global _is_command, _context_id, _is_last, _data
+    global _is_command, _context_id, _is_last, _data, _Command, _has_dataset
     _names = reference.__dict__
     _CommandError = reference.CommandError
     _CommandReceived = reference.CommandReceived
@@ -36,6 +38,8 @@ def bind(reference, reference_class) -> None:
     _context_id = slot_offset(_DataFragment, "context_id")
     _is_last = slot_offset(_DataFragment, "is_last")
     _data = slot_offset(_DataFragment, "data")
+    _Command = reference.Command
+    _has_dataset = slot_offset(_Command, "has_dataset")
 
 
 cdef class _AssemblerState:
@@ -84,6 +88,6 @@ cdef class _AssemblerState:
             command = _names["decode_command"](data)
         context = self._command_context
         self._command_context = None
-        if command.has_dataset:
+        if field(command, _Command, _has_dataset, "has_dataset"):
             self.dataset_context = context
         return _CommandReceived(context, command)
