@@ -35,6 +35,9 @@ cdef class _ShellState:
     cdef public bint _blocked, _storage_full, _write_paused, _paused, _eof_written
     cdef public bint _answered, _sent_since_quickack, _lost
     cdef public double _blocked_at
+    # The association's handle and the connection's next_event, as bound methods, and
+    # the two they were taken from: made once, not at every read (_pump_c).
+    cdef object _handle, _next_event, _handle_of, _next_event_of
 
     def buffer_updated(self, Py_ssize_t nbytes):
         self._received(self._buffer.filled(nbytes))
@@ -75,8 +78,11 @@ cdef class _ShellState:
         conn = self.conn
         association = self.association
         assert conn is not None and association is not None
-        handle = association.handle
-        next_event = conn.next_event
+        if association is not self._handle_of or conn is not self._next_event_of:
+            self._handle, self._handle_of = association.handle, association
+            self._next_event, self._next_event_of = conn.next_event, conn
+        handle = self._handle
+        next_event = self._next_event
         while True:
             event = next_event()
             if event is None:
