@@ -18,6 +18,7 @@ import contextvars
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
+from oxidicom.support.extensions import load_compiled
 from oxidicom.telemetry.logs import CURRENT_ASSOCIATION
 
 if TYPE_CHECKING:
@@ -27,10 +28,9 @@ if TYPE_CHECKING:
 _T = TypeVar("_T")
 
 
-class ScopedProtocol(asyncio.BufferedProtocol):
-    """The protocol asyncio sees; the work is done by the wrapped one, in its context."""
-
-    __slots__ = ("_context", "_scope", "get_buffer", "protocol")
+class ScopedProtocolPy(asyncio.BufferedProtocol):
+    """The protocol asyncio sees; the work is done by the wrapped one, in its context (the
+    pure-Python reference: see :data:`ScopedProtocol` for the class in use)."""
 
     def __init__(self, protocol: AssociationProtocol) -> None:
         self.protocol = protocol
@@ -88,3 +88,17 @@ class ScopedProtocol(asyncio.BufferedProtocol):
 
     def resume_writing(self) -> None:
         self._run(self.protocol.resume_writing)
+
+
+# The compiled twin (oxidicom/aio/_context_c.pyx): the state in C fields (``_ScopeState``,
+# the first base of ``ScopedProtocolC``) and ``buffer_updated``, once per read.
+ScopedProtocol: type[ScopedProtocolPy] = ScopedProtocolPy
+_c = load_compiled("oxidicom.aio._context_c")
+if _c is not None:
+    _c.bind(CURRENT_ASSOCIATION)
+
+    class ScopedProtocolC(_c._ScopeState, ScopedProtocolPy):  # type: ignore[misc,name-defined]
+        """:class:`ScopedProtocolPy` with its state in C fields and ``buffer_updated``
+        compiled."""
+
+    ScopedProtocol = ScopedProtocolC
