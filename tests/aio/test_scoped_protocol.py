@@ -44,6 +44,12 @@ class _Inner:
             nested.buffer_updated(nbytes + 1)
 
 
+def _connected(scoped: type[context.ScopedProtocolPy], inner: _Inner) -> context.ScopedProtocolPy:
+    protocol = scoped(inner)  # type: ignore[arg-type]
+    protocol.connection_made(object())  # type: ignore[arg-type]
+    return protocol
+
+
 @pytest.fixture(params=IMPLEMENTATIONS)
 def scoped(request: pytest.FixtureRequest) -> type[context.ScopedProtocolPy]:
     if request.param == "python":
@@ -58,8 +64,7 @@ def test_each_read_is_counted_and_handed_on_in_the_association_s_context(
 ) -> None:
     scope = _Scope()
     inner = _Inner(scope)
-    protocol = scoped(inner)  # type: ignore[arg-type]
-    protocol.connection_made(object())  # type: ignore[arg-type]
+    protocol = _connected(scoped, inner)
     assert protocol.get_buffer(16) is not None
     for size in (5, 7):
         protocol.buffer_updated(size)
@@ -73,8 +78,7 @@ def test_a_read_from_inside_the_context_does_not_enter_it_again(
 ) -> None:
     scope = _Scope()
     inner = _Inner(scope)
-    protocol = scoped(inner)  # type: ignore[arg-type]
-    protocol.connection_made(object())  # type: ignore[arg-type]
+    protocol = _connected(scoped, inner)
     inner.nested = protocol
     protocol.buffer_updated(3)  # entering the context twice would raise RuntimeError
     assert inner.reads == [(3, scope), (4, scope)]
@@ -85,8 +89,7 @@ def test_before_an_association_reads_run_in_the_connection_s_context(
     scoped: type[context.ScopedProtocolPy],
 ) -> None:
     inner = _Inner(None)
-    protocol = scoped(inner)  # type: ignore[arg-type]
-    protocol.connection_made(object())  # type: ignore[arg-type]
+    protocol = _connected(scoped, inner)
     outer = contextvars.copy_context()
     outer.run(CURRENT_ASSOCIATION.set, "someone else's")  # type: ignore[arg-type]
     outer.run(protocol.buffer_updated, 2)
@@ -98,8 +101,7 @@ def test_a_protocol_wrapped_anew_gets_the_next_reads(
 ) -> None:
     scope = _Scope()
     first, second = _Inner(scope), _Inner(scope)
-    protocol = scoped(first)  # type: ignore[arg-type]
-    protocol.connection_made(object())  # type: ignore[arg-type]
+    protocol = _connected(scoped, first)
     protocol.buffer_updated(1)
     protocol.protocol = second  # type: ignore[assignment]
     protocol.buffer_updated(2)
@@ -111,8 +113,7 @@ def test_an_error_of_the_wrapped_protocol_leaves_the_context(
 ) -> None:
     scope = _Scope()
     inner = _Inner(scope)
-    protocol = scoped(inner)  # type: ignore[arg-type]
-    protocol.connection_made(object())  # type: ignore[arg-type]
+    protocol = _connected(scoped, inner)
 
     def fail(nbytes: int) -> None:
         raise ValueError(nbytes)
