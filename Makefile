@@ -13,9 +13,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# The compiled receive path (setup.py) is rebuilt when a .pyx or the build changes; with
+# The compiled receive path (setup.py) is rebuilt when a .pyx, a .pxd or the build changes; with
 # OXIDICOM_NO_EXTENSIONS=1 set, or no C compiler, the pure-Python twins serve instead.
-BUILD_INPUTS := pyproject.toml setup.py $(shell find oxidicom -name '*.pyx' 2>/dev/null)
+BUILD_INPUTS := pyproject.toml setup.py $(shell find oxidicom -name '*.pyx' -o -name '*.pxd' 2>/dev/null)
 
 $(VENV)/.runtime-installed: $(BUILD_INPUTS) | $(BIN)/python
 	$(EDITABLE) .
