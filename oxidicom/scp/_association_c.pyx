@@ -222,7 +222,9 @@ cdef class _AssociationState:
         instance = outcome.result()
         self.bytes_stored += field(instance, _StoredInstance, _instance_size, "size")
         self.telemetry.instance_stored()
-        sop_instance_uid = field(command, _Command, _command_instance_uid, "affected_sop_instance_uid")
+        sop_instance_uid = field(
+            command, _Command, _command_instance_uid, "affected_sop_instance_uid"
+        )
         for warning in field(instance, _StoredInstance, _instance_warnings, "warnings"):
             self._log.warning("%s: %s", sop_instance_uid, warning)
         if series is not None:
