@@ -25,8 +25,13 @@ cdef enum:
 
 
 cdef inline Py_ssize_t slot_offset(object cls, str name) except -1:
-    """The offset of the object field ``name`` of ``cls`` (a slot: a member descriptor)."""
-    descriptor = cls.__dict__.get(name)
+    """The offset of the object field ``name`` of ``cls`` (a slot: a member descriptor,
+    of ``cls`` or of a base it inherits the field from)."""
+    descriptor = None
+    for klass in cls.__mro__:
+        if name in klass.__dict__:
+            descriptor = klass.__dict__[name]
+            break
     if type(descriptor).__name__ != "member_descriptor":
         raise TypeError(f"{cls.__name__}.{name} is not a slot")
     member = (<PyMemberDescrObject*>descriptor).d_member

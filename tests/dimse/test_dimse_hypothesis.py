@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import itertools
 import struct
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from oxidicom.dimse import assembler as assembler_module
-from oxidicom.dimse.assembler import CommandReceived, MessageAssembler
+from oxidicom.dimse.assembler import CommandReceived, MessageAssembler, MessageAssemblerPy
 from oxidicom.dimse.commands import (
     NO_DATASET,
     CommandError,
@@ -191,6 +192,43 @@ def test_both_assemblers_give_the_same_results_and_errors(
         assert _outcome(compiled, fragment) == outcome
         if isinstance(outcome[0], tuple):
             return  # the association aborts here: nothing after it is read
+
+
+def test_the_compiled_assembler_reads_inherited_fields_and_refuses_other_than_slots() -> None:
+    """``bind`` takes each field's offset from its member descriptor, a base's included
+    (oxidicom/support/_slots.pxd), and refuses a field that is not an object slot."""
+    module = compiled_module("oxidicom.dimse._assembler_c")
+
+    class Inherited(DataFragment):  # its fields are DataFragment's slots
+        pass
+
+    class Property:
+        is_command = property(lambda self: False)
+
+    class DoubleMember:
+        is_command = complex.__dict__["real"]  # a member descriptor, of a C double
+
+    reference = vars(assembler_module)
+    try:
+        module.bind(SimpleNamespace(**{**reference, "DataFragment": Inherited}), MessageAssemblerPy)
+        fragment = Inherited(3, False, True, memoryview(b"x"))
+        compiled = MessageAssembler()
+        compiled.dataset_context = 3
+        assert compiled.feed(fragment) is fragment
+        assert compiled.dataset_context is None
+        for wrong, refusal in (
+            (Property, "is not a slot"),
+            (int, "is not a slot"),
+            (DoubleMember, "is not an object slot"),
+        ):
+            namespace = SimpleNamespace(**{**reference, "DataFragment": wrong})
+            with pytest.raises(TypeError, match=refusal):
+                module.bind(namespace, MessageAssemblerPy)
+    finally:
+        module.bind(assembler_module, MessageAssemblerPy)
+    plain = DataFragment(1, False, True, memoryview(b"y"))
+    with pytest.raises(CommandError, match="without a command"):
+        MessageAssembler().feed(plain)
 
 
 @over_both
