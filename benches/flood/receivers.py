@@ -11,7 +11,7 @@ import shlex
 import shutil
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from benches.flood import BENCHES
@@ -173,6 +173,27 @@ RECEIVERS: dict[str, Receiver] = {
         _pynetdicom("pynetdicom-memory", "memory", "encoded_dataset() to a file, rename"),
     )
 }
+
+
+def checkout_receiver(folder: Path) -> Receiver:
+    """``oxidicom`` as shipped, but the code of another checkout (its compiled twins built
+    in place): a before/after in the same rounds. Named ``oxidicom@{folder name}``."""
+    folder = folder.resolve()
+    shipped = RECEIVERS["oxidicom"]
+
+    def command(port: int, out: Path) -> tuple[list[str], dict[str, str]]:
+        _, env = shipped.command(port, out)
+        # The receiver starts in its measurement folder: the checkout on PYTHONPATH is
+        # what runs, ahead of this environment's own install.
+        return [sys.executable, "-m", "oxidicom"], env | {"PYTHONPATH": str(folder)}
+
+    return replace(
+        shipped,
+        name=f"oxidicom@{folder.name}",
+        command=command,
+        notes=f"as oxidicom, from the checkout {folder}",
+    )
+
 
 DEFAULT_RECEIVERS = (
     "oxidicom",

@@ -18,7 +18,7 @@ from benches.flood.datasets import GENERATORS, DataSet, load
 from benches.flood.machine import describe
 from benches.flood.measure import Measurement, measure
 from benches.flood.procs import kill_all
-from benches.flood.receivers import BASELINE, DEFAULT_RECEIVERS, RECEIVERS
+from benches.flood.receivers import BASELINE, DEFAULT_RECEIVERS, RECEIVERS, checkout_receiver
 from benches.flood.report import write
 from oxidicom.storage.writer import memory_backed
 
@@ -70,6 +70,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--keep", action="store_true", help="keep logs of successful runs")
     parser.add_argument(
+        "--checkout",
+        type=Path,
+        action="append",
+        default=[],
+        help="also measure oxidicom from this checkout (as oxidicom@NAME), in the same rounds",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="smoke run: small data set cut to 200, C=1,4, one repeat, writes flood-quick.*",
@@ -92,6 +99,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args.concurrency = [int(c) for c in args.concurrency]
     if args.passes < 1:
         parser.error("--passes must be at least 1")
+    for folder in args.checkout:
+        if not (folder / "oxidicom" / "__main__.py").is_file():
+            parser.error(f"--checkout {folder}: not a checkout of oxidicom")
+        receiver = checkout_receiver(folder)
+        RECEIVERS[receiver.name] = receiver
+        if receiver.name not in args.receivers:
+            args.receivers.append(receiver.name)
     for name in args.receivers:
         if name not in RECEIVERS:
             parser.error(f"unknown receiver {name!r}; known: {', '.join(RECEIVERS)}")
