@@ -32,7 +32,7 @@ from cpython.bytes cimport (
 )
 from cpython.unicode cimport PyUnicode_DecodeLatin1
 from libc.stdint cimport int64_t, uint32_t
-from libc.string cimport memchr, memcmp, memcpy, memmove
+from libc.string cimport memchr, memcpy, memmove
 
 import zlib
 
@@ -738,12 +738,7 @@ cdef list _last_text = []
 
 
 cdef inline bint same_bytes(object last, bytes raw):
-    return (
-        last is not None
-        and PyBytes_GET_SIZE(<bytes>last) == PyBytes_GET_SIZE(raw)
-        and memcmp(PyBytes_AS_STRING(<bytes>last), PyBytes_AS_STRING(raw),
-                   PyBytes_GET_SIZE(raw)) == 0
-    )
+    return last is not None and <bytes>last == raw
 
 
 def decode_values(list values):

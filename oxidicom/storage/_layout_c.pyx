@@ -16,6 +16,7 @@ when they are exactly a ``HeadFields``.
 
 import inspect
 
+from cpython.object cimport Py_EQ, PyObject_RichCompareBool
 from cpython.unicode cimport PyUnicode_Check
 
 from oxidicom.support._slots cimport read_slot, slot_offset
@@ -108,8 +109,9 @@ def check_required(fields):
 
 
 cdef inline bint _same(object a, object b) except -1:
-    """As a tuple's ``==`` compares its items."""
-    return a is b or a == b
+    """As a tuple's ``==`` compares its items: identity first (inline here: the repeated
+    inputs of a series are the same strings), then ``==``."""
+    return a is b or PyObject_RichCompareBool(a, b, Py_EQ)
 
 
 def series_dir(pacs_name, fields):
