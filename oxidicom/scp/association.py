@@ -190,7 +190,7 @@ class AssociationPy:
             return
         if not self.server.acquire_slot(self, preempt=True):
             limit = self.server.max_associations
-            detail = f"too many associations: {limit} already running (limit)"
+            detail = f"too many associations: {limit} already running ({self.server.slot_limit})"
             self._reject(where, reject_busy(), TOO_MANY_ASSOCIATIONS, detail)
             return
         self._holds_slot = True

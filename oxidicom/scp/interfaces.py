@@ -43,6 +43,8 @@ class Services(Protocol):
     policy: AcceptancePolicy
     access: AccessPolicy
     max_associations: int
+    #: Where ``max_associations`` comes from, for the rejection's detail.
+    slot_limit: str
     #: A-ASSOCIATE-RJ warnings, summarized during a flood.
     rejections: SummarizedWarnings
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from oxidicom import telemetry
@@ -26,6 +27,7 @@ from oxidicom.scp.access import AccessPolicy
 from oxidicom.scp.fairness import Holder, host_share_victim
 from oxidicom.scp.interfaces import Link, PendingConnection, SlotHolder
 from oxidicom.scp.request_rate import HostRequestLimit
+from oxidicom.scp.shares import WHOLE, WorkerShare
 from oxidicom.scp.transfer_rate import WINDOW
 from oxidicom.support.process import short_id
 from oxidicom.telemetry.summarized import SummarizedWarning, SummarizedWarnings
@@ -48,8 +50,16 @@ class ScpService:
     TLS connection in its handshake as a :class:`PendingConnection`.
     """
 
-    def __init__(self, settings: Settings, store: Store, notifier: Notifier) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        notifier: Notifier,
+        share: WorkerShare = WHOLE,
+    ) -> None:
         self.settings = settings
+        #: This process's part of the limits (:mod:`oxidicom.scp.shares`).
+        self.share = share
         self.store = store
         self.notifier = notifier
         self.policy = AcceptancePolicy.from_settings(settings)
@@ -59,7 +69,12 @@ class ScpService:
             allowed_peers=settings.scp_allowed_peers,
             client_ae_titles=settings.tls_client_aets,
         )
-        self.max_associations = settings.max_associations
+        self.max_associations = share.part(settings.max_associations)
+        self.slot_limit = (
+            "limit"
+            if share.count == 1
+            else f"{share}'s part of OXIDICOM_LISTENER_THREADS={settings.max_associations}"
+        )
         #: Flow control: pause reading above ``high_water`` unconsumed bytes, resume below
         #: ``low_water``. Four maximum-length PDUs keep the pipe full without hoarding.
         self.high_water = max(4 * settings.scp_max_pdu_length, 256 * 1024)
@@ -68,7 +83,7 @@ class ScpService:
         self.accepting = True
         self.connections: set[Link] = set()
         #: Open connections holding no association slot, oldest first (see connection_opened).
-        self.max_pending = settings.max_pending_connections
+        self.max_pending = max(1, share.part(settings.max_pending_connections))
         self._pending: dict[PendingConnection, None] = {}
         #: TLS connections whose handshake is not over (they are pending too).
         self.handshakes: set[PendingConnection] = set()
@@ -79,13 +94,20 @@ class ScpService:
         self.min_transfer_rate = settings.min_transfer_rate
         #: A-ASSOCIATE-RQs per address (OXIDICOM_MAX_ASSOCIATION_RATE); None: no limit.
         rate = settings.max_association_rate
-        self.request_limit = HostRequestLimit(rate) if rate is not None else None
+        self.request_limit = (
+            HostRequestLimit(rate, share=share.fraction) if rate is not None else None
+        )
+        #: Called whenever a connection opens or closes (a worker reports its load to
+        #: the supervisor with it); None: nobody asks.
+        self.on_connections_changed: Callable[[], None] | None = None
+        whole_pending = settings.max_pending_connections
+        here = "" if share.count == 1 else f", {self.max_pending} in {share}"
         self._evictions = SummarizedWarning(
             log,
-            "closing connection from %s: more than"
-            f" {self.max_pending} connections without an association",
-            f"closed %d more connection(s) without an association (more than {self.max_pending}"
-            " open) since the last message",
+            f"closing connection from %s: more than {whole_pending} connections without an"
+            f" association{here}",
+            f"closed %d more connection(s) without an association (more than {whole_pending}"
+            f" open{here}) since the last message",
         )
         #: A-ASSOCIATE-RJ, logged once per reason and peer host during a flood.
         self.rejections = SummarizedWarnings(
@@ -140,6 +162,20 @@ class ScpService:
             self._holders.pop(association, None)
             if association in self._protocols:
                 self._add_pending(self._protocols[association])
+
+    def preemptible_now(self) -> int:
+        """Running associations the rate rule would preempt for a newcomer now."""
+        min_rate = self.min_transfer_rate
+        if not min_rate:
+            return 0
+        now = asyncio.get_running_loop().time()
+        slow = 0
+        for holder in self._holders:
+            protocol = self._protocols.get(holder)
+            if protocol is not None and protocol.preemptible:
+                rate = protocol.meter.rate(now)
+                slow += rate is not None and rate < min_rate
+        return slow
 
     def _preempt_for(self, newcomer: SlotHolder | None) -> bool:
         """Abort one running association for ``newcomer``, if a rule allows it.
@@ -202,22 +238,38 @@ class ScpService:
         if protocol.association is not None:
             self._protocols[protocol.association] = protocol
         self._add_pending(protocol)
+        self._connections_changed()
 
     def connection_closed(self, protocol: Link) -> None:
         self.connections.discard(protocol)
         self._pending.pop(protocol, None)
         if protocol.association is not None:
             self._protocols.pop(protocol.association, None)
+        self._connections_changed()
 
     def handshake_started(self, handshake: PendingConnection) -> None:
         """A TLS connection was accepted: pending from now on, like a plain one."""
         self.handshakes.add(handshake)
         self._add_pending(handshake)
+        self._connections_changed()
 
     def handshake_ended(self, handshake: PendingConnection) -> None:
         """Its handshake is over: failed, or the association protocol takes it over."""
         self.handshakes.discard(handshake)
         self._pending.pop(handshake, None)
+        self._connections_changed()
+
+    @property
+    def open_connections(self) -> int:
+        """Connections open now: with an association or pending, TLS handshakes too."""
+        return len(self.connections) + len(self.handshakes)
+
+    def _connections_changed(self) -> None:
+        # At once, not batched per loop iteration: the supervisor should know of a
+        # closed connection before the next one arrives (a refused peer that tries again
+        # at once must not find the worker still counted full).
+        if self.on_connections_changed is not None:
+            self.on_connections_changed()
 
     @property
     def pending_connections(self) -> int:

@@ -103,6 +103,7 @@ class FakeServices:
         self.policy = AcceptancePolicy(ae_title="ChRIS", max_pdu_length=16384)
         self.access = AccessPolicy(ae_title="ChRIS")
         self.max_associations = self.slots
+        self.slot_limit = "limit"
         self.rejections = SummarizedWarnings(
             logging.getLogger("tests.scp"), "association from %s rejected: %s", "%d more (%s)"
         )
