@@ -13,14 +13,15 @@ import socket
 from collections.abc import Callable
 
 from oxidicom.aio.context import ScopedProtocol
+from oxidicom.aio.handoff import HandoffListener
 from oxidicom.aio.protocol import AssociationProtocol
 from oxidicom.aio.tls import TLSHandshake, server_tls_context
 from oxidicom.scp.services import ScpService
 
 log = logging.getLogger("oxidicom.server")
 
-#: Connections the kernel queues before we accept them (the workers' shared socket; each
-#: worker sets its own, fitted to its descriptor limit: settings.listen_backlog).
+#: Connections the kernel queues before the supervisor of several workers accepts them (a
+#: single process sets its own, fitted to its descriptor limit: settings.listen_backlog).
 LISTEN_BACKLOG = 512
 
 
@@ -30,6 +31,8 @@ class Receiver:
     def __init__(self, context: ScpService) -> None:
         self.context = context
         self._server: asyncio.Server | None = None
+        self._handoff: HandoffListener | None = None
+        self._handoff_port = 0
 
     @property
     def sockets(self) -> list[socket.socket]:
@@ -37,34 +40,41 @@ class Receiver:
 
     @property
     def port(self) -> int:
+        if self._handoff is not None:
+            return self._handoff_port
         return int(self.sockets[0].getsockname()[1])
 
-    async def start(self, sock: socket.socket | None = None) -> None:
-        """Listen on the configured address, or on an already bound socket."""
-        loop = asyncio.get_running_loop()
+    async def start(self) -> None:
+        """Listen on the configured address."""
+        settings = self.context.settings
+        self._server = await asyncio.get_running_loop().create_server(
+            self._factory(),
+            host=settings.listener_address,
+            port=settings.listener_port,
+            reuse_address=True,
+            backlog=settings.listen_backlog,
+        )
+
+    def start_handoff(self, channel: socket.socket, port: int, lost: Callable[[], None]) -> None:
+        """Serve the connections a supervisor accepts on ``port`` and passes over
+        ``channel`` (:mod:`oxidicom.aio.handoff`); ``lost`` is called if it goes."""
+        self._handoff_port = port
+        self._handoff = HandoffListener(channel, self.context, self._factory(), lost)
+        self._handoff.start()
+
+    def _factory(self) -> Callable[[], asyncio.BaseProtocol]:
+        """What serves one accepted connection."""
         settings = self.context.settings
 
         def association() -> ScopedProtocol:
             return ScopedProtocol(AssociationProtocol(self.context))
 
         tls = server_tls_context(settings)
-        factory: Callable[[], asyncio.Protocol] = association
+        factory: Callable[[], asyncio.BaseProtocol] = association
         if tls is not None:
             # TCP first, then our own handshake: pending (and evictable) from the accept.
             factory = functools.partial(TLSHandshake, self.context, tls, association)
-
-        if sock is not None:
-            self._server = await loop.create_server(
-                factory, sock=sock, backlog=settings.listen_backlog
-            )
-        else:
-            self._server = await loop.create_server(
-                factory,
-                host=settings.listener_address,
-                port=settings.listener_port,
-                reuse_address=True,
-                backlog=settings.listen_backlog,
-            )
+        return factory
 
     async def stop(self, timeout: float) -> None:
         """Stop accepting; let running associations finish for ``timeout`` s, then abort."""
@@ -72,6 +82,8 @@ class Receiver:
         context.accepting = False
         if self._server is not None:
             self._server.close()
+        if self._handoff is not None:
+            self._handoff.close()
         for handshake in list(context.handshakes):
             handshake.evict()  # no association yet, and none will be accepted now
         pending = [p.closed for p in context.connections]

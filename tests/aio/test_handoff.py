@@ -1,0 +1,106 @@
+"""A worker's side of the supervisor's channel (oxidicom/aio/handoff.py), in process.
+
+This test is the supervisor: it accepts a real TCP connection, passes its descriptor
+over a real channel, and reads the worker's reports; the peer on the other end asks for
+an association and gets it from the worker's receiver.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from oxidicom.aio.handoff import LOAD, Load
+from oxidicom.aio.server import Receiver
+from oxidicom.scp.services import ScpService
+from oxidicom.ul import pdu as ul
+from tests.integration.raw_peer import associate_rq
+
+PORT = 104  # what the worker says it listens on: the supervisor's port
+
+
+class Supervisor:
+    """The supervisor's end of the channel: passes descriptors, reads reports."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.reports: asyncio.Queue[Load] = asyncio.Queue()
+        sock.setblocking(False)
+        asyncio.get_running_loop().add_reader(sock.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data = self.sock.recv(64)
+        except BlockingIOError:
+            return
+        if data:
+            self.reports.put_nowait(Load(*LOAD.unpack(data)))
+
+    async def report_where(self, condition: Callable[[Load], bool]) -> Load:
+        while not condition(report := await asyncio.wait_for(self.reports.get(), 10)):
+            pass
+        return report
+
+    def close(self) -> None:
+        if self.sock.fileno() != -1:
+            asyncio.get_running_loop().remove_reader(self.sock.fileno())
+            self.sock.close()
+
+
+@pytest.fixture
+async def handed(
+    service: ScpService,
+) -> AsyncIterator[tuple[Receiver, Supervisor, asyncio.Event]]:
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    supervisor = Supervisor(ours)
+    lost = asyncio.Event()
+    receiver = Receiver(service)
+    receiver.start_handoff(theirs, PORT, lost.set)
+    try:
+        yield receiver, supervisor, lost
+    finally:
+        await receiver.stop(5)
+        supervisor.close()
+
+
+async def test_a_connection_handed_over_is_served_and_reported(
+    handed: tuple[Receiver, Supervisor, asyncio.Event],
+) -> None:
+    receiver, supervisor, _ = handed
+    assert receiver.port == PORT
+    assert await supervisor.report_where(lambda r: True) == Load(0, 0, 0, 0)  # serving
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        reader, writer = await asyncio.open_connection("127.0.0.1", listener.getsockname()[1])
+        accepted, _ = listener.accept()
+    with accepted:
+        socket.send_fds(supervisor.sock, [b"c"], [accepted.fileno()])
+    writer.write(associate_rq("HANDED"))
+    header = await asyncio.wait_for(reader.readexactly(6), 10)
+    assert header[0] == ul.PDUType.A_ASSOCIATE_AC
+    report = await supervisor.report_where(lambda r: r.associations == 1)
+    assert (report.taken, report.open) == (1, 1)
+    writer.close()
+    await supervisor.report_where(lambda r: r.open == 0 and r.associations == 0)
+
+
+async def test_the_worker_stops_when_the_channel_ends(
+    handed: tuple[Receiver, Supervisor, asyncio.Event],
+) -> None:
+    _, supervisor, lost = handed
+    await supervisor.report_where(lambda r: True)
+    supervisor.close()  # the supervisor was killed
+    await asyncio.wait_for(lost.wait(), 10)
+
+
+async def test_a_stopping_worker_ends_its_channel(
+    handed: tuple[Receiver, Supervisor, asyncio.Event],
+) -> None:
+    receiver, supervisor, lost = handed
+    await supervisor.report_where(lambda r: True)
+    await receiver.stop(5)
+    loop = asyncio.get_running_loop()
+    assert await loop.sock_recv(supervisor.sock, 64) == b""  # end of channel
+    assert not lost.is_set()  # its own choice: nothing to report
