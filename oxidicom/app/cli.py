@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 import textwrap
@@ -30,6 +31,7 @@ from oxidicom.app.settings import (
     load_settings,
 )
 from oxidicom.scp.access import health_check_address
+from oxidicom.scp.shares import MIN_SLOTS_PER_WORKER, workers_for
 from oxidicom.telemetry import logs
 
 _PORT = next(s for s in SETTINGS if s.field == "listener_port")
@@ -181,8 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
             where.add_argument(
                 *flag.options, dest=flag.dest, action="store_const", const=flag.const, help=text
             )
-    # Internal: a worker started by the supervisor accepts on the socket it inherited.
-    parser.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)
+    # Internal: a worker started by the supervisor, CHANNEL_FD:INDEX:COUNT:PORT
+    # (oxidicom/app/workers.py).
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     return parser
 
 
@@ -330,16 +333,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"oxidicom: {problem}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
-    if args.listen_fd is None and settings.workers > 1:
+    workers = workers_for(settings.workers, settings.max_associations)
+    if args.worker is None and workers < settings.workers:
+        logging.getLogger("oxidicom.workers").warning(
+            "OXIDICOM_WORKERS=%d, but with OXIDICOM_LISTENER_THREADS=%d only %d worker(s):"
+            " each holds at least %d association slots",
+            settings.workers,
+            settings.max_associations,
+            workers,
+            MIN_SLOTS_PER_WORKER,
+        )
+    if args.worker is None and workers > 1:
         from oxidicom.app.workers import supervise
 
         # The workers read the environment: they get the flags as the variables they set.
         flags_env = {name: override.value for name, override in overrides.items()}
         return supervise(settings, environ={**os.environ, **flags_env})
-    from oxidicom.app.startup import StartError, serve  # not needed by the echo subcommand
+    # Not needed by the echo subcommand.
+    from oxidicom.app.startup import StartError, serve
 
+    handoff = None
+    if args.worker is not None:
+        from oxidicom.app.workers import parse_worker_argument
+
+        handoff = parse_worker_argument(args.worker)
     try:
-        _run(lambda: serve(settings, listen_fd=args.listen_fd))
+        _run(lambda: serve(settings, handoff=handoff))
     except StartError as error:
         print(f"oxidicom: {error}", file=sys.stderr)
         return 1

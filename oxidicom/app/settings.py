@@ -25,6 +25,7 @@ from oxidicom.scp.access import (
     parse_client_aets,
 )
 from oxidicom.scp.request_rate import RequestRate, parse_request_rate
+from oxidicom.support.cpus import usable_cpus
 from oxidicom.support.durations import parse_duration
 
 #: Where the embedded default stores everything, relative to the current directory.
@@ -130,7 +131,7 @@ def _int_between(low: int, high: int) -> Callable[[str], int]:
 def _workers(text: str) -> int:
     value = text.strip().lower()
     if value == "auto":
-        return max(1, min(len(os.sched_getaffinity(0)), MAX_WORKERS))
+        return min(usable_cpus(), MAX_WORKERS)
     return _int_between(1, MAX_WORKERS)(value)
 
 
@@ -547,8 +548,9 @@ SETTINGS: tuple[Setting, ...] = (
         "workers",
         _workers,
         "1",
-        "receiver processes sharing the listening port (auto: one per CPU);"
-        " every limit is per process",
+        "receiver processes sharing the listening port (auto: one per CPU this process"
+        " may use); at most one per 4 association slots, each enforcing its part of"
+        " every limit",
         group="listener",
     ),
     Setting(
@@ -791,11 +793,6 @@ def _check_together(settings: Settings, names: Mapping[str, str]) -> None:
 def _check_dicomweb(settings: Settings) -> None:
     if settings.dicomweb_port is None:
         return
-    if settings.workers > 1:
-        raise SettingsError(
-            "OXIDICOM_DICOMWEB_PORT is set but OXIDICOM_WORKERS is more than 1: the DICOMweb"
-            " listener runs in a single receiver process only"
-        )
     authenticated = settings.dicomweb_users is not None or settings.dicomweb_token is not None
     anonymous_ok = settings.dicomweb_allow_anonymous or is_loopback(settings.dicomweb_address)
     if not authenticated and not anonymous_ok:

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from oxidicom import telemetry
 from oxidicom.aio.server import Receiver
 from oxidicom.aio.tls import TLSSetupError
@@ -19,6 +21,7 @@ from oxidicom.notify.broker_url import parse_broker_url
 from oxidicom.notify.notifier import ChrisNotifier, build_notifier
 from oxidicom.scp import access
 from oxidicom.scp.services import ScpService
+from oxidicom.scp.shares import WHOLE, WorkerShare
 from oxidicom.storage.writer import Store
 from oxidicom.support import extensions
 from oxidicom.support.urls import redact
@@ -32,6 +35,17 @@ log = logging.getLogger("oxidicom")
 
 class StartError(Exception):
     """The receiver cannot start (port in use, storage not writable): one line for the user."""
+
+
+class Handoff(msgspec.Struct, frozen=True):
+    """How a worker of several is started by its supervisor (``oxidicom/app/workers.py``)."""
+
+    #: Its end of the channel the supervisor passes accepted connections over.
+    channel_fd: int
+    #: Which worker it is: its part of the limits, and worker 0 serves DICOMweb.
+    share: WorkerShare
+    #: The port the supervisor accepts on (for the start line).
+    port: int
 
 
 def describe_start(settings: Settings, receiver: Receiver) -> str:
@@ -67,12 +81,13 @@ async def serve(
     settings: Settings,
     *,
     started: Callable[[Receiver], None] | None = None,
-    listen_fd: int | None = None,
+    handoff: Handoff | None = None,
 ) -> None:
     """Run the receiver until SIGINT or SIGTERM, then stop gracefully.
 
-    ``listen_fd`` is a listening socket inherited from the supervisor of several
-    workers (``oxidicom/app/workers.py``); without it the receiver binds its own.
+    ``handoff``: this is one of several workers, served connections by a supervisor
+    (``oxidicom/app/workers.py``), which it also stops without; without it the
+    receiver listens on its own.
     """
     loop = asyncio.get_running_loop()
     # Handlers first: a signal arriving once we have said we listen must stop us cleanly.
@@ -83,9 +98,18 @@ async def serve(
     settings, descriptors = fit_settings(settings)
     exhaustion.install_loop_handler(loop)
     try:
-        receiver, notifier = await _start(settings, listen_fd)
-        stow = await _start_dicomweb(settings, receiver, notifier)
+        receiver, notifier = await _start(settings, handoff, stop.set)
+        share = WHOLE if handoff is None else handoff.share
+        stow = await _start_dicomweb(settings, receiver, notifier) if share.index == 0 else None
         log.info(describe_start(settings, receiver))
+        if share.count > 1:
+            log.info(
+                "%s: at most %d association(s) and %d connection(s) without one here%s",
+                share,
+                receiver.context.max_associations,
+                receiver.context.max_pending,
+                "; DICOMweb in worker 1" if settings.dicomweb_port is not None else "",
+            )
         log.info(extensions.describe())
         log.info(
             "descriptor limit %d (hard %d): at most %d connection(s) without an association"
@@ -176,7 +200,9 @@ async def _start_dicomweb(
     return stow
 
 
-async def _start(settings: Settings, listen_fd: int | None) -> tuple[Receiver, ChrisNotifier]:
+async def _start(
+    settings: Settings, handoff: Handoff | None, lost: Callable[[], None]
+) -> tuple[Receiver, ChrisNotifier]:
     store = Store(settings.files_root, fsync=settings.fsync)
     try:
         store.prepare()
@@ -193,9 +219,14 @@ async def _start(settings: Settings, listen_fd: int | None) -> tuple[Receiver, C
         store.close()
         message = f"cannot use OXIDICOM_OUTBOX_DIR={settings.outbox_dir!r}: {error}"
         raise StartError(message) from error
-    receiver = Receiver(ScpService(settings, store, notifier))
+    share = WHOLE if handoff is None else handoff.share
+    receiver = Receiver(ScpService(settings, store, notifier, share))
     try:
-        await receiver.start(None if listen_fd is None else socket.socket(fileno=listen_fd))
+        if handoff is None:
+            await receiver.start()
+        else:
+            channel = socket.socket(fileno=handoff.channel_fd)
+            receiver.start_handoff(channel, handoff.port, lost)
     except TLSSetupError as error:
         await notifier.stop()
         store.close()

@@ -1,19 +1,24 @@
-"""Several receiver processes on one port: a supervisor that binds once and forks none.
+"""Several receiver processes on one port: a supervisor that accepts, and its workers.
 
 With ``OXIDICOM_WORKERS`` above 1 the process started by the operator binds the
-listening socket itself, then starts that many ordinary receivers
-(``python -m oxidicom --listen-fd N``) which inherit the socket and accept on it,
-each with its own event loop, storage work folder, outbox publisher and NATS
-connection -- the same arrangement as several replicas sharing storage and brokers.
-An idle worker is the first to accept, so connections spread by load. One socket
-bound once (rather than ``SO_REUSEPORT``) means a second oxidicom started by mistake
-on the same port fails to bind instead of silently sharing it.
+listening socket, starts that many ordinary receivers
+(``python -m oxidicom --worker ...``), each with its own event loop, storage work
+folder, outbox publisher and NATS connection -- the same arrangement as several
+replicas sharing storage and brokers -- and is the only one to accept: each connection
+goes to the worker with the fewest connections for its part of the slots
+(:mod:`oxidicom.app.dispatch`). Each worker enforces its part of every limit
+(:mod:`oxidicom.scp.shares`), so the workers together allow no more than one process
+would, and the first worker alone runs the DICOMweb listener. One socket bound once
+(rather than ``SO_REUSEPORT``) means a second oxidicom started by mistake on the same
+port fails to bind instead of silently sharing it. There is at most one worker per
+:data:`~oxidicom.scp.shares.MIN_SLOTS_PER_WORKER` association slots.
 
 The supervisor forwards SIGINT and SIGTERM and waits for every worker's graceful
 stop. A worker that dies is started again (after a pause that grows while it keeps
 dying at once); a worker that exits 1 or 2 could not start (bad storage, bad TLS
 files), which a restart will not mend: the supervisor then stops everything and
-exits with that status.
+exits with that status. A worker whose supervisor is gone (killed) stops as on
+SIGTERM.
 """
 
 from __future__ import annotations
@@ -29,7 +34,10 @@ import time
 from collections.abc import Mapping
 
 from oxidicom.aio.server import LISTEN_BACKLOG
+from oxidicom.app.dispatch import Dispatcher
 from oxidicom.app.settings import Settings
+from oxidicom.app.startup import Handoff
+from oxidicom.scp.shares import WorkerShare, workers_for
 
 log = logging.getLogger("oxidicom.workers")
 
@@ -67,8 +75,18 @@ def bind_listener(settings: Settings) -> socket.socket:
         raise ListenError(
             f"cannot listen on {address}:{settings.listener_port}: {error.strerror or error}"
         ) from error
-    sock.set_inheritable(True)
     return sock
+
+
+def worker_argument(channel_fd: int, share: WorkerShare, port: int) -> str:
+    """The hidden ``--worker`` argument of a worker's command line."""
+    return f"{channel_fd}:{share.index}:{share.count}:{port}"
+
+
+def parse_worker_argument(text: str) -> Handoff:
+    """What :func:`worker_argument` wrote."""
+    channel_fd, index, count, port = (int(part) for part in text.split(":"))
+    return Handoff(channel_fd, WorkerShare(index, count), port)
 
 
 def supervise(settings: Settings, environ: Mapping[str, str] | None = None) -> int:
@@ -98,18 +116,23 @@ class _Supervisor:
         self.stopping = False
         self.status = 0
         self.workers: dict[int, asyncio.subprocess.Process] = {}
+        self.count = workers_for(settings.workers, settings.max_associations)
+        self.port = int(sock.getsockname()[1])
+        self.dispatcher: Dispatcher | None = None
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self._stop, stop, signum)
-        host, port = self.sock.getsockname()[:2]
-        log.info("oxidicom supervisor: %d workers sharing %s:%d", self.settings.workers, host, port)
-        keepers = [
-            asyncio.create_task(self._keep(index, stop)) for index in range(self.settings.workers)
-        ]
-        await asyncio.gather(*keepers)
+        self.dispatcher = Dispatcher(self.sock, self.count)
+        host = self.sock.getsockname()[0]
+        log.info("oxidicom supervisor: %d workers sharing %s:%d", self.count, host, self.port)
+        keepers = [asyncio.create_task(self._keep(index, stop)) for index in range(self.count)]
+        try:
+            await asyncio.gather(*keepers)
+        finally:
+            self.dispatcher.close()
         return self.status
 
     def _stop(self, stop: asyncio.Event, signum: int) -> None:
@@ -117,27 +140,37 @@ class _Supervisor:
             log.info("stopping %d workers", len(self.workers))
         self.stopping = True
         stop.set()
+        if self.dispatcher is not None:
+            self.dispatcher.close()  # no new connections; the workers finish theirs
         for process in self.workers.values():
             _signal(process, signum)
 
     async def _keep(self, index: int, stop: asyncio.Event) -> None:
         """Run worker ``index``; start it again whenever it dies, until we stop."""
+        assert self.dispatcher is not None
+        share = WorkerShare(index, self.count)
+        slots = share.part(self.settings.max_associations)
         backoff = _FIRST_BACKOFF
         while not self.stopping:
             started = time.monotonic()
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "oxidicom",
-                "--listen-fd",
-                str(self.sock.fileno()),
-                pass_fds=(self.sock.fileno(),),
-                env=self.environ,
-            )
+            channel = self.dispatcher.attach(index, slots)
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "oxidicom",
+                    "--worker",
+                    worker_argument(channel.fileno(), share, self.port),
+                    pass_fds=(channel.fileno(),),
+                    env=self.environ,
+                )
+            finally:
+                channel.close()  # the worker has its own copy
             self.workers[index] = process
             if self.stopping:  # the signal came while this worker was being started
                 _signal(process, signal.SIGTERM)
             status = await process.wait()
+            self.dispatcher.detach(index)
             if self.stopping:
                 # Killed by the signal itself: it was still starting, nothing to finish.
                 if status not in (0, -signal.SIGTERM, -signal.SIGINT):

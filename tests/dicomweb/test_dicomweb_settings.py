@@ -53,15 +53,17 @@ def test_the_network_with_authentication_or_explicit_consent_is_allowed(tmp_path
         ({"DICOMWEB_MAX_REQUEST_SIZE": "lots"}, "OXIDICOM_DICOMWEB_MAX_REQUEST_SIZE"),
         ({"DICOMWEB_PACS_NAME": "X" * 17}, "OXIDICOM_DICOMWEB_PACS_NAME"),
         ({"DICOMWEB_USERS_FILE": "/nonexistent"}, "OXIDICOM_DICOMWEB_USERS_FILE.*cannot read"),
-        (
-            {"DICOMWEB_PORT": "1", "DICOMWEB_ADDRESS": "::1", "WORKERS": "2"},
-            "single receiver process",
-        ),
     ],
 )
 def test_bad_values_name_the_variable(tmp_path: Path, env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         settings(tmp_path, **env)
+
+
+def test_dicomweb_with_several_workers_is_a_valid_setting(tmp_path: Path) -> None:
+    """The first worker runs it (tests/integration/test_workers.py)."""
+    s = settings(tmp_path, DICOMWEB_PORT="1", DICOMWEB_ADDRESS="::1", WORKERS="2")
+    assert s.dicomweb_port == 1 and s.workers == 2  # type: ignore[attr-defined]
 
 
 def test_max_request_size_units(tmp_path: Path) -> None:
