@@ -134,12 +134,12 @@ RECEIVERS: dict[str, Receiver] = {
         _oxidicom(
             "oxidicom-workers2",
             {"OXIDICOM_WORKERS": "2"},
-            "OXIDICOM_WORKERS=2: two processes accepting on one socket",
+            "OXIDICOM_WORKERS=2: two processes, handed connections by their supervisor",
         ),
         _oxidicom(
             "oxidicom-workers4",
             {"OXIDICOM_WORKERS": "4"},
-            "OXIDICOM_WORKERS=4: four processes accepting on one socket",
+            "OXIDICOM_WORKERS=4: four processes, handed connections by their supervisor",
         ),
         _oxidicom(
             "oxidicom-series-store",

@@ -331,7 +331,7 @@ bytes (`OXIDICOM_PDU_HARD_CAP`), or refused with A-ABORT when `OXIDICOM_SCP_STRI
 At most 128 presentation contexts are accepted in one request.
 
 **Number of Associations.** Up to {max_associations} concurrent associations per receiver
-process (`OXIDICOM_LISTENER_THREADS`). When all are running, a new request preempts the
+(`OXIDICOM_LISTENER_THREADS`). When all are running, a new request preempts the
 running association that received least over the last 10 s, if that is less than
 {min_rate} (`OXIDICOM_MIN_TRANSFER_RATE`; 0 disables it) and the association is at least
 2 s old and not waiting for local storage; failing that, an association of the host
@@ -346,8 +346,12 @@ at once, then that many per unit of time; `OXIDICOM_MAX_ASSOCIATION_RATE`, 0 dis
 it); beyond, the request is rejected before any of the above with A-ASSOCIATE-RJ, result
 transient (2), source service-provider presentation related (3), reason temporary
 congestion (1).
-Several receiver processes (`OXIDICOM_WORKERS`, default 1) or replicas can serve one port
-or one service; the limits apply to each.
+A receiver runs several worker processes (`OXIDICOM_WORKERS`, default one per CPU it may
+use, no more than the associations above): each enforces its part of every limit, and a
+new connection goes to a worker with a free slot, else to one running an association
+that the rate rule above would preempt, else to the least busy; the rules above are
+judged within that worker. Replicas (several receivers serving one service) each apply
+the limits in full.
 
 **Asynchronous Nature.** Operations are performed one at a time. When the requestor
 proposes an Asynchronous Operations Window, the answer is 1 invoked, 1 performed; when it
