@@ -175,11 +175,12 @@ RECEIVERS: dict[str, Receiver] = {
 }
 
 
-def checkout_receiver(folder: Path) -> Receiver:
-    """``oxidicom`` as shipped, but the code of another checkout (its compiled twins built
-    in place): a before/after in the same rounds. Named ``oxidicom@{folder name}``."""
+def checkout_receiver(folder: Path, base: str = "oxidicom") -> Receiver:
+    """Receiver ``base`` (``oxidicom`` as shipped, or one of its variants), but the code of
+    another checkout (its compiled twins built in place): a before/after in the same
+    rounds. Named ``{base}@{folder name}``."""
     folder = folder.resolve()
-    shipped = RECEIVERS["oxidicom"]
+    shipped = RECEIVERS[base]
 
     def command(port: int, out: Path) -> tuple[list[str], dict[str, str]]:
         _, env = shipped.command(port, out)
@@ -189,9 +190,9 @@ def checkout_receiver(folder: Path) -> Receiver:
 
     return replace(
         shipped,
-        name=f"oxidicom@{folder.name}",
+        name=f"{base}@{folder.name}",
         command=command,
-        notes=f"as oxidicom, from the checkout {folder}",
+        notes=f"as {base}, from the checkout {folder}",
     )
 
 

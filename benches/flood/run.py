@@ -77,6 +77,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="also measure oxidicom from this checkout (as oxidicom@NAME), in the same rounds",
     )
     parser.add_argument(
+        "--checkout-as",
+        default="oxidicom",
+        metavar="RECEIVER",
+        help="run the checkouts as this oxidicom receiver, e.g. oxidicom-workers2"
+        " (named RECEIVER@NAME); default: oxidicom",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="smoke run: small data set cut to 200, C=1,4, one repeat, writes flood-quick.*",
@@ -99,10 +106,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args.concurrency = [int(c) for c in args.concurrency]
     if args.passes < 1:
         parser.error("--passes must be at least 1")
+    if args.checkout_as not in RECEIVERS or not args.checkout_as.startswith("oxidicom"):
+        parser.error(f"--checkout-as {args.checkout_as}: not one of oxidicom's receivers")
     for folder in args.checkout:
         if not (folder / "oxidicom" / "__main__.py").is_file():
             parser.error(f"--checkout {folder}: not a checkout of oxidicom")
-        receiver = checkout_receiver(folder)
+        receiver = checkout_receiver(folder, args.checkout_as)
         RECEIVERS[receiver.name] = receiver
         if receiver.name not in args.receivers:
             args.receivers.append(receiver.name)
