@@ -121,10 +121,16 @@ class Dispatcher:
             channel.sock.close()
             self._update_accepting()
 
-    def close(self) -> None:
-        """Accept no more; the listening socket stays the caller's."""
+    def stop_accepting(self) -> None:
+        """Accept no more. The channels stay open: a worker that sees its channel end
+        thinks its supervisor gone, and the workers are being told to stop anyway."""
         self._closed = True
         self._update_accepting()
+
+    def close(self) -> None:
+        """Accept no more, and close every channel; the listening socket stays the
+        caller's."""
+        self.stop_accepting()
         for index in list(self.channels):
             self.detach(index)
 

@@ -141,7 +141,7 @@ class _Supervisor:
         self.stopping = True
         stop.set()
         if self.dispatcher is not None:
-            self.dispatcher.close()  # no new connections; the workers finish theirs
+            self.dispatcher.stop_accepting()  # the workers finish what they have
         for process in self.workers.values():
             _signal(process, signum)
 

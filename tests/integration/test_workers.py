@@ -111,6 +111,7 @@ def test_sigterm_stops_every_worker(tmp_path: Path) -> None:
     assert receiver.stop(signal.SIGTERM) == 0
     assert not any(os.path.exists(f"/proc/{pid}") for pid in workers)
     assert receiver.log().count("stopped") >= 3
+    assert "the supervisor's channel ended" not in receiver.log()  # it was there all along
 
 
 def test_a_killed_worker_is_started_again(tmp_path: Path) -> None:
