@@ -28,6 +28,7 @@ import socket
 from collections.abc import Iterable
 
 from oxidicom.aio.handoff import LOAD, Load
+from oxidicom.telemetry.summarized import SummarizedWarning
 
 log = logging.getLogger("oxidicom.workers")
 
@@ -35,6 +36,8 @@ log = logging.getLogger("oxidicom.workers")
 _ACCEPT_BATCH = 64
 #: After running out of descriptors, wait this long before accepting again.
 _DESCRIPTOR_PAUSE = 0.1
+#: A failed hand-over that says the worker is gone (else it is only busy or full).
+_GONE = (errno.EPIPE, errno.ECONNRESET, errno.ECONNREFUSED, errno.ENOTCONN, errno.EBADF)
 
 
 class WorkerChannel:
@@ -94,6 +97,11 @@ class Dispatcher:
         self._started = False
         #: Connections handed over so far: whose turn it is between equal workers.
         self._handed = 0
+        self._dropped = SummarizedWarning(
+            log,
+            "no worker could take a connection from %s (each channel full): closed it",
+            "closed %d more connection(s) no worker could take since the last message",
+        )
         self._closed = False
         listener.setblocking(False)
 
@@ -131,6 +139,7 @@ class Dispatcher:
         """Accept no more, and close every channel; the listening socket stays the
         caller's."""
         self.stop_accepting()
+        self._dropped.flush()
         for index in list(self.channels):
             self.detach(index)
 
@@ -186,18 +195,27 @@ class Dispatcher:
         for channel in dispatch_order(self.channels.values(), self._handed):
             try:
                 socket.send_fds(channel.sock, [b"c"], [conn.fileno()])
-            except BlockingIOError:
-                continue  # its channel is full: it is not keeping up, try the next
-            except OSError:
-                self.detach(channel.index)
+            except OSError as error:
+                if error.errno in _GONE:
+                    self.detach(channel.index)
+                # Else its channel is full (EAGAIN), or too many descriptors are in
+                # flight (ETOOMANYREFS): it is not keeping up, try the next.
                 continue
             channel.sent += 1
             self._handed += 1
             return
-        log.warning("no worker could take a connection: closed it")
+        self._dropped.occurred(_host_of(conn))
 
     def _pause(self) -> None:
         if self._accepting:
             self._loop.remove_reader(self.listener.fileno())
             self._accepting = False
             self._loop.call_later(_DESCRIPTOR_PAUSE, self._update_accepting)
+
+
+def _host_of(conn: socket.socket) -> str:
+    try:
+        peer = conn.getpeername()
+    except OSError:  # it left already
+        return "?"
+    return str(peer[0]) if isinstance(peer, tuple) else str(peer)

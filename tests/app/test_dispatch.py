@@ -171,3 +171,43 @@ async def test_a_worker_whose_channel_ends_is_forgotten(listener: socket.socket)
         assert dispatcher.channels == {}
     finally:
         dispatcher.close()
+
+
+async def test_a_full_channel_is_skipped_not_taken_for_a_dead_worker(
+    listener: socket.socket, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker that does not keep up (its channel full) keeps its channel: the next
+    worker gets the connection; when every channel is full the connection is closed,
+    with a warning."""
+    dispatcher = Dispatcher(listener, workers=2)
+    slow, other = dispatcher.attach(0, 4), dispatcher.attach(1, 4)
+    port = listener.getsockname()[1]
+    try:
+        slow.send(LOAD.pack(0, 0, 0, 0))
+        other.send(LOAD.pack(0, 0, 0, 0))
+        await until(lambda: dispatcher.accepting)
+        fill(dispatcher.channels[0].sock)  # what a worker that stopped reading leaves
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        with await receive_fd(other) as handed:  # the slow one came first, and was full
+            assert handed.getpeername() == writer.get_extra_info("sockname")
+        writer.close()
+        fill(dispatcher.channels[1].sock)
+        with caplog.at_level("WARNING", logger="oxidicom.workers"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            assert await asyncio.wait_for(reader.read(), 10) == b""  # closed
+        writer.close()
+        assert "no worker could take a connection from 127.0.0.1" in caplog.text
+        assert set(dispatcher.channels) == {0, 1}  # both still there
+    finally:
+        dispatcher.close()
+        slow.close()
+        other.close()
+
+
+def fill(channel: socket.socket) -> None:
+    """Messages into ``channel`` until it takes no more."""
+    while True:
+        try:
+            channel.send(b"x" * LOAD.size)
+        except BlockingIOError:
+            return
