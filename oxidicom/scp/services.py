@@ -225,9 +225,12 @@ class ScpService:
         received, span = protocol.meter.recent(now)
         which = "the slowest" if share.holder.rate is not None else "a young one"
         telemetry.association_preempted(telemetry.PREEMPTED_HOST_SHARE)
+        slots = f"{self.max_associations} slots"
+        if self.share.count > 1:
+            slots += f" of {self.share}"  # the rule is judged within this worker
         protocol.preempt(
-            f"{share.holder.host} holds {share.host_holds} of the {self.max_associations}"
-            f" slots and {_host(newcomer.peer)} {share.newcomer_holds}; this is {which} of"
+            f"{share.holder.host} holds {share.host_holds} of the {slots}"
+            f" and {_host(newcomer.peer)} {share.newcomer_holds}; this is {which} of"
             f" {share.holder.host}'s ({received} bytes in the last {span:.1f} s), its slot goes"
             f" to {who}"
         )
