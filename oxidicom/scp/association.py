@@ -176,11 +176,7 @@ class AssociationPy:
         host = self.peer.rpartition(":")[0]
         # Before negotiation and the slots: a peer asking too often costs next to nothing.
         if not self.server.request_allowed(host):
-            rate = self.server.settings.max_association_rate
-            detail = (
-                f"too many association requests from {host}: more than {rate}"
-                " (OXIDICOM_MAX_ASSOCIATION_RATE)"
-            )
+            detail = f"too many association requests from {host}: {self.server.rate_limit}"
             self._reject(where, reject_congested(), REQUEST_RATE_EXCEEDED, detail)
             return
         answer = negotiate(request, self.server.policy)

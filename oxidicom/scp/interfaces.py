@@ -45,6 +45,8 @@ class Services(Protocol):
     max_associations: int
     #: Where ``max_associations`` comes from, for the rejection's detail.
     slot_limit: str
+    #: What a request over its address's rate went beyond, for the rejection's detail.
+    rate_limit: str
     #: A-ASSOCIATE-RJ warnings, summarized during a flood.
     rejections: SummarizedWarnings
 

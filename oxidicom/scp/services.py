@@ -97,6 +97,9 @@ class ScpService:
         self.request_limit = (
             HostRequestLimit(rate, share=share.fraction) if rate is not None else None
         )
+        self.rate_limit = f"more than {rate} (OXIDICOM_MAX_ASSOCIATION_RATE)"
+        if share.count > 1:
+            self.rate_limit += f", of which {share} allows its part"
         #: Called whenever a connection opens or closes (a worker reports its load to
         #: the supervisor with it); None: nobody asks.
         self.on_connections_changed: Callable[[], None] | None = None

@@ -305,6 +305,29 @@ def test_a_host_holding_every_slot_gives_one_up_whatever_the_worker(tmp_path: Pa
     ), receiver.log()
 
 
+def test_one_peer_asking_in_turn_gets_its_whole_request_rate(tmp_path: Path) -> None:
+    """2/min over two workers is one request a minute each: a peer's associations one
+    after the other go to each worker in turn, so it gets its two at once, as from one
+    process, and the third is rejected (temporary congestion)."""
+    receiver = start_workers(tmp_path, OXIDICOM_MAX_ASSOCIATION_RATE="2/min")
+    try:
+        for _ in range(2):
+            with RawPeer.connect(receiver.port) as peer:
+                peer.associate()
+                peer.release()
+        with RawPeer.connect(receiver.port) as peer:
+            peer.send(associate_rq("THIRD"))
+            answer = peer.read_pdu()
+        assert isinstance(answer, ul.AssociateRJ) and answer.reason == 1, answer
+    finally:
+        assert receiver.stop() == 0
+    assert re.search(
+        r"THIRD.* rejected: too many association requests from 127\.0\.0\.1: more than"
+        r" 2/min \(OXIDICOM_MAX_ASSOCIATION_RATE\), of which worker [12] of 2 allows its part",
+        receiver.log(),
+    ), receiver.log()
+
+
 def test_workers_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
     """kill -9 of the supervisor: no connection can reach the workers any more, so they
     stop as on SIGTERM, and do not linger holding the outbox and storage."""

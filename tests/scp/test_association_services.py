@@ -104,6 +104,7 @@ class FakeServices:
         self.access = AccessPolicy(ae_title="ChRIS")
         self.max_associations = self.slots
         self.slot_limit = "limit"
+        self.rate_limit = "more than 1/s (OXIDICOM_MAX_ASSOCIATION_RATE)"
         self.rejections = SummarizedWarnings(
             logging.getLogger("tests.scp"), "association from %s rejected: %s", "%d more (%s)"
         )
