@@ -346,12 +346,12 @@ at once, then that many per unit of time; `OXIDICOM_MAX_ASSOCIATION_RATE`, 0 dis
 it); beyond, the request is rejected before any of the above with A-ASSOCIATE-RJ, result
 transient (2), source service-provider presentation related (3), reason temporary
 congestion (1).
-A receiver runs several worker processes (`OXIDICOM_WORKERS`, default one per CPU it may
-use, no more than the associations above): each enforces its part of every limit, and a
-new connection goes to a worker with a free slot, else to one running an association
-that the rate rule above would preempt, else to the least busy; the rules above are
-judged within that worker. Replicas (several receivers serving one service) each apply
-the limits in full.
+A receiver may run several worker processes (`OXIDICOM_WORKERS`, default 1; at most one
+per 4 of the associations above): each enforces its part of every limit, and a new
+connection goes to a worker with a free slot, else to one running an association that
+the rate rule above would preempt, else to the least busy; the rules above are judged
+within that worker. Replicas (several receivers serving one service) each apply the
+limits in full.
 
 **Asynchronous Nature.** Operations are performed one at a time. When the requestor
 proposes an Asynchronous Operations Window, the answer is 1 invoked, 1 performed; when it
