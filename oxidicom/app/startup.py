@@ -99,7 +99,7 @@ async def serve(
     exhaustion.install_loop_handler(loop)
     try:
         receiver, notifier = await _start(settings, handoff, stop.set)
-        share = WHOLE if handoff is None else handoff.share
+        share = receiver.context.share
         stow = await _start_dicomweb(settings, receiver, notifier) if share.index == 0 else None
         log.info(describe_start(settings, receiver))
         if share.count > 1:
