@@ -2,11 +2,14 @@
 
 With ``OXIDICOM_WORKERS`` above 1 the supervisor accepts every connection and passes its
 descriptor to one worker over a Unix ``SOCK_SEQPACKET`` socket pair (``SCM_RIGHTS``),
-chosen by what each reports (``oxidicom/app/dispatch.py``). The worker serves it as if
-it had accepted it, and tells the supervisor what it holds (:class:`Load`): whenever a
-connection opens or closes, and every :data:`REPORT_INTERVAL` seconds, as transfer
-rates change without any event. A connection handed over but not yet taken counts as
-the worker's too (sent minus taken).
+chosen by what each reports (``oxidicom/app/dispatch.py``; the messages:
+:mod:`oxidicom.aio.channel`). The worker serves it as if it had accepted it (rejecting
+its association request when the supervisor found its address over the rate), and
+tells the supervisor what it holds (:class:`~oxidicom.aio.channel.Load`): whenever a
+connection opens or closes or a slot is taken or freed, and every
+:data:`REPORT_INTERVAL` seconds, as transfer rates change without any event. A
+connection handed over but not yet taken counts as the worker's too (sent minus taken).
+What the other workers hold, per address, the supervisor sends whenever it changes.
 
 When the channel ends (the supervisor is gone, killed or not) the worker stops as on
 SIGTERM: no new connection can reach it.
@@ -17,10 +20,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import struct
 from collections.abc import Callable
-from typing import NamedTuple
 
+from oxidicom.aio.channel import (
+    CONNECTION_OVER_RATE,
+    HOLDS_ELSEWHERE,
+    MAX_MESSAGE,
+    ChannelError,
+    Load,
+    decode_holds_elsewhere,
+    encode_load,
+)
 from oxidicom.scp.services import ScpService
 
 log = logging.getLogger("oxidicom.server")
@@ -28,21 +38,6 @@ log = logging.getLogger("oxidicom.server")
 #: Seconds between two reports when no connection opens or closes.
 REPORT_INTERVAL = 1.0
 
-
-class Load(NamedTuple):
-    """One report, four unsigned 64-bit integers in native byte order."""
-
-    #: Descriptors taken from the channel so far.
-    taken: int
-    #: Connections open now (with an association or pending, TLS handshakes too).
-    open: int
-    #: Association slots held now.
-    associations: int
-    #: Associations the rate rule would preempt for a newcomer now.
-    preemptible: int
-
-
-LOAD = struct.Struct("=QQQQ")
 #: Descriptors one message carries at most (the supervisor sends one per message).
 _MAX_FDS = 16
 
@@ -93,6 +88,7 @@ class HandoffListener:
             context.open_connections,
             context.active_associations,
             context.preemptible_now(),
+            context.holds_by_host(),
         )
 
     def report(self) -> None:
@@ -108,7 +104,7 @@ class HandoffListener:
                 "reporting %d association(s) here preemptible by a newcomer", load.preemptible
             )
         try:
-            self.channel.send(LOAD.pack(*load))
+            self.channel.send(encode_load(load))
         except BlockingIOError:
             pass  # the supervisor is behind: the next report says the same and more
         except OSError:
@@ -117,7 +113,7 @@ class HandoffListener:
     def _readable(self) -> None:
         while self._open:
             try:
-                data, fds, _, _ = socket.recv_fds(self.channel, 16, _MAX_FDS)
+                data, fds, _, _ = socket.recv_fds(self.channel, MAX_MESSAGE, _MAX_FDS)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
@@ -126,14 +122,28 @@ class HandoffListener:
             if not data and not fds:
                 self._ended()
                 return
+            over_rate = data[:1] == CONNECTION_OVER_RATE
             for fd in fds:
                 self.taken += 1
-                self._serve(socket.socket(fileno=fd))
+                self._serve(socket.socket(fileno=fd), over_rate)
+            if not fds and data[:1] == HOLDS_ELSEWHERE:
+                try:
+                    self.context.holds_elsewhere = decode_holds_elsewhere(data)
+                except ChannelError as error:  # a supervisor of another version
+                    log.error("the supervisor's table of holds is unreadable: %s", error)
 
-    def _serve(self, sock: socket.socket) -> None:
+    def _serve(self, sock: socket.socket, over_rate: bool = False) -> None:
         if not self.context.accepting:
             sock.close()
             return
+        if over_rate:
+            try:
+                peer = sock.getpeername()
+            except OSError:  # it left while in flight
+                sock.close()
+                return
+            # As the association will name its peer (oxidicom.aio.protocol).
+            self.context.over_rate(f"{peer[0]}:{peer[1]}")
         task = self._loop.create_task(self._connect(sock))
         self._connecting.add(task)
         task.add_done_callback(self._connecting.discard)

@@ -3,15 +3,22 @@
 The supervisor of several workers (``oxidicom/app/workers.py``) is the only process
 that accepts on the listening socket. It passes each accepted connection's descriptor
 to one worker over that worker's channel (a Unix ``SOCK_SEQPACKET`` pair, one
-descriptor per message) and closes its own copy. The worker chosen
-(:func:`dispatch_order`) is one with a free association slot, else one holding an
-association the rate rule would preempt (so that a newcomer is never refused by a
-worker of fast peers while another holds slow ones), and among those, the one with the
+descriptor per message; the messages: :mod:`oxidicom.aio.channel`) and closes its own
+copy. The worker chosen (:func:`dispatch_order`) is one with a free association slot,
+else one holding an association the rate rule would preempt (so that a newcomer is
+never refused by a worker of fast peers while another holds slow ones), else one where
+the host-share rule would give the newcomer a slot, and among those, the one with the
 fewest connections for its part of the slots. Connections passed that it had not yet
 taken when it last reported (:mod:`oxidicom.aio.handoff`) count as its own. So a
 peer's concurrent associations spread over the workers, and a worker refuses or
 preempts only when the others are about as full: the receiver's limits, divided among
 the workers, still hold as a whole.
+
+Two rules are judged here for the whole receiver, not divided: a peer address's request
+rate (``OXIDICOM_MAX_ASSOCIATION_RATE``; the supervisor counts each connection, one per
+association request in DICOM, and marks those over the rate, which their worker then
+rejects), and the host-share rule, for which each worker is told how many slots each
+address holds in the others.
 
 A worker gets connections once it has reported (it is serving). The supervisor first
 accepts once every worker serves: the first one ready alone holds only its part of the
@@ -25,9 +32,19 @@ import asyncio
 import errno
 import logging
 import socket
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping
 
-from oxidicom.aio.handoff import LOAD, Load
+from oxidicom.aio.channel import (
+    CONNECTION,
+    CONNECTION_OVER_RATE,
+    MAX_MESSAGE,
+    ChannelError,
+    Load,
+    decode_load,
+    encode_holds_elsewhere,
+)
+from oxidicom.scp.request_rate import HostRequestLimit, RequestRate
 from oxidicom.telemetry.summarized import SummarizedWarning
 
 log = logging.getLogger("oxidicom.workers")
@@ -52,6 +69,8 @@ class WorkerChannel:
         self.sent = 0
         #: Its last report; None before its first (it is not serving yet).
         self.load: Load | None = None
+        #: The table of slots held elsewhere it was last sent (a worker starts with none).
+        self.elsewhere_sent: dict[str, int] = {}
 
     @property
     def in_flight(self) -> int:
@@ -59,27 +78,42 @@ class WorkerChannel:
         return self.sent - (self.load.taken if self.load is not None else 0)
 
 
-def dispatch_order(channels: Iterable[WorkerChannel], turn: int = 0) -> list[WorkerChannel]:
-    """The serving workers, the one a new connection should go to first.
+def dispatch_order(
+    channels: Iterable[WorkerChannel],
+    turn: int = 0,
+    host: str | None = None,
+    holds: Mapping[str, int] | None = None,
+) -> list[WorkerChannel]:
+    """The serving workers, the one a new connection from ``host`` should go to first.
 
-    Between workers equal in every other way, the one after worker ``turn``'s place in
-    the round goes first: one peer's associations one after the other go to each worker
-    in turn, so that each worker's part of its request rate is the one used.
+    ``holds``: the slots each address holds in the whole receiver. When every worker is
+    full and none runs an association the rate rule would preempt, a worker holding an
+    association of an address that holds at least two slots more than ``host`` goes
+    first (there the host-share rule gives the newcomer a slot), of those the one
+    holding the address that holds most. Between workers equal in every other way, the
+    one after worker ``turn``'s place in the round goes first.
     """
     serving = [c for c in channels if c.load is not None]
     count = max((c.index for c in serving), default=0) + 1
+    newcomer = holds.get(host, 0) if holds is not None and host is not None else 0
 
-    def key(channel: WorkerChannel) -> tuple[int, float, int]:
+    def key(channel: WorkerChannel) -> tuple[int, int, float, int]:
         load = channel.load
         assert load is not None
         in_flight = channel.in_flight
+        most = 0
         if load.associations + in_flight < channel.slots:
             rank = 0  # a free slot
         elif load.preemptible:
             rank = 1  # full, but a newcomer there takes a slow one's slot
         else:
-            rank = 2
-        return rank, (load.open + in_flight) / channel.slots, (channel.index - turn) % count
+            if holds is not None:
+                most = max((holds.get(h, 0) for h in load.holds), default=0)
+            rank = 2 if most >= newcomer + 2 else 3
+            if rank == 3:
+                most = 0  # no preemption there: only the load tells them apart
+        ratio = (load.open + in_flight) / channel.slots
+        return rank, -most, ratio, (channel.index - turn) % count
 
     return sorted(serving, key=key)
 
@@ -87,11 +121,17 @@ def dispatch_order(channels: Iterable[WorkerChannel], turn: int = 0) -> list[Wor
 class Dispatcher:
     """Accepts on ``listener`` and hands each connection to a serving worker."""
 
-    def __init__(self, listener: socket.socket, workers: int) -> None:
+    def __init__(
+        self, listener: socket.socket, workers: int, rate: RequestRate | None = None
+    ) -> None:
         self.listener = listener
         self.channels: dict[int, WorkerChannel] = {}
         #: How many workers must serve before the first accept.
         self.workers = workers
+        #: Connections per address, for the whole receiver (OXIDICOM_MAX_ASSOCIATION_RATE).
+        self.request_limit = HostRequestLimit(rate) if rate is not None else None
+        #: Slots held per address in the whole receiver, as the workers last reported.
+        self.holds: Counter[str] = Counter()
         self._loop = asyncio.get_running_loop()
         self._accepting = False
         self._started = False
@@ -128,6 +168,8 @@ class Dispatcher:
             self._loop.remove_reader(channel.sock.fileno())
             channel.sock.close()
             self._update_accepting()
+            if channel.load is not None and channel.load.holds:
+                self._share_holds()
 
     def stop_accepting(self) -> None:
         """Accept no more. The channels stay open: a worker that sees its channel end
@@ -160,7 +202,7 @@ class Dispatcher:
         last = None
         while True:
             try:
-                data = channel.sock.recv(LOAD.size + 1)
+                data = channel.sock.recv(MAX_MESSAGE)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError:
@@ -168,18 +210,45 @@ class Dispatcher:
             if not data:  # the worker closed its end: stopping, or gone
                 self.detach(channel.index)
                 return
-            if len(data) == LOAD.size:
-                last = data
-        if last is not None:
-            first = channel.load is None
-            channel.load = Load(*LOAD.unpack(last))
-            if first:
-                self._update_accepting()
+            last = data
+        if last is None:
+            return
+        try:
+            load = decode_load(last)
+        except ChannelError as error:  # a worker of another version
+            log.error("worker %d's report is unreadable: %s", channel.index, error)
+            return
+        before, channel.load = channel.load, load
+        if before is None:
+            self._update_accepting()
+        if before is None or before.holds != load.holds:
+            self._share_holds()
+
+    def _share_holds(self) -> None:
+        """Count the slots each address holds in the whole receiver, and tell each
+        worker (whose table changed) what the others hold."""
+        serving = self._serving()
+        total: Counter[str] = Counter()
+        for channel in serving:
+            assert channel.load is not None
+            total.update(channel.load.holds)
+        self.holds = total
+        for channel in serving:
+            assert channel.load is not None
+            own = channel.load.holds
+            elsewhere = {h: n - own.get(h, 0) for h, n in total.items() if n > own.get(h, 0)}
+            if elsewhere == channel.elsewhere_sent:
+                continue
+            try:
+                channel.sock.send(encode_holds_elsewhere(elsewhere))
+            except OSError:
+                continue  # full (it is behind) or gone: the next change sends it again
+            channel.elsewhere_sent = elsewhere
 
     def _accept(self) -> None:
         for _ in range(_ACCEPT_BATCH):
             try:
-                conn, _ = self.listener.accept()
+                conn, address = self.listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as error:
@@ -188,13 +257,18 @@ class Dispatcher:
                     self._pause()
                 # Else the connection was gone before we took it (ECONNABORTED, ...).
                 return
+            host = str(address[0]) if isinstance(address, tuple) else str(address)
+            limit = self.request_limit
+            allowed = limit is None or limit.allow(host, self._loop.time())
             with conn:
-                self._hand_over(conn)
+                self._hand_over(conn, host, allowed)
 
-    def _hand_over(self, conn: socket.socket) -> None:
-        for channel in dispatch_order(self.channels.values(), self._handed):
+    def _hand_over(self, conn: socket.socket, host: str, allowed: bool = True) -> None:
+        message = CONNECTION if allowed else CONNECTION_OVER_RATE
+        order = dispatch_order(self.channels.values(), self._handed, host, self.holds)
+        for channel in order:
             try:
-                socket.send_fds(channel.sock, [b"c"], [conn.fileno()])
+                socket.send_fds(channel.sock, [message], [conn.fileno()])
             except OSError as error:
                 if error.errno in _GONE:
                     self.detach(channel.index)
@@ -204,18 +278,10 @@ class Dispatcher:
             channel.sent += 1
             self._handed += 1
             return
-        self._dropped.occurred(_host_of(conn))
+        self._dropped.occurred(host)
 
     def _pause(self) -> None:
         if self._accepting:
             self._loop.remove_reader(self.listener.fileno())
             self._accepting = False
             self._loop.call_later(_DESCRIPTOR_PAUSE, self._update_accepting)
-
-
-def _host_of(conn: socket.socket) -> str:
-    try:
-        peer = conn.getpeername()
-    except OSError:  # it left already
-        return "?"
-    return str(peer[0]) if isinstance(peer, tuple) else str(peer)

@@ -125,7 +125,7 @@ class _Supervisor:
         stop = asyncio.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self._stop, stop, signum)
-        self.dispatcher = Dispatcher(self.sock, self.count)
+        self.dispatcher = Dispatcher(self.sock, self.count, self.settings.max_association_rate)
         host = self.sock.getsockname()[0]
         log.info("oxidicom supervisor: %d workers sharing %s:%d", self.count, host, self.port)
         keepers = [asyncio.create_task(self._keep(index, stop)) for index in range(self.count)]

@@ -175,7 +175,7 @@ class AssociationPy:
             return
         host = self.peer.rpartition(":")[0]
         # Before negotiation and the slots: a peer asking too often costs next to nothing.
-        if not self.server.request_allowed(host):
+        if not self.server.request_allowed(self.peer):
             detail = f"too many association requests from {host}: {self.server.rate_limit}"
             self._reject(where, reject_congested(), REQUEST_RATE_EXCEEDED, detail)
             return

@@ -29,7 +29,7 @@ work lost is at most the instance it was sending, which a standard sender sends 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -64,11 +64,23 @@ class Victim(Generic[_T]):
     newcomer_holds: int
 
 
-def host_share_victim(holders: Sequence[Holder[_T]], newcomer_host: str) -> Victim[_T] | None:
+def host_share_victim(
+    holders: Sequence[Holder[_T]],
+    newcomer_host: str,
+    elsewhere: Mapping[str, int] | None = None,
+) -> Victim[_T] | None:
     """An association of the host holding the most slots, if that host holds at least two
     more than ``newcomer_host``; else None. Of that host's: the slowest past the grace
-    period, else the young one that received least, else the oldest young one."""
+    period, else the young one that received least, else the oldest young one.
+
+    ``elsewhere``: slots each host holds in the receiver's other processes (its other
+    workers), counted with those of ``holders``, so that the rule is judged over the whole
+    receiver; only ``holders`` can be preempted here.
+    """
     counts = Counter(holder.host for holder in holders)
+    if elsewhere:
+        for host in {*counts, newcomer_host}:
+            counts[host] += elsewhere.get(host, 0)
     newcomer_holds = counts.get(newcomer_host, 0)
     best: Holder[_T] | None = None
     best_key: tuple[int, int, float, float] = (0, 0, 0.0, 0.0)

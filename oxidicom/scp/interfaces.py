@@ -54,8 +54,9 @@ class Services(Protocol):
         """A new id, unique across processes sharing storage and logs."""
         ...
 
-    def request_allowed(self, host: str) -> bool:
-        """One more A-ASSOCIATE-RQ from ``host``: False when it asks too often."""
+    def request_allowed(self, peer: str) -> bool:
+        """One more A-ASSOCIATE-RQ from ``peer`` (``host:port``): False when its address
+        asks too often."""
         ...
 
     def acquire_slot(self, association: SlotHolder | None = None, *, preempt: bool = False) -> bool:

@@ -54,15 +54,10 @@ class HostRequestLimit:
 
     __slots__ = ("_buckets", "_capacity", "_max_hosts", "_refill", "rate")
 
-    def __init__(
-        self, rate: RequestRate, max_hosts: int = MAX_HOSTS, *, share: float = 1.0
-    ) -> None:
-        """``share``: the part of ``rate`` this process allows (one of several workers):
-        it refills at that part of the rate and holds that part of the burst, at least
-        one request."""
+    def __init__(self, rate: RequestRate, max_hosts: int = MAX_HOSTS) -> None:
         self.rate = rate
-        self._capacity = max(1.0, rate.count * share)
-        self._refill = rate.count * share / rate.per  # tokens per second
+        self._capacity = float(rate.count)
+        self._refill = rate.count / rate.per  # tokens per second
         self._max_hosts = max_hosts
         #: Address -> (tokens, when counted); least recently used first.
         self._buckets: dict[str, tuple[float, float]] = {}

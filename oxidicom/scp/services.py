@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from oxidicom import telemetry
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
 
 # The name of the logger before this class left the shell: operators' log filters use it.
 log = logging.getLogger("oxidicom.server")
+
+#: Peers marked over the rate by the supervisor, kept at most (see ScpService.over_rate).
+_OVER_RATE_KEPT = 4096
 
 
 class ScpService:
@@ -93,15 +97,20 @@ class ScpService:
         #: Bytes per second below which a running association may be preempted; 0: never.
         self.min_transfer_rate = settings.min_transfer_rate
         #: A-ASSOCIATE-RQs per address (OXIDICOM_MAX_ASSOCIATION_RATE); None: no limit.
+        #: One of several workers counts none: its supervisor counts every connection to
+        #: the receiver, and names those over the rate (:meth:`over_rate`).
         rate = settings.max_association_rate
         self.request_limit = (
-            HostRequestLimit(rate, share=share.fraction) if rate is not None else None
+            HostRequestLimit(rate) if rate is not None and share.count == 1 else None
         )
         self.rate_limit = f"more than {rate} (OXIDICOM_MAX_ASSOCIATION_RATE)"
-        if share.count > 1:
-            self.rate_limit += f", of which {share} allows its part"
-        #: Called whenever a connection opens or closes (a worker reports its load to
-        #: the supervisor with it); None: nobody asks.
+        #: Peers (``host:port``) whose connection the supervisor found over the rate.
+        self._over_rate: dict[str, None] = {}
+        #: Slots each host holds in the receiver's other workers, as the supervisor last
+        #: told (:mod:`oxidicom.aio.handoff`): the host-share rule counts them too.
+        self.holds_elsewhere: Mapping[str, int] = {}
+        #: Called whenever a connection opens or closes, or a slot is taken or freed (a
+        #: worker reports its load to the supervisor with it); None: nobody asks.
         self.on_connections_changed: Callable[[], None] | None = None
         whole_pending = settings.max_pending_connections
         here = "" if share.count == 1 else f", {self.max_pending} in {share}"
@@ -125,9 +134,21 @@ class ScpService:
     def next_association_id(self) -> str:
         return f"{self._id_prefix}-{next(self._ids)}"
 
-    def request_allowed(self, host: str) -> bool:
+    def request_allowed(self, peer: str) -> bool:
+        if peer in self._over_rate:
+            del self._over_rate[peer]
+            return False
         limit = self.request_limit
-        return limit is None or limit.allow(host, asyncio.get_running_loop().time())
+        return limit is None or limit.allow(_host(peer), asyncio.get_running_loop().time())
+
+    def over_rate(self, peer: str) -> None:
+        """The supervisor counted the connection from ``peer`` (``host:port``) over its
+        address's rate: its A-ASSOCIATE-RQ is rejected as one over the rate here would be."""
+        over = self._over_rate
+        over[peer] = None
+        # Bounded: a connection that closes unread leaves its mark until then.
+        while len(over) > _OVER_RATE_KEPT:
+            del over[next(iter(over))]
 
     def acquire_slot(self, association: SlotHolder | None = None, *, preempt: bool = False) -> bool:
         """Count one more association, unless we are stopping or every slot is taken.
@@ -157,6 +178,7 @@ class ScpService:
         if protocol is not None:
             self._pending.pop(protocol, None)
             protocol.meter.restart(protocol.loop.time())  # judged from its acceptance on
+        self._connections_changed()
         return True
 
     def release_slot(self, association: SlotHolder | None = None) -> None:
@@ -165,6 +187,11 @@ class ScpService:
             self._holders.pop(association, None)
             if association in self._protocols:
                 self._add_pending(self._protocols[association])
+        self._connections_changed()
+
+    def holds_by_host(self) -> dict[str, int]:
+        """Slots held here, per peer address."""
+        return dict(Counter(_host(holder.peer) for holder in self._holders))
 
     def preemptible_now(self) -> int:
         """Running associations the rate rule would preempt for a newcomer now."""
@@ -221,16 +248,15 @@ class ScpService:
             return True
         if newcomer is None:
             return False
-        share = host_share_victim(holders, _host(newcomer.peer))
+        share = host_share_victim(holders, _host(newcomer.peer), self.holds_elsewhere)
         if share is None:
             return False
         protocol = share.holder.item
         received, span = protocol.meter.recent(now)
         which = "the slowest" if share.holder.rate is not None else "a young one"
         telemetry.association_preempted(telemetry.PREEMPTED_HOST_SHARE)
-        slots = f"{self.max_associations} slots"
-        if self.share.count > 1:
-            slots += f" of {self.share}"  # the rule is judged within this worker
+        # Judged over the whole receiver, its other workers' slots included.
+        slots = f"{self.settings.max_associations} slots"
         protocol.preempt(
             f"{share.holder.host} holds {share.host_holds} of the {slots}"
             f" and {_host(newcomer.peer)} {share.newcomer_holds}; this is {which} of"
@@ -249,6 +275,7 @@ class ScpService:
     def connection_closed(self, protocol: Link) -> None:
         self.connections.discard(protocol)
         self._pending.pop(protocol, None)
+        self._over_rate.pop(protocol.peer, None)
         if protocol.association is not None:
             self._protocols.pop(protocol.association, None)
         self._connections_changed()

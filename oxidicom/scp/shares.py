@@ -1,11 +1,13 @@
 """One worker's part of the receiver's limits, when several processes serve one port. Pure.
 
-With ``OXIDICOM_WORKERS`` above 1 each worker process holds its own slots, pending
-connections and request buckets. The operator's numbers are for the whole receiver, so
-each worker enforces its part of them: the workers together never allow more than one
-process would, whichever worker each of a peer's connections reaches. The supervisor
+With ``OXIDICOM_WORKERS`` above 1 each worker process holds its own slots and pending
+connections. The operator's numbers are for the whole receiver, so each worker enforces
+its part of them: the workers together never allow more than one process would,
+whichever worker each of a peer's connections reaches. The supervisor
 (``oxidicom/app/dispatch.py``) hands each new connection to a worker with room, so a
-worker is full only when the others are nearly so.
+worker is full only when the others are nearly so. Two rules are not divided: the
+supervisor counts each address's request rate for the whole receiver, and tells each
+worker the slots each address holds in the others, for the host-share rule.
 """
 
 from __future__ import annotations
@@ -31,11 +33,6 @@ class WorkerShare(msgspec.Struct, frozen=True):
         """
         return total // self.count + (1 if self.index < total % self.count else 0)
 
-    @property
-    def fraction(self) -> float:
-        """This worker's part of a rate."""
-        return 1.0 / self.count
-
     def __str__(self) -> str:
         return f"worker {self.index + 1} of {self.count}"
 
@@ -44,10 +41,10 @@ class WorkerShare(msgspec.Struct, frozen=True):
 WHOLE = WorkerShare(0, 1)
 
 
-#: Association slots each worker holds at least. The fairness rules are judged among a
-#: worker's own associations: a host holding one slot more than a newcomer's never
-#: loses it, so with fewer than this many per worker a host holding every slot (one or
-#: two in each worker) would keep them all.
+#: Association slots each worker holds at least. The rate rule preempts the slowest
+#: association of the worker a newcomer reaches, and a worker costs about 50 MiB: a
+#: worker for every slot or two would spend memory on processes that rarely have a
+#: slow association of their own to give up.
 MIN_SLOTS_PER_WORKER = 4
 
 

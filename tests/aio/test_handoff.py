@@ -13,7 +13,13 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from oxidicom.aio.handoff import LOAD, Load
+from oxidicom.aio.channel import (
+    CONNECTION,
+    CONNECTION_OVER_RATE,
+    Load,
+    decode_load,
+    encode_holds_elsewhere,
+)
 from oxidicom.aio.server import Receiver
 from oxidicom.scp.services import ScpService
 from oxidicom.ul import pdu as ul
@@ -33,11 +39,11 @@ class Supervisor:
 
     def _readable(self) -> None:
         try:
-            data = self.sock.recv(64)
+            data = self.sock.recv(65536)
         except BlockingIOError:
             return
         if data:
-            self.reports.put_nowait(Load(*LOAD.unpack(data)))
+            self.reports.put_nowait(decode_load(data))
 
     async def report_where(self, condition: Callable[[Load], bool]) -> Load:
         while not condition(report := await asyncio.wait_for(self.reports.get(), 10)):
@@ -72,18 +78,58 @@ async def test_a_connection_handed_over_is_served_and_reported(
     receiver, supervisor, _ = handed
     assert receiver.port == PORT
     assert await supervisor.report_where(lambda r: True) == Load(0, 0, 0, 0)  # serving
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        reader, writer = await asyncio.open_connection("127.0.0.1", listener.getsockname()[1])
-        accepted, _ = listener.accept()
-    with accepted:
-        socket.send_fds(supervisor.sock, [b"c"], [accepted.fileno()])
+    reader, writer = await hand_over(supervisor, CONNECTION)
     writer.write(associate_rq("HANDED"))
     header = await asyncio.wait_for(reader.readexactly(6), 10)
     assert header[0] == ul.PDUType.A_ASSOCIATE_AC
     report = await supervisor.report_where(lambda r: r.associations == 1)
     assert (report.taken, report.open) == (1, 1)
+    assert report.holds == {"127.0.0.1": 1}  # for the host-share rule of the receiver
     writer.close()
-    await supervisor.report_where(lambda r: r.open == 0 and r.associations == 0)
+    report = await supervisor.report_where(lambda r: r.open == 0 and r.associations == 0)
+    assert report.holds == {}
+
+
+async def hand_over(
+    supervisor: Supervisor, message: bytes
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A real TCP connection, accepted here and passed to the worker with ``message``."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        reader, writer = await asyncio.open_connection("127.0.0.1", listener.getsockname()[1])
+        accepted, _ = listener.accept()
+    with accepted:
+        socket.send_fds(supervisor.sock, [message], [accepted.fileno()])
+    return reader, writer
+
+
+async def test_a_connection_the_supervisor_found_over_the_rate_is_rejected(
+    handed: tuple[Receiver, Supervisor, asyncio.Event],
+) -> None:
+    """Transient, temporary congestion, as one process rejects a request over the rate;
+    the next connection from that address is served as the supervisor says."""
+    _, supervisor, _ = handed
+    reader, writer = await hand_over(supervisor, CONNECTION_OVER_RATE)
+    writer.write(associate_rq("OVER"))
+    answer = await asyncio.wait_for(reader.readexactly(10), 10)
+    assert answer[0] == ul.PDUType.A_ASSOCIATE_RJ
+    assert tuple(answer[7:10]) == (2, 3, 1)  # transient, provider (presentation), congestion
+    writer.close()
+    reader, writer = await hand_over(supervisor, CONNECTION)
+    writer.write(associate_rq("NEXT"))
+    header = await asyncio.wait_for(reader.readexactly(6), 10)
+    assert header[0] == ul.PDUType.A_ASSOCIATE_AC
+    writer.close()
+
+
+async def test_the_slots_held_elsewhere_reach_the_service(
+    service: ScpService, handed: tuple[Receiver, Supervisor, asyncio.Event]
+) -> None:
+    _, supervisor, _ = handed
+    await supervisor.report_where(lambda r: True)
+    supervisor.sock.send(encode_holds_elsewhere({"10.0.0.2": 3}))
+    async with asyncio.timeout(10):
+        while service.holds_elsewhere != {"10.0.0.2": 3}:
+            await asyncio.sleep(0)
 
 
 async def test_the_worker_stops_when_the_channel_ends(

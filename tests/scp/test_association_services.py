@@ -126,7 +126,7 @@ class FakeServices:
     def next_association_id(self) -> str:
         return "test-1"
 
-    def request_allowed(self, host: str) -> bool:
+    def request_allowed(self, peer: str) -> bool:
         return True
 
     def acquire_slot(

@@ -144,3 +144,42 @@ def test_preemptions_of_young_associations_never_loop(
         holders = [h for h in holders if h is not victim.holder] + [_young(n, host, 0, 0.0)]
         after = sum(c * c for c in Counter(h.host for h in holders).values())
         assert after < before
+
+
+def test_slots_held_in_the_other_workers_count_too() -> None:
+    """Several workers: each sees its own holders, and what each host holds in the others
+    (``elsewhere``); the rule is judged over the whole receiver."""
+    holders = _holders(("10.0.0.2", 9 * KIB), ("10.0.0.2", 9 * KIB), ("10.0.0.1", 9 * KIB))
+    assert host_share_victim(holders, "10.0.0.1") is None  # 2 against 1 here
+    victim = host_share_victim(holders, "10.0.0.1", {"10.0.0.2": 2, "10.0.0.3": 5})
+    assert victim is not None and victim.holder.host == "10.0.0.2"
+    assert (victim.host_holds, victim.newcomer_holds) == (4, 1)
+    # The newcomer's own slots elsewhere count against it.
+    assert host_share_victim(holders, "10.0.0.1", {"10.0.0.2": 2, "10.0.0.1": 2}) is None
+    # A host holding most elsewhere but nothing here cannot be preempted here.
+    assert host_share_victim(holders, "10.0.0.1", {"10.0.0.3": 8}) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from("abcd"), st.integers(0, 1)), min_size=1, max_size=12),
+    st.lists(st.tuples(st.sampled_from("abcde"), st.integers(0, 1)), min_size=1, max_size=60),
+)
+def test_preemptions_judged_in_two_workers_never_loop(
+    hosts: list[tuple[str, int]], newcomers: list[tuple[str, int]]
+) -> None:
+    """Each newcomer reaches one of two workers, which sees its own holders and the
+    other's counts: every preemption still lowers the receiver's sum of squares."""
+    holders = [(_young(i, host, 0, 1.0), worker) for i, (host, worker) in enumerate(hosts)]
+    for n, (host, worker) in enumerate(newcomers, start=len(hosts)):
+        before = sum(c * c for c in Counter(h.host for h, _ in holders).values())
+        here = [h for h, w in holders if w == worker]
+        elsewhere = Counter(h.host for h, w in holders if w != worker)
+        victim = host_share_victim(here, host, elsewhere)
+        if victim is None:
+            continue
+        assert victim.host_holds >= victim.newcomer_holds + 2
+        holders = [(h, w) for h, w in holders if h is not victim.holder]
+        holders.append((_young(n, host, 0, 0.0), worker))
+        after = sum(c * c for c in Counter(h.host for h, _ in holders).values())
+        assert after < before

@@ -1,10 +1,9 @@
-"""One worker's part of the receiver's limits (oxidicom/scp/shares.py), and the rate's."""
+"""One worker's part of the receiver's limits (oxidicom/scp/shares.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from oxidicom.scp.request_rate import HostRequestLimit, RequestRate
 from oxidicom.scp.shares import WHOLE, WorkerShare, workers_for
 
 
@@ -18,7 +17,7 @@ def test_the_parts_add_up_to_the_whole_and_differ_by_one_at_most(count: int, tot
 
 
 def test_the_whole_is_one_part() -> None:
-    assert WHOLE.part(8) == 8 and WHOLE.fraction == 1.0
+    assert WHOLE.part(8) == 8
     assert str(WorkerShare(1, 4)) == "worker 2 of 4"
 
 
@@ -34,18 +33,3 @@ def test_a_worker_that_does_not_exist(index: int, count: int) -> None:
 )
 def test_at_most_one_worker_per_four_slots(wanted: int, slots: int, workers: int) -> None:
     assert workers_for(wanted, slots) == workers
-
-
-def test_a_workers_part_of_the_request_rate() -> None:
-    """Half of 10/s: a burst of 5, then 5 per second."""
-    limit = HostRequestLimit(RequestRate(10, 1.0), share=0.5)
-    assert [limit.allow("h", 0.0) for _ in range(6)] == [True] * 5 + [False]
-    assert [limit.allow("h", 0.2) for _ in range(2)] == [True, False]
-
-
-def test_a_small_part_of_a_rate_still_lets_one_request_through() -> None:
-    """3/min over four workers: each holds one request, refilled at 0.75 a minute."""
-    limit = HostRequestLimit(RequestRate(3, 60.0), share=0.25)
-    assert [limit.allow("h", 0.0) for _ in range(2)] == [True, False]
-    assert not limit.allow("h", 60.0)
-    assert limit.allow("h", 81.0)
