@@ -226,8 +226,7 @@ class Chaos:
             receiver = replica.receiver
             if receiver is None or receiver.process.poll() is not None:
                 return
-            receiver.process.send_signal(signal.SIGKILL)
-            receiver.process.wait(30)
+            receiver.kill9()
             self.report.kills += 1
             replica.killed_at.append(time.time())
         time.sleep(delay)  # the fault's own duration: how long the replica stays dead
@@ -239,10 +238,10 @@ class Chaos:
             receiver = replica.receiver
             if receiver is None or receiver.process.poll() is not None:
                 return
-            receiver.process.send_signal(signal.SIGSTOP)
+            receiver.signal_all(signal.SIGSTOP)
             self.report.pauses += 1
             time.sleep(seconds)  # the fault's own duration
-            receiver.process.send_signal(signal.SIGCONT)
+            receiver.signal_all(signal.SIGCONT)
 
     def _restart_store(self) -> None:
         self.store.restart()

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 _LISTENING = re.compile(r"listening on (?P<host>\S+):(?P<port>\d+)")
+_SUPERVISOR = re.compile(r"oxidicom supervisor: (\d+) workers")
 
 
 @dataclass
@@ -69,11 +72,54 @@ class RunningReceiver:
                         f"{self.log_unlocked()}"
                     )
 
+    def wait_for_log_where(
+        self, condition: Callable[[str], bool], what: str, timeout: float = 30.0
+    ) -> None:
+        """Block until ``condition`` holds of the whole log so far (``what``: for the error)."""
+        assert self._changed is not None
+        with self._changed:
+            while not condition(self.log_unlocked()):
+                if self.process.poll() is not None and not self._reader_alive():
+                    raise AssertionError(f"receiver exited; log:\n{self.log_unlocked()}")
+                if not self._changed.wait(timeout):
+                    raise AssertionError(f"no {what}; log:\n{self.log_unlocked()}")
+
     def log_unlocked(self) -> str:
         return "\n".join(self.lines)
 
     def _reader_alive(self) -> bool:
         return self._reader is not None and self._reader.is_alive()
+
+    def processes(self) -> int:
+        """Receiver processes serving (its workers, or itself alone), as its supervisor
+        said at its start. Per-process log lines (summarized warnings, the shutdown's
+        wait) come once from each."""
+        with self._lock:
+            for line in self.lines:
+                found = _SUPERVISOR.search(line)
+                if found:
+                    return int(found.group(1))
+        return 1
+
+    def serving_pids(self) -> list[int]:
+        """The processes that serve associations: the receiver's workers, or the receiver
+        alone (with OXIDICOM_WORKERS=1, or one CPU). Memory and descriptors are theirs."""
+        workers = child_processes(self.process.pid)
+        return sorted(workers) if workers else [self.process.pid]
+
+    def signal_all(self, sig: int) -> None:
+        """``sig`` to the receiver and its worker processes at once: a fault of the whole
+        receiver (SIGKILL as a container's processes die with its first, or systemd kills
+        the unit's cgroup; SIGSTOP as a frozen pod)."""
+        for pid in child_processes(self.process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        self.process.send_signal(sig)
+
+    def kill9(self, timeout: float = 30.0) -> int:
+        """SIGKILL to the whole receiver (:meth:`signal_all`); its exit status."""
+        self.signal_all(signal.SIGKILL)
+        return self.process.wait(timeout)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
         if self.process.poll() is None:
@@ -89,6 +135,22 @@ class RunningReceiver:
         if self._reader is not None:
             self._reader.join(10)
         return code
+
+
+def child_processes(pid: int) -> set[int]:
+    """The live child processes of ``pid`` (from /proc)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.add(int(entry))
+    return found
 
 
 def start_receiver(
@@ -140,6 +202,8 @@ def start_receiver(
     receiver._reader.start()
     try:
         match = receiver.wait_for_log(_LISTENING.pattern, timeout)
+        # Several workers: every one serving (each says so once started).
+        receiver.wait_for_log_count(_LISTENING.pattern, receiver.processes(), timeout)
     except AssertionError:
         process.kill()
         raise

@@ -340,7 +340,9 @@ def test_a_flood_of_rejected_requests_is_logged_as_counts(guarded: RunningReceiv
         )
     assert guarded.stop() == 0  # the last count is logged at the stop
     log = guarded.log()
-    assert len(rejection_lines(guarded, "STRANGER")) == 1
+    processes = guarded.processes()  # each worker summarizes what it rejected
+    strangers = len(rejection_lines(guarded, "STRANGER"))
+    assert 1 <= strangers <= processes
     assert len(rejection_lines(guarded, "OTHER")) == 1
     counts = [
         int(n)
@@ -350,5 +352,5 @@ def test_a_flood_of_rejected_requests_is_logged_as_counts(guarded: RunningReceiv
             log,
         )
     ]
-    assert 1 <= len(counts) <= 3
-    assert sum(counts) == 298
+    assert 1 <= len(counts) <= 3 * processes
+    assert strangers + sum(counts) == 299

@@ -68,8 +68,8 @@ def memory_kib(pid: int, field: str) -> int:
 def test_a_peer_that_never_reads_costs_bounded_memory_and_is_cut_off(
     tuned: RunningReceiver,
 ) -> None:
-    pid = tuned.process.pid
-    before = memory_kib(pid, "VmRSS")
+    pids = tuned.serving_pids()  # the peer reaches one of them
+    before = {pid: memory_kib(pid, "VmRSS") for pid in pids}
     sock = socket.socket()
     # A small receive window: the receiver's responses fill it, and then its own buffer.
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -103,8 +103,9 @@ def test_a_peer_that_never_reads_costs_bounded_memory_and_is_cut_off(
     )
     assert sent < goal
     # The receiver's peak memory: its write buffer and one read, not what was sent.
-    assert memory_kib(pid, "VmHWM") - before < 32 * 1024, (
-        f"RSS {before} KiB before, peak {memory_kib(pid, 'VmHWM')} KiB after {sent / MIB:.0f} MiB"
+    peaks = {pid: memory_kib(pid, "VmHWM") for pid in pids}
+    assert max(peaks[pid] - before[pid] for pid in pids) < 32 * 1024, (
+        f"RSS {before} KiB before, peak {peaks} KiB after {sent / MIB:.0f} MiB"
     )
     tuned.wait_for_log(r"has not read our responses for 2 s: closing the connection")
     tuned.wait_for_log(r"association ended \(aborted: no complete PDU for 2 s\)")
@@ -574,6 +575,7 @@ def test_a_flood_of_idle_connections_is_logged_as_a_count(tuned: RunningReceiver
     log = tuned.log()
     first = re.findall(r"closing connection from \S+: more than 10 connections", log)
     counts = [int(n) for n in re.findall(r"closed (\d+) more connection\(s\)", log)]
-    assert len(first) == 1
-    assert 1 <= len(counts) <= 3
+    processes = tuned.processes()  # each worker summarizes what it closed
+    assert 1 <= len(first) <= processes
+    assert 1 <= len(counts) <= 3 * processes
     assert len(first) + sum(counts) == 290

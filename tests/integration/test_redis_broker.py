@@ -230,7 +230,11 @@ async def test_a_worker_registers_what_waited_through_a_redis_restart(
         [(SAG_UID, 192), (STRUCTURAL_UID, 384)]
     )
     assert not list(receiver.outbox_dir.glob("*.json"))
-    # The outage is one WARNING; the recovery one INFO line.
+    # The outage is a WARNING or two in each process (its publisher's connection), not
+    # one per retry; the recovery one INFO line in each that reconnected.
     lines = receiver.log().splitlines()
-    assert sum(1 for line in lines if "WARNING" in line and "Redis" in line) == 1, lines
-    assert sum(1 for line in lines if "Redis connected to" in line) == 2
+    processes = receiver.processes()
+    warnings = [line for line in lines if "WARNING" in line and "Redis" in line]
+    assert 1 <= len(warnings) <= 2 * processes, warnings
+    connected = sum(1 for line in lines if "Redis connected to" in line)
+    assert processes + 1 <= connected <= 2 * processes

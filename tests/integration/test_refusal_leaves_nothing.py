@@ -43,7 +43,7 @@ from tests.integration.raw_peer import (
     dataset_of,
     message,
 )
-from tests.integration.receiver import RunningReceiver, start_receiver
+from tests.integration.receiver import RunningReceiver, child_processes, start_receiver
 
 pytestmark = pytest.mark.integration
 
@@ -146,6 +146,12 @@ def receiver_pid(receiver: RunningReceiver) -> int:
     return int(child)
 
 
+def serving_pids(receiver: RunningReceiver) -> list[int]:
+    """The processes that store instances: the receiver's workers, or itself alone."""
+    pid = receiver_pid(receiver)
+    return sorted(child_processes(pid)) or [pid]
+
+
 def streamed_instance(number: int) -> tuple[str, bytes]:
     side = int((INSTANCE_PIXELS // 2) ** 0.5)
     ds = mr_instance(instance_number=number, rows=side, columns=side)
@@ -201,13 +207,16 @@ def store_and_look_at_the_answer(
         priority=0,
     )
     peer.send(message(1, command, dataset, 16000))
-    pid = receiver_pid(receiver)
+    pids = serving_pids(receiver)
     assert peer.sock.recv(1, socket.MSG_PEEK)  # the first byte of the answer is here
-    os.kill(pid, signal.SIGSTOP)
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
     try:
-        files, descriptors = instance_files(receiver), descriptors_into(pid, disk)
+        files = instance_files(receiver)
+        descriptors = [d for pid in pids for d in descriptors_into(pid, disk)]
     finally:
-        os.kill(pid, signal.SIGCONT)
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
     return peer.response_status(), files, descriptors
 
 

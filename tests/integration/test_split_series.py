@@ -215,8 +215,7 @@ async def test_a_receiver_killed_while_a_series_settles_registers_it_once_at_res
         await storescu(receiver.port, [*halves[0], *halves[1]])
         await asyncio.to_thread(receiver.wait_for_log, r"association ended \(released\)")
     finally:
-        receiver.process.send_signal(signal.SIGKILL)
-        assert await asyncio.to_thread(receiver.process.wait, 30) == -signal.SIGKILL
+        assert await asyncio.to_thread(receiver.kill9) == -signal.SIGKILL
     assert outbox_entries(receiver.outbox_dir) == []  # it was settling, not registered
 
     for _ in range(2):  # the second restart finds nothing left to register

@@ -119,7 +119,8 @@ def test_stale_cleanup_spares_live_and_young_folders(tmp_path: Path) -> None:
 
 
 def test_receivers_sharing_files_root_keep_each_others_files(tmp_path: Path) -> None:
-    shared = {"OXIDICOM_FILES_ROOT": str(tmp_path / "files")}
+    # One process each: a folder each (workers have one each too, started in turn).
+    shared = {"OXIDICOM_FILES_ROOT": str(tmp_path / "files"), "OXIDICOM_WORKERS": "1"}
     first = start_receiver(tmp_path / "a", {**shared, "OXIDICOM_OUTBOX_DIR": str(tmp_path / "oa")})
     tmp_root = tmp_path / "files" / TMP_DIR_NAME
     (first_folder,) = tmp_root.iterdir()
