@@ -31,7 +31,6 @@ from oxidicom.app.settings import (
     load_settings,
 )
 from oxidicom.scp.access import health_check_address
-from oxidicom.scp.shares import MIN_SLOTS_PER_WORKER, workers_for
 from oxidicom.telemetry import logs
 
 _PORT = next(s for s in SETTINGS if s.field == "listener_port")
@@ -333,22 +332,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"oxidicom: {problem}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
-    workers = workers_for(settings.workers, settings.max_associations)
-    if args.worker is None and workers < settings.workers:
-        logging.getLogger("oxidicom.workers").warning(
-            "OXIDICOM_WORKERS=%d, but with OXIDICOM_LISTENER_THREADS=%d only %d worker(s):"
-            " each holds at least %d association slots",
-            settings.workers,
-            settings.max_associations,
-            workers,
-            MIN_SLOTS_PER_WORKER,
-        )
-    if args.worker is None and workers > 1:
+    from oxidicom.app.worker_count import WorkerCount, worker_count
+
+    # A worker started by its supervisor is one process, whatever the setting says.
+    workers = worker_count(settings) if args.worker is None else WorkerCount(1)
+    if workers.note is not None:
+        logging.getLogger("oxidicom.workers").log(workers.level, "%s", workers.note)
+    if workers.count > 1:
+        from oxidicom.aio.tls import TLSSetupError, server_tls_context
         from oxidicom.app.workers import supervise
+
+        try:  # here, once, before the port is bound: not once per worker after
+            server_tls_context(settings)
+        except TLSSetupError as error:
+            print(f"oxidicom: {error}", file=sys.stderr)
+            return 1
 
         # The workers read the environment: they get the flags as the variables they set.
         flags_env = {name: override.value for name, override in overrides.items()}
-        return supervise(settings, environ={**os.environ, **flags_env})
+        return supervise(settings, workers.count, environ={**os.environ, **flags_env})
     # Not needed by the echo subcommand.
     from oxidicom.app.startup import StartError, serve
 

@@ -346,12 +346,13 @@ at once, then that many per unit of time; `OXIDICOM_MAX_ASSOCIATION_RATE`, 0 dis
 it); beyond, the request is rejected before any of the above with A-ASSOCIATE-RJ, result
 transient (2), source service-provider presentation related (3), reason temporary
 congestion (1).
-A receiver may run several worker processes (`OXIDICOM_WORKERS`, default 1; at most one
-per 4 of the associations above): each enforces its part of every limit, and a new
-connection goes to a worker with a free slot, else to one running an association that
-the rate rule above would preempt, else to the least busy; the rules above are judged
-within that worker. Replicas (several receivers serving one service) each apply the
-limits in full.
+A receiver runs several worker processes on a machine of several CPUs (`OXIDICOM_WORKERS`,
+default auto; at most one per 4 of the associations above): each holds its part of the
+associations, and a new connection goes to a worker with a free slot, else to one
+running an association that the rate rule above would preempt, else to one where the
+host rule above frees a slot, else to the least busy. The request rate and the host rule
+count the whole receiver, across its workers. Replicas (several receivers serving one
+service) each apply the limits in full.
 
 **Asynchronous Nature.** Operations are performed one at a time. When the requestor
 proposes an Asynchronous Operations Window, the answer is 1 invoked, 1 performed; when it

@@ -25,7 +25,6 @@ from oxidicom.scp.access import (
     parse_client_aets,
 )
 from oxidicom.scp.request_rate import RequestRate, parse_request_rate
-from oxidicom.support.cpus import usable_cpus
 from oxidicom.support.durations import parse_duration
 
 #: Where the embedded default stores everything, relative to the current directory.
@@ -65,7 +64,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: A-ASSOCIATE-RQs one address may send (a token bucket per address); None: no limit.
     max_association_rate: RequestRate | None
     fsync: bool
-    workers: int = 1
+    #: Receiver processes; None: auto (oxidicom/app/worker_count.py decides).
+    workers: int | None = None
     tls_certificate: str | None
     tls_key: str | None
     tls_client_ca: str | None
@@ -128,10 +128,10 @@ def _int_between(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def _workers(text: str) -> int:
+def _workers(text: str) -> int | None:
     value = text.strip().lower()
     if value == "auto":
-        return min(usable_cpus(), MAX_WORKERS)
+        return None
     return _int_between(1, MAX_WORKERS)(value)
 
 
@@ -547,10 +547,11 @@ SETTINGS: tuple[Setting, ...] = (
         "OXIDICOM_WORKERS",
         "workers",
         _workers,
-        "1",
-        "receiver processes sharing the listening port (auto: one per CPU this process"
-        " may use); at most one per 4 association slots, each enforcing its part of"
-        " every limit",
+        "auto",
+        "receiver processes sharing the listening port; auto: one per CPU this process"
+        " may use (its cgroup's quota included), but one alone when LONK progress goes"
+        " to NATS without a series store to count a series across processes; at most"
+        " one per 4 association slots, each holding its part of them",
         group="listener",
     ),
     Setting(

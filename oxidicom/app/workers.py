@@ -37,7 +37,7 @@ from oxidicom.aio.server import LISTEN_BACKLOG
 from oxidicom.app.dispatch import Dispatcher
 from oxidicom.app.settings import Settings
 from oxidicom.app.startup import Handoff
-from oxidicom.scp.shares import WorkerShare, workers_for
+from oxidicom.scp.shares import WorkerShare
 
 log = logging.getLogger("oxidicom.workers")
 
@@ -89,8 +89,8 @@ def parse_worker_argument(text: str) -> Handoff:
     return Handoff(channel_fd, WorkerShare(index, count), port)
 
 
-def supervise(settings: Settings, environ: Mapping[str, str] | None = None) -> int:
-    """Run ``settings.workers`` receivers on one socket until SIGINT/SIGTERM; exit status.
+def supervise(settings: Settings, count: int, environ: Mapping[str, str] | None = None) -> int:
+    """Run ``count`` receivers on one socket until SIGINT/SIGTERM; exit status.
 
     ``environ``: the workers' environment (the command line's settings included); by
     default this process's own.
@@ -101,14 +101,18 @@ def supervise(settings: Settings, environ: Mapping[str, str] | None = None) -> i
         print(f"oxidicom: {error}", file=sys.stderr)
         return 1
     try:
-        return asyncio.run(_Supervisor(settings, sock, environ).run())
+        return asyncio.run(_Supervisor(settings, count, sock, environ).run())
     finally:
         sock.close()
 
 
 class _Supervisor:
     def __init__(
-        self, settings: Settings, sock: socket.socket, environ: Mapping[str, str] | None
+        self,
+        settings: Settings,
+        count: int,
+        sock: socket.socket,
+        environ: Mapping[str, str] | None,
     ) -> None:
         self.settings = settings
         self.environ = dict(os.environ if environ is None else environ)
@@ -116,16 +120,16 @@ class _Supervisor:
         self.stopping = False
         self.status = 0
         self.workers: dict[int, asyncio.subprocess.Process] = {}
-        self.count = workers_for(settings.workers, settings.max_associations)
+        self.count = count
         self.port = int(sock.getsockname()[1])
         self.dispatcher: Dispatcher | None = None
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
+        self.dispatcher = Dispatcher(self.sock, self.count, self.settings.max_association_rate)
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self._stop, stop, signum)
-        self.dispatcher = Dispatcher(self.sock, self.count, self.settings.max_association_rate)
         host = self.sock.getsockname()[0]
         log.info("oxidicom supervisor: %d workers sharing %s:%d", self.count, host, self.port)
         keepers = [asyncio.create_task(self._keep(index, stop)) for index in range(self.count)]
@@ -142,6 +146,9 @@ class _Supervisor:
         stop.set()
         if self.dispatcher is not None:
             self.dispatcher.stop_accepting()  # the workers finish what they have
+        # As one process closes its listener: a new connection is refused at once (a
+        # peer or a load balancer then tries another replica), not left in the backlog.
+        self.sock.close()
         for process in self.workers.values():
             _signal(process, signum)
 

@@ -12,6 +12,7 @@ registrations (the issue's table).
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -136,6 +137,43 @@ async def test_halves_through_two_replicas_are_registered_once_whole(
     assert logs.count(f"series finished: {WHOLE} file(s) of {SAG_UID}") == 1
 
 
+@pytest.mark.parametrize("together", [False, True], ids=["one-after-the-other", "at-once"])
+async def test_two_workers_with_the_store_count_progress_for_the_whole_series(
+    tmp_path: Path,
+    halves: tuple[list[Path], list[Path]],  # noqa: F811
+    worker: CeleryWorker,
+    lonk: LonkCollector,
+    store: RedisServer,
+    together: bool,
+) -> None:
+    """OXIDICOM_WORKERS=2 sharing one outbox, with the series store (what the default,
+    auto, runs when the broker speaks Redis, as CUBE's does). The halves land in
+    different workers; LONK progress still counts the whole series: 1 once, never
+    backwards, then the whole count and done. (Without the store each worker counts its
+    own files: 1, 1, 2, 2, ...)"""
+    env = replica_env(worker, lonk, store, OXIDICOM_WORKERS="2")
+    receiver = await asyncio.to_thread(start_receiver, tmp_path, env)
+    await asyncio.to_thread(receiver.wait_for_log_count, r"series store \S+ reached", 2)
+    subject = lonk.subject(PACS, SAG_UID)
+    try:
+        if together:
+            await asyncio.gather(*(storescu(receiver.port, half) for half in halves))
+        else:  # one peer's associations one after the other: to each worker in turn
+            for half in halves:
+                await storescu(receiver.port, half)
+        await lonk.wait_until(lambda: "done" in lonk.decoded(subject))
+    finally:
+        await stop(receiver)
+    assert await registered(worker) == [WHOLE]
+    await lonk.settle()
+    messages = lonk.decoded(subject)
+    assert_one_whole_series(lonk, messages)
+    assert_never_backwards(messages)
+    assert messages[0] == "1"
+    workers = set(re.findall(r"\[(\w+)-\d+\] association from .* accepted", receiver.log()))
+    assert len(workers) == 2, receiver.log()  # one half in each
+
+
 def open_association(
     port: int, files: list[Path], later: list[Path] = (), host: str = "127.0.0.1"
 ) -> Association:
@@ -182,8 +220,7 @@ async def test_a_replica_killed_holding_a_series_is_registered_whole_by_another(
         if split:
             await storescu(two.port, halves[1])
         assoc = await asyncio.to_thread(open_association, one.port, mine)
-        one.process.send_signal(signal.SIGKILL)
-        assert await asyncio.to_thread(one.process.wait, 30) == -signal.SIGKILL
+        assert await asyncio.to_thread(one.kill9) == -signal.SIGKILL
         assoc.abort()
         await asyncio.to_thread(worker.wait_for_registrations, 1, 60)
         await lonk.wait_until(lambda: "done" in lonk.decoded(subject), timeout=60)
