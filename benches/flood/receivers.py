@@ -1,7 +1,7 @@
 """The receivers compared, as a table: how to start each and where its files land.
 
-Adding one is one entry in RECEIVERS (e.g. a multi-process oxidicom once it has a setting
-for it: ``_oxidicom("oxidicom-workers2", {"OXIDICOM_WORKERS": "2"})``).
+Adding one is one entry in RECEIVERS (e.g. ``_oxidicom("oxidicom-workers2",
+{"OXIDICOM_WORKERS": "2"})``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from benches.flood import BENCHES
+from oxidicom.scp.shares import workers_for
+from oxidicom.support.cpus import usable_cpus
 
 STORESCP = shutil.which("storescp") or "/usr/bin/storescp"
 
@@ -53,6 +55,8 @@ class Receiver:
     ready_lines: tuple[str, int] | None = None
 
 
+#: OXIDICOM_LISTENER_THREADS of every oxidicom measured.
+SLOTS = 64
 #: The Redis of ``oxidicom-series-store`` (a database of its own; flushed by nothing).
 SERIES_STORE = os.environ.get("OXIDICOM_BENCH_SERIES_STORE", "redis://127.0.0.1:6379/9")
 
@@ -75,12 +79,14 @@ def _oxidicom(name: str, extra: dict[str, str], notes: str) -> Receiver:
             "OXIDICOM_FILES_ROOT": str(out / "files"),
             "OXIDICOM_OUTBOX_DIR": str(out / "outbox"),
             # the default (8) would reject half of 16 concurrent senders
-            "OXIDICOM_LISTENER_THREADS": "64",
+            "OXIDICOM_LISTENER_THREADS": str(SLOTS),
             "OXIDICOM_LOG_FORMAT": "json",
         }
         return oxidicom_command(), env | extra
 
-    workers = int(extra.get("OXIDICOM_WORKERS", "1"))
+    # As shipped, OXIDICOM_WORKERS is auto. (An older checkout whose default was one
+    # process is run with --checkout-as oxidicom-workers1.)
+    workers = workers_for(int(extra.get("OXIDICOM_WORKERS", usable_cpus())), SLOTS)
     return Receiver(
         name,
         "ChRIS",
@@ -129,7 +135,13 @@ RECEIVERS: dict[str, Receiver] = {
         _oxidicom(
             "oxidicom",
             {},
-            "as shipped (uvloop, one process, fsync each file but on tmpfs), LISTENER_THREADS=64",
+            f"as shipped (uvloop, OXIDICOM_WORKERS=auto: {workers_for(usable_cpus(), SLOTS)}"
+            " process(es) here, fsync each file but on tmpfs), LISTENER_THREADS=64",
+        ),
+        _oxidicom(
+            "oxidicom-workers1",
+            {"OXIDICOM_WORKERS": "1"},
+            "OXIDICOM_WORKERS=1: one process (the default until 2026-12-07)",
         ),
         _oxidicom(
             "oxidicom-workers2",
