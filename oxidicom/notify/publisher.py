@@ -191,9 +191,12 @@ class Publisher(abc.ABC):
         """Publish until something fails (it never returns normally)."""
         loop = asyncio.get_running_loop()
         self._lost_reason = None
-        # Entries of earlier runs, and of sibling processes that died, join the queue.
+        # Entries of earlier runs, and of sibling processes that died or lost their own
+        # connection, join the queue: work to finish before exit, as a submitted one is.
         for name in await loop.run_in_executor(None, self.outbox.names):
             self._pending.setdefault(name, None)
+        if self._pending:
+            self._idle.clear()
         self._connected = True
         telemetry.broker_connected(self.kind, True)
         log.info(
