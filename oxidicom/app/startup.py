@@ -46,6 +46,9 @@ class Handoff(msgspec.Struct, frozen=True):
     share: WorkerShare
     #: The port the supervisor accepts on (for the start line).
     port: int
+    #: Shared by the workers of one supervisor: their journal folders are named with it
+    #: first, so that they do not take each other for other receivers.
+    family: str = ""
 
 
 def describe_start(settings: Settings, receiver: Receiver) -> str:
@@ -212,7 +215,7 @@ async def _start(
     stale = store.remove_stale_temporary_files()
     if stale:
         log.warning("removed %d temporary file(s) left by an earlier run", stale)
-    notifier = build_notifier(settings)
+    notifier = build_notifier(settings, family=handoff.family if handoff is not None else "")
     try:
         await notifier.start()
     except OSError as error:

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -78,15 +79,15 @@ def bind_listener(settings: Settings) -> socket.socket:
     return sock
 
 
-def worker_argument(channel_fd: int, share: WorkerShare, port: int) -> str:
+def worker_argument(channel_fd: int, share: WorkerShare, port: int, family: str = "") -> str:
     """The hidden ``--worker`` argument of a worker's command line."""
-    return f"{channel_fd}:{share.index}:{share.count}:{port}"
+    return f"{channel_fd}:{share.index}:{share.count}:{port}:{family}"
 
 
 def parse_worker_argument(text: str) -> Handoff:
     """What :func:`worker_argument` wrote."""
-    channel_fd, index, count, port = (int(part) for part in text.split(":"))
-    return Handoff(channel_fd, WorkerShare(index, count), port)
+    channel_fd, index, count, port, family = text.split(":")
+    return Handoff(int(channel_fd), WorkerShare(int(index), int(count)), int(port), family)
 
 
 def supervise(settings: Settings, count: int, environ: Mapping[str, str] | None = None) -> int:
@@ -121,6 +122,8 @@ class _Supervisor:
         self.status = 0
         self.workers: dict[int, asyncio.subprocess.Process] = {}
         self.count = count
+        #: Names its workers' journal folders first (see Handoff.family).
+        self.family = f"{secrets.token_hex(4)}."
         self.port = int(sock.getsockname()[1])
         self.dispatcher: Dispatcher | None = None
 
@@ -167,7 +170,7 @@ class _Supervisor:
                     "-m",
                     "oxidicom",
                     "--worker",
-                    worker_argument(channel.fileno(), share, self.port),
+                    worker_argument(channel.fileno(), share, self.port, self.family),
                     pass_fds=(channel.fileno(),),
                     env=self.environ,
                 )

@@ -150,10 +150,14 @@ def decode_entry(data: bytes) -> JournalEntry:
 class SeriesJournal:
     """This process's journal folder, and the recovery of dead processes' folders."""
 
-    def __init__(self, outbox_dir: Path, files_root: Path, *, fsync: bool = False) -> None:
+    def __init__(
+        self, outbox_dir: Path, files_root: Path, *, fsync: bool = False, family: str = ""
+    ) -> None:
+        """``family``: what the folders of this process's sibling workers (one supervisor's)
+        are named with first; they are not other receivers."""
         self.root = outbox_dir / JOURNAL_DIR_NAME
         self.files_root = files_root
-        self.work_dir = WorkDir(self.root)
+        self.work_dir = WorkDir(self.root, family)
         #: Entries are made durable (see the module): OXIDICOM_FSYNC, unless in memory.
         self.fsync = fsync
         self._prefix = ""
@@ -285,10 +289,14 @@ class SeriesJournal:
         self.work_dir.release()
 
     def running_others(self) -> int:
-        """How many other live receiver processes journal beside us (share our outbox)."""
+        """How many other live receiver processes journal beside us (share our outbox);
+        our sibling workers are not counted: they are this receiver."""
         running = 0
+        family = self.work_dir.family
         with contextlib.suppress(FileNotFoundError):
             for entry in os.scandir(self.root):
+                if family and entry.name.startswith(family):
+                    continue
                 if entry.is_dir(follow_symlinks=False) and entry.path != str(self.work_dir.path):
                     with contextlib.suppress(OSError), judge_owner(Path(entry.path)) as owner:
                         # Only a lock held now: a folder without one may be a stillbirth's.

@@ -313,7 +313,7 @@ class ChrisNotifier:
             )
 
 
-def build_notifier(settings: Settings) -> ChrisNotifier:
+def build_notifier(settings: Settings, family: str = "") -> ChrisNotifier:
     """The notifier the settings ask for (call inside the running loop).
 
     aio-pika, redis-py and nats-py are imported only when configured: they are a quarter
@@ -322,7 +322,7 @@ def build_notifier(settings: Settings) -> ChrisNotifier:
     outbox = Outbox(Path(settings.outbox_dir))
     publisher = build_publisher(settings.celery_broker, outbox) if settings.celery_broker else None
     journal = SeriesJournal(
-        Path(settings.outbox_dir), Path(settings.files_root), fsync=settings.fsync
+        Path(settings.outbox_dir), Path(settings.files_root), fsync=settings.fsync, family=family
     )
     registrations = Registrations(outbox, settings.queue_name, publisher, journal)
     store: SeriesStore | None = None

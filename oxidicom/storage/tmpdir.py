@@ -40,10 +40,16 @@ _CLAIM_ATTEMPTS = 100
 class WorkDir:
     """This process's own folder of temporary files, locked while we live."""
 
-    def __init__(self, tmp_root: Path) -> None:
+    def __init__(self, tmp_root: Path, family: str = "") -> None:
+        #: Prefixes the folder's name: the workers of one supervisor share it, so that
+        #: each can tell its siblings from other receivers (see SeriesJournal).
+        self.family = family
         # Random per store (pids repeat across containers; one process may have two).
-        self.path = tmp_root / uuid.uuid4().hex
+        self.path = tmp_root / self._name()
         self._lock_fd: int | None = None
+
+    def _name(self) -> str:
+        return f"{self.family}{uuid.uuid4().hex}"
 
     def claim(self) -> None:
         """Create the folder and lock it (at start, before any temporary file)."""
@@ -63,7 +69,7 @@ class WorkDir:
                 # A process starting at the same moment holds the lock of our new folder
                 # while it judges whether the folder's owner is dead (it was not locked
                 # yet): it may remove the folder. Start over elsewhere.
-                self.path = self.path.parent / uuid.uuid4().hex
+                self.path = self.path.parent / self._name()
                 continue
             except OSError as error:
                 # No locks on this filesystem: others cannot tell we are alive, but they
@@ -76,7 +82,7 @@ class WorkDir:
                     # A starting receiver took our lock between open and flock and removed
                     # the folder as a dead one: start over elsewhere.
                     os.close(fd)
-                    self.path = self.path.parent / uuid.uuid4().hex
+                    self.path = self.path.parent / self._name()
                     continue
             self._lock_fd = fd
             return

@@ -331,12 +331,16 @@ def test_a_second_start_tells_the_truth_about_the_outbox(tmp_path: Path) -> None
     assert f"cannot listen on 127.0.0.1:{first.port}" in same_port.stderr
     assert "registration" not in same_port.stderr, same_port.stderr
     assert "from an earlier run wait" not in beside.log()
-    # Once the first is gone, they are an earlier run's indeed.
+    # Once the first is gone, they are an earlier run's indeed; each of this one's
+    # workers says so (a sibling worker is not another receiver).
     after = start_receiver(data, env)
     try:
-        after.wait_for_log(r"1 registration\(s\) from an earlier run wait in the outbox")
+        after.wait_for_log_count(
+            r"1 registration\(s\) from an earlier run wait in the outbox", after.processes()
+        )
     finally:
         assert after.stop() == 0
+    assert "other running receiver" not in after.log()
 
 
 def test_embedded_default_start_line_and_clean_sigterm(tmp_path: Path) -> None:

@@ -82,6 +82,25 @@ def test_live_journals_are_left_alone(tmp_path: Path) -> None:
     assert len(list(live.work_dir.path.glob("*.json"))) == 1
 
 
+def test_sibling_workers_are_not_other_receivers(tmp_path: Path) -> None:
+    """The workers of one supervisor share a family: each counts the live journals of
+    other receivers beside it, not its siblings' (a restart's waiting registrations are
+    then "from an earlier run", as with one process)."""
+    outbox = tmp_path / "outbox"
+    journals = [
+        SeriesJournal(outbox, tmp_path / "files", family=family)
+        for family in ("a1b2c3d4.", "a1b2c3d4.", "", "ffff0000.")
+    ]
+    for journal in journals:
+        journal.prepare()
+    first, sibling, alone, other_workers = journals
+    assert first.work_dir.path.name.startswith("a1b2c3d4.")
+    assert first.running_others() == 2  # the receiver alone and the other family's worker
+    assert sibling.running_others() == 2
+    assert alone.running_others() == 3  # one process: everyone else is another receiver
+    assert other_workers.running_others() == 3
+
+
 def test_a_series_without_files_is_not_registered(tmp_path: Path) -> None:
     dead_journal(tmp_path, {"abc-1-1": registration("SERVICES/PACS/gone")})
     outbox = Outbox(tmp_path / "outbox")
