@@ -103,10 +103,10 @@ def test_the_journal_entry_and_its_folder_are_fsynced_before_the_c_store_rsp(
             os.kill(int(child), signal.SIGTERM)
         assert receiver.stop() == 0
     traced = calls(trace.read_text())
-    entry = re.compile(r"/\.journal/[0-9a-f]+/[^/>\"]+\.json")
+    entry = re.compile(r"/\.journal/[0-9a-f.]+/[^/>\"]+\.json")
     [placed] = [c for c in traced if c.name.startswith("rename") and entry.search(c.args)]
     entry_synced = [c for c in traced if c.name in ("fsync", "fdatasync") and entry.search(c.args)]
-    folder = re.compile(r"/\.journal/[0-9a-f]+>")
+    folder = re.compile(r"/\.journal/[0-9a-f.]+>")
     folder_synced = [
         c for c in traced if c.name in ("fsync", "fdatasync") and folder.search(c.args)
     ]
