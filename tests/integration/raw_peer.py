@@ -6,8 +6,11 @@ oversized PDUs, hostile AE titles) and to read exactly what the receiver answers
 
 from __future__ import annotations
 
+import selectors
 import socket
 import struct
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from oxidicom.app.echo import receive_exactly
@@ -164,3 +167,22 @@ def dataset_of(part10: bytes) -> bytes:
     """The data set of a Part-10 file (what a C-STORE carries)."""
     (meta_length,) = struct.unpack_from("<I", part10, 140)
     return part10[144 + meta_length :]
+
+
+def wait_until_closed(peers: Sequence[RawPeer], count: int) -> list[RawPeer]:
+    """Wait until the receiver has closed ``count`` of ``peers`` without a word (each
+    read to its end, as it closes); those, in the order of ``peers``. Fails if another
+    PDU arrives, or if fewer close within :data:`READ_TIMEOUT`."""
+    deadline = time.monotonic() + READ_TIMEOUT
+    closed: set[int] = set()
+    with selectors.DefaultSelector() as selector:
+        for index, peer in enumerate(peers):
+            selector.register(peer.sock, selectors.EVENT_READ, index)
+        while len(closed) < count:
+            left = deadline - time.monotonic()
+            assert left > 0, f"{len(closed)} of the {count} connections expected closed were"
+            for key, _ in selector.select(left):
+                assert peers[key.data].read_until_closed() == []
+                selector.unregister(key.fileobj)
+                closed.add(key.data)
+    return [peer for index, peer in enumerate(peers) if index in closed]

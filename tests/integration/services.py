@@ -347,12 +347,20 @@ class TcpProxy:
             self._server = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Known from the start: a stop() while this one still connects upstream must cut it
+        # too, or wait_closed() waits for it for ever (a receiver's second worker connecting
+        # to the broker just as the test stops the proxy).
+        self._connections.add(writer)
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
+            self._connections.discard(writer)
             writer.transport.abort()
             return
-        self._connections.update((writer, up_writer))
+        if writer not in self._connections:  # cut by stop() meanwhile
+            up_writer.transport.abort()
+            return
+        self._connections.add(up_writer)
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             try:
