@@ -301,8 +301,8 @@ def run_echo(args: argparse.Namespace) -> int:
     return 0
 
 
-def configure_logging(level: str, log_format: str = "auto") -> None:
-    logs.configure(level, log_format)
+def configure_logging(level: str, log_format: str = "auto", worker: int | None = None) -> None:
+    logs.configure(level, log_format, worker=worker)
 
 
 def _run(coroutine_factory: object) -> None:
@@ -331,7 +331,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem is not None:
         print(f"oxidicom: {problem}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings.log_format)
+    handoff = None
+    if args.worker is not None:
+        from oxidicom.app.workers import parse_worker_argument
+
+        handoff = parse_worker_argument(args.worker)
+    worker = handoff.share.index + 1 if handoff is not None else None
+    configure_logging(settings.log_level, settings.log_format, worker)
     from oxidicom.app.worker_count import WorkerCount, worker_count
 
     # A worker started by its supervisor is one process, whatever the setting says.
@@ -354,11 +360,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Not needed by the echo subcommand.
     from oxidicom.app.startup import StartError, serve
 
-    handoff = None
-    if args.worker is not None:
-        from oxidicom.app.workers import parse_worker_argument
-
-        handoff = parse_worker_argument(args.worker)
     try:
         _run(lambda: serve(settings, handoff=handoff))
     except StartError as error:

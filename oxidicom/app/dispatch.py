@@ -216,7 +216,7 @@ class Dispatcher:
         try:
             load = decode_load(last)
         except ChannelError as error:  # a worker of another version
-            log.error("worker %d's report is unreadable: %s", channel.index, error)
+            log.error("worker %d's report is unreadable: %s", channel.index + 1, error)
             return
         before, channel.load = channel.load, load
         if before is None:

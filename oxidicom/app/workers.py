@@ -140,6 +140,8 @@ class _Supervisor:
             await asyncio.gather(*keepers)
         finally:
             self.dispatcher.close()
+        # Each worker said "stopped" for itself; this line is the receiver's.
+        log.info("oxidicom supervisor: stopped, every worker has finished")
         return self.status
 
     def _stop(self, stop: asyncio.Event, signum: int) -> None:
@@ -187,7 +189,7 @@ class _Supervisor:
                     self.status = self.status or 1
                 return
             if status in _START_FAILURES:
-                log.error("worker %d could not start (exit status %d): stopping", index, status)
+                log.error("worker %d could not start (exit status %d): stopping", index + 1, status)
                 self.status = status
                 self._stop(stop, signal.SIGTERM)
                 return
@@ -196,7 +198,7 @@ class _Supervisor:
                 backoff = _FIRST_BACKOFF
             log.error(
                 "worker %d (pid %d) ended with status %d after %.1f s: starting it again in %.0f s",
-                index,
+                index + 1,
                 process.pid,
                 status,
                 lived,

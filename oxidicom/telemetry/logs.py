@@ -9,6 +9,10 @@ it: the asyncio shell runs each connection's callbacks inside a context where
 :data:`CURRENT_ASSOCIATION` is set (see :mod:`oxidicom.aio.context`), and futures,
 tasks and timers created from there inherit it. :class:`AssociationFilter` copies it
 onto the record, unless the call passed ``extra={"association": ...}`` itself.
+
+A worker of a supervisor (``OXIDICOM_WORKERS``) names itself on every line (``"worker":
+2`` in JSON, ``worker-2`` in text): its start and stop lines are the same words as its
+siblings'.
 ``loop.run_in_executor`` does not carry the context into the thread: code that logs
 there should run ``contextvars.copy_context().run`` (or use ``asyncio.to_thread``).
 """
@@ -54,15 +58,21 @@ class AssociationFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object a line: time, level, logger, message, association, trace ids."""
+    """One JSON object a line: time, level, logger, worker, message, association, trace ids."""
+
+    def __init__(self, worker: int | None = None) -> None:
+        super().__init__()
+        self.worker = worker
 
     def format(self, record: logging.LogRecord) -> str:
         event: dict[str, object] = {
             "time": _utc(record.created),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
         }
+        if self.worker is not None:
+            event["worker"] = self.worker
+        event["message"] = record.getMessage()
         association = getattr(record, "association", None)
         if association is not None:
             event["association"] = association
@@ -78,10 +88,11 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """``time LEVEL logger [association] message``, for people at a terminal."""
+    """``time [worker-N] LEVEL logger [association] message``, for people at a terminal."""
 
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s [%(association)s] %(message)s")
+    def __init__(self, worker: int | None = None) -> None:
+        who = "" if worker is None else f"worker-{worker} "
+        super().__init__(f"%(asctime)s {who}%(levelname)s %(name)s [%(association)s] %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
         if getattr(record, "association", None) is None:
@@ -103,13 +114,21 @@ def resolve_format(log_format: str, stream: TextIO) -> str:
     return "text" if isatty is not None and isatty() else "json"
 
 
-def configure(level: str, log_format: str = "auto", stream: TextIO | None = None) -> str:
-    """Send every log record (and Python warnings) to ``stream``; return the format used."""
+def configure(
+    level: str,
+    log_format: str = "auto",
+    stream: TextIO | None = None,
+    worker: int | None = None,
+) -> str:
+    """Send every log record (and Python warnings) to ``stream``; return the format used.
+
+    ``worker``: the number a supervisor's worker goes by (from 1), on every line.
+    """
     out = stream if stream is not None else sys.stderr
     chosen = resolve_format(log_format, out)
     handler = logging.StreamHandler(out)
     handler.addFilter(AssociationFilter())
-    handler.setFormatter(JsonFormatter() if chosen == "json" else TextFormatter())
+    handler.setFormatter(JsonFormatter(worker) if chosen == "json" else TextFormatter(worker))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

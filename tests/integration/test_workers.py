@@ -95,7 +95,12 @@ def test_sigterm_stops_every_worker(tmp_path: Path) -> None:
     assert len(workers) == 3
     assert receiver.stop(signal.SIGTERM) == 0
     assert not any(os.path.exists(f"/proc/{pid}") for pid in workers)
-    assert receiver.log().count("stopped") >= 3
+    log = receiver.log()
+    lines = log.splitlines()
+    # Each worker names itself on its lines; the supervisor's line comes last.
+    stopped = sorted(re.findall(r" worker-(\d) INFO oxidicom \[-\] stopped$", log, re.M))
+    assert stopped == ["1", "2", "3"]
+    assert re.search(r" INFO oxidicom.workers \[-\] oxidicom supervisor: stopped", lines[-1])
     assert "the supervisor's channel ended" not in receiver.log()  # it was there all along
 
 

@@ -104,3 +104,23 @@ def test_auto_is_text_on_a_terminal_and_json_elsewhere(isatty: bool, chosen: str
 
     assert logs.resolve_format("auto", Stream()) == chosen
     assert logs.resolve_format("json", Stream()) == "json"
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_a_worker_names_itself_on_every_line(log_format: str) -> None:
+    out = io.StringIO()
+    logger = logging.getLogger("tests.worker")
+    logs.configure("INFO", log_format, out, worker=2)
+    try:
+        logger.info("stopped")
+        logs.configure("INFO", log_format, out)  # one process: no worker
+        logger.info("stopped")
+    finally:
+        logging.getLogger().handlers.clear()
+    worker, alone = out.getvalue().splitlines()
+    if log_format == "json":
+        assert json.loads(worker)["worker"] == 2
+        assert "worker" not in json.loads(alone)
+    else:
+        assert " worker-2 INFO tests.worker [-] stopped" in worker
+        assert " INFO tests.worker [-] stopped" in alone
