@@ -61,6 +61,10 @@ class HandoffListener:
         self.taken = 0
         self._loop = asyncio.get_running_loop()
         self._connecting: set[asyncio.Task[None]] = set()
+        #: Connections taken that will never reach the service (closed, or gone while
+        #: in flight). The others have reached it, or will (see load).
+        self._lost = 0
+        self._arrivals_before = context.arrivals
         self._open = True
         self._timer: asyncio.TimerHandle | None = None
         self._preemptible = 0
@@ -83,9 +87,14 @@ class HandoffListener:
 
     def load(self) -> Load:
         context = self.context
+        # Several descriptors taken at once become connections one by one, a loop
+        # iteration or two later: until then they are open all the same, or the
+        # supervisor, seeing this worker emptier than it is, sends it more than its part.
+        arrived = context.arrivals - self._arrivals_before
+        starting = max(0, self.taken - self._lost - arrived)
         return Load(
             self.taken,
-            context.open_connections,
+            context.open_connections + starting,
             context.active_associations,
             context.preemptible_now(),
             context.holds_by_host(),
@@ -134,12 +143,14 @@ class HandoffListener:
 
     def _serve(self, sock: socket.socket, over_rate: bool = False) -> None:
         if not self.context.accepting:
+            self._lost += 1
             sock.close()
             return
         if over_rate:
             try:
                 peer = sock.getpeername()
             except OSError:  # it left while in flight
+                self._lost += 1
                 sock.close()
                 return
             # As the association will name its peer (oxidicom.aio.protocol).
@@ -153,6 +164,7 @@ class HandoffListener:
             await self._loop.connect_accepted_socket(self.factory, sock)
         except OSError as error:  # the peer left while the descriptor was in flight
             log.debug("connection handed over but gone: %s", error)
+            self._lost += 1
             sock.close()
 
     def _ended(self) -> None:

@@ -86,6 +86,10 @@ class ScpService:
         self.active_associations = 0
         self.accepting = True
         self.connections: set[Link] = set()
+        #: Connections that have reached it so far, each once (a TLS one at the start of
+        #: its handshake): a worker counts those handed to it that have not yet.
+        self.arrivals = 0
+        self._tls = settings.tls_certificate is not None
         #: Open connections holding no association slot, oldest first (see connection_opened).
         self.max_pending = max(1, share.part(settings.max_pending_connections))
         self._pending: dict[PendingConnection, None] = {}
@@ -266,6 +270,8 @@ class ScpService:
         return True
 
     def connection_opened(self, protocol: Link) -> None:
+        if not self._tls:  # else it arrived at its handshake_started
+            self.arrivals += 1
         self.connections.add(protocol)
         if protocol.association is not None:
             self._protocols[protocol.association] = protocol
@@ -282,6 +288,7 @@ class ScpService:
 
     def handshake_started(self, handshake: PendingConnection) -> None:
         """A TLS connection was accepted: pending from now on, like a plain one."""
+        self.arrivals += 1
         self.handshakes.add(handshake)
         self._add_pending(handshake)
         self._connections_changed()

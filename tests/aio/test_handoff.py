@@ -11,6 +11,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable
 
+import msgspec
 import pytest
 
 from oxidicom.aio.channel import (
@@ -102,6 +103,31 @@ async def hand_over(
     return reader, writer
 
 
+async def test_connections_taken_together_count_as_open_in_every_report(
+    handed: tuple[Receiver, Supervisor, asyncio.Event],
+) -> None:
+    """A worker takes every descriptor waiting on its channel at once and opens each
+    connection a moment later: a report in between must count them all, or the
+    supervisor, seeing it emptier than it is, hands it more than its part of the slots."""
+    _, supervisor, _ = handed
+    await supervisor.report_where(lambda r: True)
+    peers = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        for _ in range(3):
+            peers.append(await asyncio.open_connection(*listener.getsockname()[:2]))
+        accepted = [listener.accept()[0] for _ in range(3)]
+    for sock in accepted:  # all three before the worker reads any
+        with sock:
+            socket.send_fds(supervisor.sock, [CONNECTION], [sock.fileno()])
+    reports = []
+    while not reports or reports[-1].open < 3:
+        reports.append(await supervisor.report_where(lambda r: True))
+    assert reports[0].taken == 3
+    assert all(r.open == r.taken == 3 for r in reports), reports
+    for _, writer in peers:
+        writer.close()
+
+
 async def test_a_connection_the_supervisor_found_over_the_rate_is_rejected(
     handed: tuple[Receiver, Supervisor, asyncio.Event],
 ) -> None:
@@ -150,3 +176,31 @@ async def test_a_stopping_worker_ends_its_channel(
     loop = asyncio.get_running_loop()
     assert await loop.sock_recv(supervisor.sock, 64) == b""  # end of channel
     assert not lost.is_set()  # its own choice: nothing to report
+
+
+class _Connection:
+    """What the service keeps of a connection, for counting arrivals."""
+
+    is_open = True
+    peer = "127.0.0.1:4242"
+    association = None
+
+    def evict(self) -> None:
+        raise AssertionError("not evicted here")
+
+
+@pytest.mark.parametrize("tls", [False, True])
+async def test_each_connection_arrives_once(service: ScpService, tls: bool) -> None:
+    """A TLS connection arrives at its handshake, and its association protocol, taking
+    it over, is not a second arrival: a worker would count one connection as two gone."""
+    if tls:  # the certificate is not read here
+        settings = msgspec.structs.replace(service.settings, tls_certificate="server.pem")
+        service = ScpService(settings, service.store, service.notifier)
+    before = service.arrivals
+    for _ in range(3):
+        connection = _Connection()
+        if tls:
+            service.handshake_started(connection)
+            service.handshake_ended(connection)
+        service.connection_opened(connection)  # type: ignore[arg-type]
+    assert service.arrivals - before == 3
