@@ -20,10 +20,6 @@ from oxidicom.scp.services import ScpService
 
 log = logging.getLogger("oxidicom.server")
 
-#: Connections the kernel queues before the supervisor of several workers accepts them (a
-#: single process sets its own, fitted to its descriptor limit: settings.listen_backlog).
-LISTEN_BACKLOG = 512
-
 
 class Receiver:
     """A listening DICOM receiver: start, serve, stop gracefully."""

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import NoReturn
 
-from oxidicom.app.echo import DEFAULT_CALLING_AE_TITLE, EchoBusy, EchoError, echo
 from oxidicom.app.settings import (
     GROUPS,
     SETTINGS,
@@ -234,6 +233,10 @@ def _default_port() -> int:
 
 def build_echo_parser() -> argparse.ArgumentParser:
     """``oxidicom echo``: the C-ECHO client, also the container's health check."""
+    # Here, not at the top: the receiver's command line (a supervisor of several workers
+    # above all) need not import the DICOM dictionary it brings.
+    from oxidicom.app.echo import DEFAULT_CALLING_AE_TITLE
+
     echo_parser = _Parser(
         prog="oxidicom echo",
         description=(
@@ -277,6 +280,8 @@ def build_echo_parser() -> argparse.ArgumentParser:
 
 def run_echo(args: argparse.Namespace) -> int:
     """The ``echo`` subcommand: one line on stdout on success, on stderr otherwise."""
+    from oxidicom.app.echo import EchoBusy, EchoError, echo
+
     try:
         result = echo(
             args.host,

@@ -10,18 +10,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import msgspec
-
 from oxidicom import telemetry
 from oxidicom.aio.server import Receiver
 from oxidicom.aio.tls import TLSSetupError
 from oxidicom.app.descriptors import fit_settings
 from oxidicom.app.settings import Settings
+from oxidicom.app.workers import Handoff
 from oxidicom.notify.broker_url import parse_broker_url
 from oxidicom.notify.notifier import ChrisNotifier, build_notifier
 from oxidicom.scp import access
 from oxidicom.scp.services import ScpService
-from oxidicom.scp.shares import WHOLE, WorkerShare
+from oxidicom.scp.shares import WHOLE
 from oxidicom.storage.writer import Store
 from oxidicom.support import extensions
 from oxidicom.support.urls import redact
@@ -35,20 +34,6 @@ log = logging.getLogger("oxidicom")
 
 class StartError(Exception):
     """The receiver cannot start (port in use, storage not writable): one line for the user."""
-
-
-class Handoff(msgspec.Struct, frozen=True):
-    """How a worker of several is started by its supervisor (``oxidicom/app/workers.py``)."""
-
-    #: Its end of the channel the supervisor passes accepted connections over.
-    channel_fd: int
-    #: Which worker it is: its part of the limits, and worker 0 serves DICOMweb.
-    share: WorkerShare
-    #: The port the supervisor accepts on (for the start line).
-    port: int
-    #: Shared by the workers of one supervisor: their journal folders are named with it
-    #: first, so that they do not take each other for other receivers.
-    family: str = ""
 
 
 def describe_start(settings: Settings, receiver: Receiver) -> str:

@@ -22,7 +22,7 @@ import logging
 from typing import NamedTuple
 
 from oxidicom.app.settings import MAX_WORKERS, Settings
-from oxidicom.notify.notifier import series_store_url
+from oxidicom.notify.broker_url import series_store_url
 from oxidicom.scp.shares import MIN_SLOTS_PER_WORKER, workers_for
 from oxidicom.support.cpus import usable_cpus
 

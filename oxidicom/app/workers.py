@@ -34,13 +34,32 @@ import sys
 import time
 from collections.abc import Mapping
 
-from oxidicom.aio.server import LISTEN_BACKLOG
+import msgspec
+
 from oxidicom.app.dispatch import Dispatcher
 from oxidicom.app.settings import Settings
-from oxidicom.app.startup import Handoff
 from oxidicom.scp.shares import WorkerShare
 
 log = logging.getLogger("oxidicom.workers")
+
+#: Connections the kernel queues before the supervisor of several workers accepts them (a
+#: single process sets its own, fitted to its descriptor limit: settings.listen_backlog).
+LISTEN_BACKLOG = 512
+
+
+class Handoff(msgspec.Struct, frozen=True):
+    """How a worker of several is started by its supervisor (its ``--worker`` argument)."""
+
+    #: Its end of the channel the supervisor passes accepted connections over.
+    channel_fd: int
+    #: Which worker it is: its part of the limits, and worker 0 serves DICOMweb.
+    share: WorkerShare
+    #: The port the supervisor accepts on (for the start line).
+    port: int
+    #: Shared by the workers of one supervisor: their journal folders are named with it
+    #: first, so that they do not take each other for other receivers.
+    family: str = ""
+
 
 #: Exit statuses of a receiver that could not start (bad settings, storage, port).
 _START_FAILURES = (1, 2)

@@ -17,7 +17,7 @@ Pure: no I/O, no client library imported.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 if TYPE_CHECKING:
@@ -135,3 +135,26 @@ def redis_client(url: str) -> redis.asyncio.Redis:
         protocol=2,
         **no_setinfo,
     )
+
+
+class StoreSettings(Protocol):
+    """The settings :func:`series_store_url` reads (``oxidicom.app.settings.Settings``)."""
+
+    @property
+    def series_store(self) -> str | None: ...
+
+    @property
+    def celery_broker(self) -> str | None: ...
+
+
+def series_store_url(settings: StoreSettings) -> str | None:
+    """The series store's URL: OXIDICOM_SERIES_STORE, else the Celery broker's when it is
+    Redis (CUBE's DragonflyDB: replicas on several hosts then coordinate without a setting
+    more); None: no store, OXIDICOM_SERIES_STORE=none or a broker that is not Redis
+    (processes sharing one outbox settle series among themselves)."""
+    if settings.series_store is not None:
+        return None if settings.series_store == "none" else settings.series_store
+    broker = settings.celery_broker
+    if broker and parse_broker_url(broker).kind == "redis":
+        return broker
+    return None

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Final
 
 from oxidicom import telemetry
 from oxidicom.dicom.head import HeadFields
-from oxidicom.notify.broker_url import parse_broker_url
+from oxidicom.notify.broker_url import parse_broker_url, series_store_url
 from oxidicom.notify.celery import default_origin
 from oxidicom.notify.journal import JournalEntry, SeriesJournal, series_digest
 from oxidicom.notify.outbox import Outbox
@@ -345,19 +345,6 @@ def build_notifier(settings: Settings, family: str = "") -> ChrisNotifier:
             settings.root_subject, settings.progress_interval, lonk.offer, lonk.room_for_optional
         )
     return ChrisNotifier(registrations, lonk, progress, settle=settings.series_settle, store=store)
-
-
-def series_store_url(settings: Settings) -> str | None:
-    """The series store's URL: OXIDICOM_SERIES_STORE, else the Celery broker's when it is
-    Redis (CUBE's DragonflyDB: replicas on several hosts then coordinate without a setting
-    more); None: no store, OXIDICOM_SERIES_STORE=none or a broker that is not Redis
-    (processes sharing one outbox settle series among themselves)."""
-    if settings.series_store is not None:
-        return None if settings.series_store == "none" else settings.series_store
-    broker = settings.celery_broker
-    if broker and parse_broker_url(broker).kind == "redis":
-        return broker
-    return None
 
 
 def build_publisher(url: str, outbox: Outbox) -> Publisher:

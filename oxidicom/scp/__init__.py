@@ -6,26 +6,66 @@ through its :class:`~oxidicom.ul.connection.Connection`; what it needs of the pr
 implements.
 """
 
-from oxidicom.scp.acceptance import (
-    AcceptancePolicy,
-    Accepted,
-    AcceptedContext,
-    negotiate,
-    reject_busy,
-)
-from oxidicom.scp.access import (
-    AccessPolicy,
-    AllowedPeers,
-    ClientAETitles,
-    Refusal,
-    check_ae_title,
-    parse_allowed_peers,
-    parse_client_aets,
-)
-from oxidicom.scp.association import Association
-from oxidicom.scp.interfaces import Link, PendingConnection, Services, SlotHolder
-from oxidicom.scp.services import ScpService
-from oxidicom.scp.transfer_rate import GRACE, WINDOW, TransferMeter
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from oxidicom.scp.acceptance import (
+        AcceptancePolicy,
+        Accepted,
+        AcceptedContext,
+        negotiate,
+        reject_busy,
+    )
+    from oxidicom.scp.access import (
+        AccessPolicy,
+        AllowedPeers,
+        ClientAETitles,
+        Refusal,
+        check_ae_title,
+        parse_allowed_peers,
+        parse_client_aets,
+    )
+    from oxidicom.scp.association import Association
+    from oxidicom.scp.interfaces import Link, PendingConnection, Services, SlotHolder
+    from oxidicom.scp.services import ScpService
+    from oxidicom.scp.transfer_rate import GRACE, WINDOW, TransferMeter
+
+# Imported on first use (PEP 562): a process that needs one of them does not pay for
+# all (the supervisor of several workers imports settings, not the receive path).
+_WHERE = {
+    "AcceptancePolicy": "oxidicom.scp.acceptance",
+    "Accepted": "oxidicom.scp.acceptance",
+    "AcceptedContext": "oxidicom.scp.acceptance",
+    "negotiate": "oxidicom.scp.acceptance",
+    "reject_busy": "oxidicom.scp.acceptance",
+    "AccessPolicy": "oxidicom.scp.access",
+    "AllowedPeers": "oxidicom.scp.access",
+    "ClientAETitles": "oxidicom.scp.access",
+    "Refusal": "oxidicom.scp.access",
+    "check_ae_title": "oxidicom.scp.access",
+    "parse_allowed_peers": "oxidicom.scp.access",
+    "parse_client_aets": "oxidicom.scp.access",
+    "Association": "oxidicom.scp.association",
+    "Link": "oxidicom.scp.interfaces",
+    "PendingConnection": "oxidicom.scp.interfaces",
+    "Services": "oxidicom.scp.interfaces",
+    "SlotHolder": "oxidicom.scp.interfaces",
+    "ScpService": "oxidicom.scp.services",
+    "GRACE": "oxidicom.scp.transfer_rate",
+    "WINDOW": "oxidicom.scp.transfer_rate",
+    "TransferMeter": "oxidicom.scp.transfer_rate",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "GRACE",

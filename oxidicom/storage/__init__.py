@@ -4,10 +4,40 @@ A data set is appended to a temporary file as its fragments arrive, given its Pa
 meta, and renamed into CUBE's folder tree once complete.
 """
 
-from oxidicom.storage.layout import pacs_dir_name, patient_age_days, study_date_iso
-from oxidicom.storage.series import SeriesAccumulator, SeriesRecord
-from oxidicom.storage.tmpdir import LOCK_NAME, WorkDir
-from oxidicom.storage.writer import InstanceWriter, StorageError, Store, StoredInstance
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from oxidicom.storage.layout import pacs_dir_name, patient_age_days, study_date_iso
+    from oxidicom.storage.series import SeriesAccumulator, SeriesRecord
+    from oxidicom.storage.tmpdir import LOCK_NAME, WorkDir
+    from oxidicom.storage.writer import InstanceWriter, StorageError, Store, StoredInstance
+
+# Imported on first use (PEP 562): a process that needs one of them does not pay for
+# all (the supervisor of several workers imports settings, not the receive path).
+_WHERE = {
+    "pacs_dir_name": "oxidicom.storage.layout",
+    "patient_age_days": "oxidicom.storage.layout",
+    "study_date_iso": "oxidicom.storage.layout",
+    "SeriesAccumulator": "oxidicom.storage.series",
+    "SeriesRecord": "oxidicom.storage.series",
+    "LOCK_NAME": "oxidicom.storage.tmpdir",
+    "WorkDir": "oxidicom.storage.tmpdir",
+    "InstanceWriter": "oxidicom.storage.writer",
+    "StorageError": "oxidicom.storage.writer",
+    "Store": "oxidicom.storage.writer",
+    "StoredInstance": "oxidicom.storage.writer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "LOCK_NAME",

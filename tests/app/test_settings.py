@@ -149,6 +149,6 @@ def test_every_setting_has_a_unique_variable_and_field() -> None:
 def test_the_series_store_is_the_redis_broker_unless_said_otherwise(
     tmp_path: Path, environment: dict[str, str], store: str | None
 ) -> None:
-    from oxidicom.notify.notifier import series_store_url
+    from oxidicom.notify.broker_url import series_store_url
 
     assert series_store_url(load_settings(environment, cwd=tmp_path)) == store
