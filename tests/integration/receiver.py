@@ -153,6 +153,11 @@ def child_processes(pid: int) -> set[int]:
     return found
 
 
+#: Receivers started since the running test began (tests/conftest.py shows the end of
+#: their logs when it fails).
+STARTED: list[RunningReceiver] = []
+
+
 def start_receiver(
     tmp: Path,
     env: dict[str, str] | None = None,
@@ -188,6 +193,7 @@ def start_receiver(
     )
     receiver = RunningReceiver(process, 0, files_root, outbox_dir)
     receiver._changed = threading.Condition(receiver._lock)
+    STARTED.append(receiver)
 
     def read() -> None:
         assert process.stdout is not None
