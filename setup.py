@@ -33,6 +33,11 @@ def _say(message: str) -> None:
 class OptionalBuildExt(build_ext):
     """build_ext that falls back to the pure-Python twins instead of failing the install."""
 
+    def finalize_options(self) -> None:
+        super().finalize_options()
+        if not self.parallel:  # one C compiler per CPU: the image, CI and make test wait less
+            self.parallel = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+
     def run(self) -> None:
         try:
             super().run()
