@@ -30,6 +30,11 @@ def compiled_module(name: str) -> ModuleType:
     if not extensions_wanted():
         pytest.skip(f"{NO_EXTENSIONS_VARIABLE} is set: the pure-Python path only")
     try:
+        # Its pure-Python twin first, as the receiver imports them: the compiled module
+        # imports the twin, which then takes the compiled module's classes (imported the
+        # other way round, the twin would find it half made).
+        package, _, leaf = name.rpartition(".")
+        importlib.import_module(f"{package}.{leaf.removeprefix('_').removesuffix('_c')}")
         module = importlib.import_module(name)
     except ImportError as exc:
         reason = f"{name} is not built ({exc}): pip install -e . with a C compiler builds it"
