@@ -5,8 +5,9 @@ its events to the :class:`~oxidicom.scp.association.Association`; what the core 
 goes back out. Timers, flow control and closing the socket live here, nothing else.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from oxidicom.support.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from oxidicom.aio.context import ScopedProtocol
@@ -14,8 +15,7 @@ if TYPE_CHECKING:
     from oxidicom.aio.server import Receiver
     from oxidicom.aio.tls import TLSHandshake, TLSSetupError, server_tls_context
 
-# Imported on first use (PEP 562): a process that needs one of them does not pay for
-# all (the supervisor of several workers imports settings, not the receive path).
+# Imported on first use (oxidicom.support.lazy).
 _WHERE = {
     "ScopedProtocol": "oxidicom.aio.context",
     "AssociationProtocol": "oxidicom.aio.protocol",
@@ -24,15 +24,7 @@ _WHERE = {
     "TLSSetupError": "oxidicom.aio.tls",
     "server_tls_context": "oxidicom.aio.tls",
 }
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _WHERE)
 
 
 __all__ = [

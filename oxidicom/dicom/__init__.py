@@ -4,8 +4,9 @@ The head parser walks a data set's first elements for the few values the storage
 and the registration need; full pydicom parsing stays off the hot path.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from oxidicom.support.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from oxidicom.dicom.errors import DatasetError, DatasetMismatchError, MissingAttributeError
@@ -23,8 +24,7 @@ if TYPE_CHECKING:
         VERIFICATION_SOP_CLASS,
     )
 
-# Imported on first use (PEP 562): a process that needs one of them does not pay for
-# all (the supervisor of several workers imports settings, not the receive path).
+# Imported on first use (oxidicom.support.lazy).
 _WHERE = {
     "DatasetError": "oxidicom.dicom.errors",
     "DatasetMismatchError": "oxidicom.dicom.errors",
@@ -43,15 +43,7 @@ _WHERE = {
     "UNCOMPRESSED_TRANSFER_SYNTAXES": "oxidicom.dicom.uids",
     "VERIFICATION_SOP_CLASS": "oxidicom.dicom.uids",
 }
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _WHERE)
 
 
 __all__ = [

@@ -4,8 +4,9 @@ The assembler turns the Upper Layer's data fragments into a command, then the da
 set's fragments, which it passes through untouched for storage to stream.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from oxidicom.support.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from oxidicom.dimse.assembler import CommandReceived, MessageAssembler
@@ -19,8 +20,7 @@ if TYPE_CHECKING:
         encode_response,
     )
 
-# Imported on first use (PEP 562): a process that needs one of them does not pay for
-# all (the supervisor of several workers imports settings, not the receive path).
+# Imported on first use (oxidicom.support.lazy).
 _WHERE = {
     "CommandReceived": "oxidicom.dimse.assembler",
     "MessageAssembler": "oxidicom.dimse.assembler",
@@ -32,15 +32,7 @@ _WHERE = {
     "encode_request": "oxidicom.dimse.commands",
     "encode_response": "oxidicom.dimse.commands",
 }
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _WHERE)
 
 
 __all__ = [

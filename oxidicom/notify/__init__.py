@@ -5,29 +5,21 @@ implements it with the registration journal, the durable outbox, the AMQP publis
 and the LONK publisher.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from oxidicom.support.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from oxidicom.notify.base import Notifier
     from oxidicom.notify.notifier import ChrisNotifier, build_notifier
 
-# Imported on first use (PEP 562): a process that needs one of them does not pay for
-# all (the supervisor of several workers imports settings, not the receive path).
+# Imported on first use (oxidicom.support.lazy).
 _WHERE = {
     "Notifier": "oxidicom.notify.base",
     "ChrisNotifier": "oxidicom.notify.notifier",
     "build_notifier": "oxidicom.notify.notifier",
 }
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _WHERE)
 
 
 __all__ = ["ChrisNotifier", "Notifier", "build_notifier"]

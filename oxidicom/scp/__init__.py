@@ -6,8 +6,9 @@ through its :class:`~oxidicom.ul.connection.Connection`; what it needs of the pr
 implements.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from oxidicom.support.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from oxidicom.scp.acceptance import (
@@ -31,8 +32,7 @@ if TYPE_CHECKING:
     from oxidicom.scp.services import ScpService
     from oxidicom.scp.transfer_rate import GRACE, WINDOW, TransferMeter
 
-# Imported on first use (PEP 562): a process that needs one of them does not pay for
-# all (the supervisor of several workers imports settings, not the receive path).
+# Imported on first use (oxidicom.support.lazy).
 _WHERE = {
     "AcceptancePolicy": "oxidicom.scp.acceptance",
     "Accepted": "oxidicom.scp.acceptance",
@@ -56,15 +56,7 @@ _WHERE = {
     "WINDOW": "oxidicom.scp.transfer_rate",
     "TransferMeter": "oxidicom.scp.transfer_rate",
 }
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _WHERE)
 
 
 __all__ = [

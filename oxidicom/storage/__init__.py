@@ -4,8 +4,9 @@ A data set is appended to a temporary file as its fragments arrive, given its Pa
 meta, and renamed into CUBE's folder tree once complete.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from oxidicom.support.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from oxidicom.storage.layout import pacs_dir_name, patient_age_days, study_date_iso
@@ -13,8 +14,7 @@ if TYPE_CHECKING:
     from oxidicom.storage.tmpdir import LOCK_NAME, WorkDir
     from oxidicom.storage.writer import InstanceWriter, StorageError, Store, StoredInstance
 
-# Imported on first use (PEP 562): a process that needs one of them does not pay for
-# all (the supervisor of several workers imports settings, not the receive path).
+# Imported on first use (oxidicom.support.lazy).
 _WHERE = {
     "pacs_dir_name": "oxidicom.storage.layout",
     "patient_age_days": "oxidicom.storage.layout",
@@ -28,15 +28,7 @@ _WHERE = {
     "Store": "oxidicom.storage.writer",
     "StoredInstance": "oxidicom.storage.writer",
 }
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _WHERE)
 
 
 __all__ = [

@@ -5,8 +5,9 @@ send; :mod:`~oxidicom.ul.pdu` parses and encodes PDUs; :mod:`~oxidicom.ul.fsm` i
 Table 9-10 as data. Nothing here touches sockets, clocks, files or asyncio.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from oxidicom.support.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from oxidicom.ul.connection import Connection
@@ -56,8 +57,7 @@ if TYPE_CHECKING:
         parse_pdu_header,
     )
 
-# Imported on first use (PEP 562): a process that needs one of them does not pay for
-# all (the supervisor of several workers imports settings, not the receive path).
+# Imported on first use (oxidicom.support.lazy).
 _WHERE = {
     "Connection": "oxidicom.ul.connection",
     "DICOM_APPLICATION_CONTEXT": "oxidicom.ul.constants",
@@ -100,15 +100,7 @@ _WHERE = {
     "parse_body": "oxidicom.ul.pdu",
     "parse_pdu_header": "oxidicom.ul.pdu",
 }
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _WHERE)
 
 
 __all__ = [
