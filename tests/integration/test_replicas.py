@@ -231,12 +231,18 @@ async def test_a_replica_killed_holding_a_series_is_registered_whole_by_another(
     assert outbox_entries(one.outbox_dir) == []  # the dead one registered nothing
     # The dead replica comes back on its old outbox: its hold is withdrawn, not registered.
     again = await replica(tmp_path, "a", env)
+    held = one.outbox_dir / ".journal"
     try:
         await asyncio.to_thread(again.wait_for_log, r"hold\(s\) on series left by earlier runs")
+        # The store's answer withdraws it: wait for that, not for a stop that may come
+        # before the worker has asked (no event to await for a file's removal).
+        async with asyncio.timeout(30):
+            while list(held.glob("*/*.json")):
+                await asyncio.sleep(0.05)
     finally:
         await stop(again)
     assert await registered(worker) == [WHOLE]
-    assert list((one.outbox_dir / ".journal").glob("*/*.json")) == []
+    assert list(held.glob("*/*.json")) == []
     await lonk.settle()
     assert_one_whole_series(lonk, lonk.decoded(subject))
 
