@@ -210,7 +210,7 @@ def checkout_receiver(folder: Path, base: str = "oxidicom") -> Receiver:
 
 DEFAULT_RECEIVERS = (
     "oxidicom",
-    "oxidicom-workers2",
+    "oxidicom-workers1",
     "oxidicom-pure",
     "oxidicom-nofsync",
     "storescp-fork-B",
