@@ -93,6 +93,9 @@ class Publisher(abc.ABC):
         #: Why the current connection closed under us (set by :meth:`_lost`).
         self._lost_reason: str | None = None
         self._task: asyncio.Task[None] | None = None
+        #: Set by :meth:`stop` before it cancels the task, which may not see the
+        #: cancellation: a library's wait can lose it (oxidicom.notify.waiting).
+        self._stopping = False
 
     @property
     def pending(self) -> int:
@@ -116,6 +119,7 @@ class Publisher(abc.ABC):
         task = self._task
         if task is None:
             return
+        self._stopping = True
         if self._connected and self._pending and not task.done():
             log.info("publishing %d registration(s) before exit", len(self._pending))
             with contextlib.suppress(TimeoutError):
@@ -154,6 +158,10 @@ class Publisher(abc.ABC):
             fault: BrokerFault | None = None
             try:
                 session = await self._connect(self._lost)
+                if self._stopping:
+                    # Cancelled while connecting, and the connection came up anyway: the
+                    # cancellation was lost on the way (aiormq's timeout on CPython 3.11).
+                    raise asyncio.CancelledError
                 await self._publish_while_connected(session, failures)
             except asyncio.CancelledError:
                 raise

@@ -90,3 +90,23 @@ async def test_the_series_store_stops_when_its_sync_task_was_just_woken(
         await cancel_and_wait([stopping, *store._tasks])
         assert done == {stopping}, f"the stop hangs ({turns} turn(s)); running: {running}"
         assert running == []
+
+
+async def test_cancel_and_wait_cancels_again_a_task_that_lost_its_cancellation() -> None:
+    lost = asyncio.Event()
+
+    async def loses_it() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            lost.set()  # as a library's asyncio.wait_for on 3.11 may, then goes on
+        await asyncio.Event().wait()
+
+    task = asyncio.create_task(loses_it())
+    await turn(1)
+    stopping = asyncio.create_task(cancel_and_wait([task]))
+    # A bound so that the test fails rather than hangs (it waited for ever before).
+    done, _ = await asyncio.wait([stopping], timeout=30)
+    assert lost.is_set()
+    assert done == {stopping}
+    assert task.cancelled()
