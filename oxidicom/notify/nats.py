@@ -22,7 +22,7 @@ from nats.aio.client import Client
 
 from oxidicom import telemetry
 from oxidicom.notify import lonk
-from oxidicom.notify.waiting import cancel_and_wait
+from oxidicom.notify.waiting import cancel_and_wait, wait_event
 
 log = logging.getLogger("oxidicom.nats")
 
@@ -167,8 +167,7 @@ class LonkPublisher:
             return
         client = self._client
         if client is not None and client.is_connected and not task.done():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), timeout)
+            await wait_event(self._idle, timeout)
         await cancel_and_wait([task])
         self._roomy.set()  # nothing drains the queue any more: waiters go on
         self._closing = True

@@ -122,8 +122,7 @@ class Publisher(abc.ABC):
         self._stopping = True
         if self._connected and self._pending and not task.done():
             log.info("publishing %d registration(s) before exit", len(self._pending))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), timeout)
+            await wait_event(self._idle, timeout)
         await cancel_and_wait([task])
         telemetry.broker_connected(self.kind, False)
 
