@@ -20,14 +20,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository
 
 from benches.flood.datasets import load
+from benches.flood.procs import free_port, wait_listening
 
-PORT = 11191
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -44,12 +43,12 @@ def _counters(pid: int) -> tuple[int, int, float, float]:
     )
 
 
-def _start(receiver: str, out: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _start(receiver: str, out: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
     if receiver == "oxidicom":
         env = {
             "PATH": os.environ["PATH"],
             "OXIDICOM_LISTENER_ADDRESS": "127.0.0.1",
-            "OXIDICOM_LISTENER_PORT": str(PORT),
+            "OXIDICOM_LISTENER_PORT": str(port),
             "OXIDICOM_FILES_ROOT": str(out / "files"),
             "OXIDICOM_OUTBOX_DIR": str(out / "outbox"),
             "OXIDICOM_WORKERS": "1",
@@ -58,18 +57,15 @@ def _start(receiver: str, out: Path) -> tuple[subprocess.Popen[bytes], str]:
         command = [str(Path(sys.executable).with_name("oxidicom"))]
         return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL), "ChRIS"
     storescp = shutil.which("storescp") or "storescp"
-    command = [storescp, "+B", "+xa", "-od", str(out), "-aet", "STORESCP", str(PORT)]
+    command = [storescp, "+B", "+xa", "-od", str(out), "-aet", "STORESCP", str(port)]
     env = {"PATH": os.environ["PATH"], "TCP_NODELAY": "1"}
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL), "STORESCP"
 
 
-def _wait_ready(aet: str) -> None:
-    for _ in range(100):
-        echo = ["echoscu", "-aec", aet, "127.0.0.1", str(PORT)]
-        if subprocess.run(echo, capture_output=True).returncode == 0:
-            return
-        time.sleep(0.1)
-    raise SystemExit("the receiver did not answer C-ECHO within 10 s")
+def _warm_up(aet: str, port: int) -> None:
+    """One association before the counting: its first one costs a receiver imports."""
+    echo = ["echoscu", "-aec", aet, "127.0.0.1", str(port)]
+    subprocess.run(echo, check=True, capture_output=True)
 
 
 def main() -> None:
@@ -81,11 +77,13 @@ def main() -> None:
     args = parser.parse_args()
     files = [str(f.path) for f in load(args.dataset, args.data_dir).files]
     with tempfile.TemporaryDirectory(dir="/dev/shm") as folder:
-        process, aet = _start(args.receiver, Path(folder))
+        port = free_port()
+        process, aet = _start(args.receiver, Path(folder), port)
         try:
-            _wait_ready(aet)
+            wait_listening(port, process, timeout=30)
+            _warm_up(aet, port)
             before = _counters(process.pid)
-            send = ["storescu", "-aec", aet, "127.0.0.1", str(PORT), *files * args.passes]
+            send = ["storescu", "-aec", aet, "127.0.0.1", str(port), *files * args.passes]
             subprocess.run(send, env={**os.environ, "TCP_NODELAY": "1"}, check=True)
             after = _counters(process.pid)
         finally:
