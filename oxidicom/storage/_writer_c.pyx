@@ -125,8 +125,8 @@ cdef class _WriterState:
                 self._gathered >= _early_write_bytes
                 and self._head_done
                 and self._flushing is None
-                and self._size + self._gathered <= self._flush_bytes
                 and not self._store.sync_files
+                and (self._store.memory_backed or self._size + self._gathered <= self._flush_bytes)
             ):
                 self._write_early()
             return None

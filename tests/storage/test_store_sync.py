@@ -52,6 +52,12 @@ def test_sync_files_only_where_fsync_means_something(tmp_path: Path, memory_fold
     assert Store(memory_folder / "c", fsync=True).sync_files is False
 
 
+def test_a_store_knows_when_it_is_in_memory(tmp_path: Path, memory_folder: Path) -> None:
+    """What lets an instance of any size be written on the loop (test_writer_early)."""
+    assert Store(memory_folder / "a").memory_backed is True
+    assert Store(tmp_path / "b").memory_backed is (fs_type(tmp_path) in ("tmpfs", "ramfs"))
+
+
 def _dataset() -> tuple[str, bytes]:
     from pydicom.filebase import DicomBytesIO
     from pydicom.filewriter import write_dataset

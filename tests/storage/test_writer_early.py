@@ -1,11 +1,12 @@
 """Without fsync, an instance below the streaming size is written as it arrives.
 
 Its answer then waits only for the write of its last fragment (a 512 KiB CT slice at one
-association: the sender is still sending while the first fragments are written). What
-must hold all the same: the file holds exactly the data set, nothing is written before
-its head is known (a refused instance leaves no byte), a failed write and an abandoned
-instance leave nothing behind, and with fsync every instance keeps its one trip to the
-executor.
+association: the sender is still sending while the first fragments are written). Where
+FILES_ROOT is in memory, an instance of any size is (no disk to wait for); on a disk, one
+larger than a batch still streams through the executor. What must hold all the same: the
+file holds exactly the data set, nothing is written before its head is known (a refused
+instance leaves no byte), a failed write and an abandoned instance leave nothing behind,
+and with fsync every instance keeps its one trip to the executor.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def store(tmp_path: Path) -> Store:
     store = Store(tmp_path / "files")  # the default streaming size, 4 MiB
     store.prepare()
     store.sync_files = False  # whatever filesystem tmp_path is on
+    store.memory_backed = False
     return store
 
 
@@ -104,6 +106,64 @@ async def test_the_file_is_the_one_the_whole_write_makes(tmp_path: Path) -> None
         stored = writer.finish().result()
         files.append((store.root / stored.series_dir / stored.file_name).read_bytes())
     assert files[0] == files[1]
+
+
+def small_batches(tmp_path: Path, *, memory_backed: bool) -> Store:
+    """A store whose batches (128 KiB) are far smaller than the instance (620 KiB)."""
+    store = Store(tmp_path / "files", flush_bytes=128 * 1024)
+    store.prepare()
+    store.sync_files = False
+    store.memory_backed = memory_backed  # whatever filesystem tmp_path is on
+    return store
+
+
+async def test_in_memory_an_instance_larger_than_a_batch_is_written_on_the_loop(
+    tmp_path: Path,
+) -> None:
+    """On tmpfs: no executor, no batch held; the file grows with the fragments, and the
+    answer is ready as the last fragment is written."""
+    store = small_batches(tmp_path, memory_backed=True)
+    uid, body = head_first()
+    writer = begin(store, uid)
+    view = memoryview(body)
+    fed = 0
+    for start in range(0, len(body) - FRAGMENT, FRAGMENT):
+        assert writer.write(view[start : start + FRAGMENT]) is None  # never waits
+        fed = start + FRAGMENT
+        if fed >= 2 * EARLY_WRITE_BYTES:
+            (temporary,) = temporary_files(store)
+            assert temporary.stat().st_size > fed - EARLY_WRITE_BYTES
+    assert fed > 4 * store.flush_bytes
+    assert writer.write(view[fed:]) is None
+    placed = writer.finish()
+    assert placed.done()  # placed on the loop, in the same batch as the last read
+    stored = placed.result()
+    assert (store.root / stored.series_dir / stored.file_name).read_bytes().endswith(body)
+    assert temporary_files(store) == []
+    assert open_files_under(store.root) == []
+
+
+async def test_on_a_disk_an_instance_larger_than_a_batch_streams_through_the_executor(
+    tmp_path: Path,
+) -> None:
+    """Without fsync too: a disk can make a write wait, which the loop must not."""
+    store = small_batches(tmp_path, memory_backed=False)
+    uid, body = head_first()
+    writer = begin(store, uid)
+    view = memoryview(body)
+    waits = 0
+    for start in range(0, len(body), FRAGMENT):
+        pending = writer.write(view[start : start + FRAGMENT])
+        if pending is not None:
+            waits += 1
+            await pending
+    placed = writer.finish()
+    assert not placed.done()  # the last batch, closed and renamed by the executor
+    stored = await placed
+    assert waits > 0
+    assert (store.root / stored.series_dir / stored.file_name).read_bytes().endswith(body)
+    assert temporary_files(store) == []
+    assert open_files_under(store.root) == []
 
 
 async def test_nothing_is_written_before_the_head_is_known(store: Store) -> None:
