@@ -180,7 +180,7 @@ def measure(
     try:
         wait_listening(port, wrapper, timeout=30)
         if receiver.ready_lines is not None:
-            _wait_log_lines(logs / "receiver.log", *receiver.ready_lines, wrapper, timeout=30)
+            wait_log_lines(logs / "receiver.log", *receiver.ready_lines, wrapper, timeout=30)
         shares = [list(dataset.files[i::concurrency]) for i in range(concurrency)]
         cpu0 = tree_cpu_seconds(wrapper.pid)
         waits = WaitSampler(wrapper.pid)
@@ -253,7 +253,7 @@ def measure(
     return m
 
 
-def _wait_log_lines(
+def wait_log_lines(
     path: Path, text: str, count: int, process: subprocess.Popen[bytes], timeout: float
 ) -> None:
     """Wait until ``path`` holds ``count`` lines containing ``text`` (every worker is up)."""
