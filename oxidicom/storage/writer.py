@@ -59,11 +59,10 @@ DEFAULT_FLUSH_BYTES = 4 * 1024 * 1024
 #: once this much has gathered (and its head is known): its answer then waits only for the
 #: write of its last fragment, not of the whole data set. Smaller instances (nearly every
 #: MR or CT slice of a few KiB) arrive in one read or two, and are written in one go.
-#: Where FILES_ROOT is in memory, larger instances too: each piece is written while its
-#: bytes are still in the CPU's cache, where a batch through the executor's thread reads
-#: them back from memory on another core (a 256 MiB instance on tmpfs: 130 against 150 ms
-#: of CPU, 1.12 against 0.90 x dcmtk's throughput, peak RSS 49 against 59 MiB;
-#: benches/results/i21-speed.md, ninth session).
+#: Where FILES_ROOT is in memory, larger instances too: no batch is held, and no thread
+#: competes with the loop for the CPUs (a 256 MiB instance on tmpfs, same rounds: 1.03
+#: against 0.91 x dcmtk's throughput, 140 against 160 ms of CPU, 8 against 65 ms waiting
+#: for a CPU, peak RSS 49 against 60 MiB; benches/results/flood-i21-s9-big.md).
 EARLY_WRITE_BYTES = 64 * 1024
 #: Series folders remembered as existing (a ``makedirs`` saved per instance). Bounded: an
 #: archive migration writes a folder per instance, millions over a process's life; past
