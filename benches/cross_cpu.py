@@ -32,9 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository
 
 from benches.flood.datasets import load
-from benches.flood.measure import wait_log_lines
-from benches.flood.procs import free_port, kill_group, spawn, wait_listening
 from benches.flood.receivers import RECEIVERS, STORESCP, base_env
+from benches.flood.serving import serving
 
 ROUND_TRIPS = 20_000
 EVENTS = (
@@ -88,33 +87,23 @@ def flood(receiver_name: str, dataset: str, senders: int, data_dir: Path) -> Non
     receiver = RECEIVERS[receiver_name]
     files = [str(f.path) for f in load(dataset, data_dir).files]
     count = len(files) // senders * senders * 2
-    with tempfile.TemporaryDirectory(dir="/dev/shm") as folder:
-        port = free_port()
-        command, env = receiver.command(port, Path(folder))
-        log = Path(folder) / "receiver.log"
-        with open(log, "wb") as out:
-            process = spawn(command, env=env, cwd=Path(folder), stdout=out, stderr=out)
-        try:
-            wait_listening(port, process, timeout=30)
-            if receiver.ready_lines is not None:  # every worker serving
-                wait_log_lines(log, *receiver.ready_lines, process, timeout=30)
-            echo = ["echoscu", "-aec", receiver.aet, "127.0.0.1", str(port)]
-            subprocess.run(echo, check=True, capture_output=True)  # warm-up
-            send = ["storescu", "-aec", receiver.aet, "127.0.0.1", str(port)]
-            share = len(files) // senders
-            with _counting() as counts:
-                running = [
-                    subprocess.Popen(
-                        send + files[n * share : (n + 1) * share] * 2,
-                        env=base_env() | {"TCP_NODELAY": "1"},
-                        stdout=subprocess.DEVNULL,
-                    )
-                    for n in range(senders)
-                ]
-                if any(sender.wait() for sender in running):
-                    raise SystemExit("a storescu failed")
-        finally:
-            kill_group(process)
+    with (
+        tempfile.TemporaryDirectory(dir="/dev/shm") as folder,
+        serving(receiver, Path(folder)) as (_, port),
+    ):
+        send = ["storescu", "-aec", receiver.aet, "127.0.0.1", str(port)]
+        share = len(files) // senders
+        with _counting() as counts:
+            running = [
+                subprocess.Popen(
+                    send + files[n * share : (n + 1) * share] * 2,
+                    env=base_env() | {"TCP_NODELAY": "1"},
+                    stdout=subprocess.DEVNULL,
+                )
+                for n in range(senders)
+            ]
+            if any(sender.wait() for sender in running):
+                raise SystemExit("a storescu failed")
     print(f"{receiver_name}, {dataset}, {senders} senders, {count} instances, per instance:")
     for event, value in counts.items():
         print(f"  {event}: {value / count:.2f}")

@@ -1,10 +1,11 @@
 """Wake-ups and CPU per instance of one receiver process: oxidicom against dcmtk's.
 
 One dcmtk ``storescu`` (``TCP_NODELAY=1``) sends a flood data set ``--passes`` times in
-one association to oxidicom in one process (``OXIDICOM_WORKERS=1``) or to dcmtk's
-``storescp +B`` (one process, writing the data set's bytes as they come, as the flood's
-baseline does in each child); the receiver's context switches (``/proc/PID/status``)
-and user and system CPU (``/proc/PID/stat``) over the sending, per instance::
+one association to oxidicom in one process (the flood's ``oxidicom-workers1``) or to
+dcmtk's ``storescp +B`` (``storescp-B``: one process, writing the data set's bytes as they
+come, as the flood's baseline does in each child); the receiver's context switches
+(``/proc/PID/status``) and user and system CPU (``/proc/PID/stat``) over the sending, per
+instance::
 
     python benches/wakeups.py --receiver oxidicom
     python benches/wakeups.py --receiver storescp --dataset real
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,7 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository
 
 from benches.flood.datasets import load
-from benches.flood.procs import free_port, wait_listening
+from benches.flood.receivers import RECEIVERS
+from benches.flood.serving import serving
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -43,29 +44,8 @@ def _counters(pid: int) -> tuple[int, int, float, float]:
     )
 
 
-def _start(receiver: str, out: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
-    if receiver == "oxidicom":
-        env = {
-            "PATH": os.environ["PATH"],
-            "OXIDICOM_LISTENER_ADDRESS": "127.0.0.1",
-            "OXIDICOM_LISTENER_PORT": str(port),
-            "OXIDICOM_FILES_ROOT": str(out / "files"),
-            "OXIDICOM_OUTBOX_DIR": str(out / "outbox"),
-            "OXIDICOM_WORKERS": "1",
-            "OXIDICOM_LOG_LEVEL": "WARNING",
-        }
-        command = [str(Path(sys.executable).with_name("oxidicom"))]
-        return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL), "ChRIS"
-    storescp = shutil.which("storescp") or "storescp"
-    command = [storescp, "+B", "+xa", "-od", str(out), "-aet", "STORESCP", str(port)]
-    env = {"PATH": os.environ["PATH"], "TCP_NODELAY": "1"}
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL), "STORESCP"
-
-
-def _warm_up(aet: str, port: int) -> None:
-    """One association before the counting: its first one costs a receiver imports."""
-    echo = ["echoscu", "-aec", aet, "127.0.0.1", str(port)]
-    subprocess.run(echo, check=True, capture_output=True)
+#: What --receiver names: one receiving process each, so that its /proc counts it all.
+RECEIVING_PROCESS = {"oxidicom": "oxidicom-workers1", "storescp": "storescp-B"}
 
 
 def main() -> None:
@@ -76,19 +56,15 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("/dev/shm/oxidicom-bench-data"))
     args = parser.parse_args()
     files = [str(f.path) for f in load(args.dataset, args.data_dir).files]
-    with tempfile.TemporaryDirectory(dir="/dev/shm") as folder:
-        port = free_port()
-        process, aet = _start(args.receiver, Path(folder), port)
-        try:
-            wait_listening(port, process, timeout=30)
-            _warm_up(aet, port)
-            before = _counters(process.pid)
-            send = ["storescu", "-aec", aet, "127.0.0.1", str(port), *files * args.passes]
-            subprocess.run(send, env={**os.environ, "TCP_NODELAY": "1"}, check=True)
-            after = _counters(process.pid)
-        finally:
-            process.terminate()
-            process.wait()
+    receiver = RECEIVERS[RECEIVING_PROCESS[args.receiver]]
+    with (
+        tempfile.TemporaryDirectory(dir="/dev/shm") as folder,
+        serving(receiver, Path(folder)) as (process, port),
+    ):
+        before = _counters(process.pid)
+        send = ["storescu", "-aec", receiver.aet, "127.0.0.1", str(port), *files * args.passes]
+        subprocess.run(send, env={**os.environ, "TCP_NODELAY": "1"}, check=True)
+        after = _counters(process.pid)
     count = len(files) * args.passes
     voluntary, involuntary, user, system = (b - a for a, b in zip(before, after, strict=True))
     print(

@@ -181,6 +181,7 @@ RECEIVERS: dict[str, Receiver] = {
         ),
         _storescp("storescp-fork-B", ["--fork", "+B"], "dcmtk, a process per association, +B"),
         _storescp("storescp", [], "dcmtk, one process, defaults"),
+        _storescp("storescp-B", ["+B"], "dcmtk, one process, +B (each child of storescp-fork-B)"),
         _pynetdicom("pynetdicom", "chunked", "STORE_RECV_CHUNKED_DATASET, rename"),
         _pynetdicom("pynetdicom-memory", "memory", "encoded_dataset() to a file, rename"),
     )

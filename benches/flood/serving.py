@@ -1,0 +1,33 @@
+"""One receiver of the flood's table, started and serving, for the benches that count
+what a single sending costs it (benches/wakeups.py, benches/cross_cpu.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+from benches.flood.measure import wait_log_lines
+from benches.flood.procs import free_port, kill_group, spawn, wait_listening
+from benches.flood.receivers import Receiver
+
+
+@contextlib.contextmanager
+def serving(receiver: Receiver, folder: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``receiver`` writing into ``folder``, every worker up and its first association
+    (a C-ECHO, which pays its lazy imports) behind it: its process and port."""
+    port = free_port()
+    command, env = receiver.command(port, folder)
+    log = folder / "receiver.log"
+    with open(log, "wb") as out:
+        process = spawn(command, env=env, cwd=folder, stdout=out, stderr=out)
+    try:
+        wait_listening(port, process, timeout=30)
+        if receiver.ready_lines is not None:
+            wait_log_lines(log, *receiver.ready_lines, process, timeout=30)
+        echo = ["echoscu", "-aec", receiver.aet, "127.0.0.1", str(port)]
+        subprocess.run(echo, check=True, capture_output=True)
+        yield process, port
+    finally:
+        kill_group(process)
