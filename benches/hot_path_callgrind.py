@@ -69,14 +69,21 @@ def main() -> None:
     import benches.hot_path as hot_path
 
     if save:
-        count = int(args[args.index("--instances") + 1]) if "--instances" in args else 5000
+        count, rows, max_pdu = (
+            int(args[args.index(name) + 1]) if name in args else default
+            for name, default in (("--instances", 5000), ("--rows", 64), ("--pdu", 131072))
+        )
         with open(save, "wb") as out:
-            pickle.dump(hot_path._requests(count), out)
+            pickle.dump(hot_path._requests(count, rows, max_pdu), out)
         return
     if requests:
         with open(requests, "rb") as source:
             reads = pickle.load(source)
-        hot_path._requests = lambda count: reads[:count]  # type: ignore[assignment]
+
+        def saved(count: int, rows: int, max_pdu: int) -> list[bytes]:
+            return reads[:count]  # made with the --rows and --pdu of --save-requests
+
+        hot_path._requests = saved  # type: ignore[assignment]
     toggle = _toggle()
 
     def process_time() -> float:
