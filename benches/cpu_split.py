@@ -1,0 +1,137 @@
+"""Each side's user and system CPU per instance, and the TCP segments, while C ``storescu``
+flood one receiver of the flood's table.
+
+The flood's table gives each side's CPU per instance; this splits it into user and
+system time, for the receiver's whole process group (``/proc/PID/stat``, before and after)
+and for the senders (their ``rusage``), and counts the TCP segments per instance (``nstat``:
+loopback counts each segment once on each side's counters, so ``TcpOutSegs`` is every
+segment). ``--env KEY=VALUE`` changes one setting of the receiver; run the receivers
+alternately, a few times each, and compare the spread::
+
+    python benches/cpu_split.py --receiver oxidicom --dataset ct --senders 4 --passes 6
+    python benches/cpu_split.py --receiver oxidicom --env OXIDICOM_SCP_MAX_PDU_LENGTH=32768
+    python benches/cpu_split.py --receiver storescp-fork-B
+
+On a virtual machine without a PMU, ``perf``'s samples land where interrupts come back on,
+and ``py-spy`` stops the receiver at system calls: these counts are the ones to trust
+there (benches/results/i21-speed.md, tenth session).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository
+
+from benches.flood.datasets import load
+from benches.flood.receivers import RECEIVERS, Receiver, base_env
+from benches.flood.run import DEFAULT_DATA
+from benches.flood.serving import serving
+
+#: nstat counters printed (per instance).
+SEGMENT_COUNTERS = ("TcpOutSegs", "TcpExtTCPOrigDataSent", "TcpExtTCPPureAcks")
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu(pgid: int) -> tuple[float, float]:
+    """User and system seconds of every process of the group, and of its reaped children."""
+    listed = subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True, text=True)
+    user = system = 0.0
+    for pid in listed.stdout.split():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue  # gone since pgrep
+        # utime, stime, cutime, cstime: fields 14-17 of proc(5), 11-14 after the name
+        user += (int(fields[11]) + int(fields[13])) / _TICK
+        system += (int(fields[12]) + int(fields[14])) / _TICK
+    return user, system
+
+
+def segments() -> dict[str, int]:
+    """The TCP counters since the previous call (``nstat`` keeps its own history)."""
+    counters = {}
+    for line in subprocess.run(["nstat"], capture_output=True, text=True).stdout.splitlines():
+        name, *rest = line.split()
+        if rest and rest[0].isdigit():
+            counters[name] = int(rest[0])
+    return counters
+
+
+def with_env(receiver: Receiver, extra: dict[str, str]) -> Receiver:
+    """``receiver`` with ``extra`` added to its environment."""
+    if not extra:
+        return receiver
+    command = receiver.command
+
+    def changed(port: int, out: Path) -> tuple[list[str], dict[str, str]]:
+        argv, env = command(port, out)
+        return argv, env | extra
+
+    return dataclasses.replace(receiver, command=changed)
+
+
+def measure(receiver: Receiver, dataset: str, senders: int, passes: int) -> str:
+    files = [str(f.path) for f in load(dataset, DEFAULT_DATA).files]
+    share = len(files) // senders
+    count = share * senders * passes
+    send = ["storescu", "-aec", receiver.aet]
+    with (
+        tempfile.TemporaryDirectory(dir="/dev/shm") as folder,
+        serving(receiver, Path(folder)) as (process, port),
+    ):
+        group = os.getpgid(process.pid)
+        before = group_cpu(group)
+        segments()
+        started = time.perf_counter()
+        running = [
+            subprocess.Popen(
+                [*send, "127.0.0.1", str(port), *files[n * share : (n + 1) * share] * passes],
+                env=base_env() | {"TCP_NODELAY": "1"},
+                stdout=subprocess.DEVNULL,
+            )
+            for n in range(senders)
+        ]
+        usage = [os.wait4(sender.pid, 0) for sender in running]
+        wall = time.perf_counter() - started
+        if any(status for _, status, _ in usage):
+            raise SystemExit("a storescu failed")
+        counted = segments()
+        time.sleep(0.3)  # let the receiver finish its last answers before its CPU is read
+        after = group_cpu(group)
+    per = 1e6 / count
+    sent_user = sum(u.ru_utime for _, _, u in usage) * per
+    sent_system = sum(u.ru_stime for _, _, u in usage) * per
+    lines = [
+        f"{receiver.name}, {dataset}, C={senders}, {count} instances; per instance:",
+        f"  wall {wall * per:.0f} µs",
+        f"  receiver: user {(after[0] - before[0]) * per:.0f} µs,"
+        f" system {(after[1] - before[1]) * per:.0f} µs",
+        f"  senders: user {sent_user:.0f} µs, system {sent_system:.0f} µs",
+    ]
+    lines += [f"  {name}: {counted.get(name, 0) / count:.2f}" for name in SEGMENT_COUNTERS]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--receiver", default="oxidicom", choices=sorted(RECEIVERS))
+    parser.add_argument("--dataset", default="ct")
+    parser.add_argument("--senders", type=int, default=4)
+    parser.add_argument("--passes", type=int, default=6, help="each sender sends its share")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+    extra = dict(item.split("=", 1) for item in args.env)
+    receiver = with_env(RECEIVERS[args.receiver], extra)
+    print(measure(receiver, args.dataset, args.senders, args.passes))
+
+
+if __name__ == "__main__":
+    main()
