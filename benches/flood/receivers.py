@@ -177,7 +177,7 @@ RECEIVERS: dict[str, Receiver] = {
                 {"OXIDICOM_SCP_MAX_PDU_LENGTH": str(size)},
                 f"OXIDICOM_SCP_MAX_PDU_LENGTH={size}",
             )
-            for size in (16384, 65536, 131072, 262144, 1048576)
+            for size in (16384, 32768, 65536, 131072, 262144, 1048576)
         ),
         _storescp("storescp-fork-B", ["--fork", "+B"], "dcmtk, a process per association, +B"),
         _storescp("storescp", [], "dcmtk, one process, defaults"),
