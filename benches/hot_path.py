@@ -82,8 +82,8 @@ class _Transport:
         pass
 
 
-def _pdata(is_command: bool, data: bytes) -> bytes:
-    pdv = _PDV.pack(len(data) + 2, 1, (1 if is_command else 0) | 2) + data
+def _pdata(is_command: bool, data: bytes, last: bool = True) -> bytes:
+    pdv = _PDV.pack(len(data) + 2, 1, (1 if is_command else 0) | (2 if last else 0)) + data
     return _PDU.pack(4, len(pdv)) + pdv
 
 
@@ -91,12 +91,9 @@ def _pdus(data: bytes, max_pdu: int) -> bytes:
     """A data set as a sender splits it: one PDV per PDU of at most ``max_pdu`` bytes."""
     step = max_pdu - 6  # the PDV's length and header
     pieces = [data[start : start + step] for start in range(0, len(data), step)] or [b""]
-    out = []
-    for number, piece in enumerate(pieces, 1):
-        last = number == len(pieces)
-        pdv = _PDV.pack(len(piece) + 2, 1, 2 if last else 0) + piece
-        out.append(_PDU.pack(4, len(pdv)) + pdv)
-    return b"".join(out)
+    return b"".join(
+        _pdata(False, piece, last=number == len(pieces)) for number, piece in enumerate(pieces, 1)
+    )
 
 
 def _dataset_bytes(index: int, rows: int) -> tuple[str, bytes]:
