@@ -2,8 +2,9 @@
 flood one receiver of the flood's table.
 
 The flood's table gives each side's CPU per instance; this splits it into user and
-system time, for the receiver's whole process group (``/proc/PID/stat``, before and after)
-and for the senders (their ``rusage``), and counts the TCP segments per instance (``nstat``:
+system time, for the receiver's process tree with the children it reaped (the flood's
+reading, before and after) and for the senders (their ``rusage``), and counts the TCP
+segments per instance (``nstat``:
 loopback counts each segment once on each side's counters, so ``TcpOutSegs`` is every
 segment). ``--env KEY=VALUE`` changes one setting of the receiver; run the receivers
 alternately, a few times each, and compare the spread::
@@ -20,7 +21,6 @@ there (benches/results/i21-speed.md, tenth session).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import subprocess
 import sys
@@ -31,28 +31,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository
 
 from benches.flood.datasets import load
-from benches.flood.receivers import RECEIVERS, Receiver, base_env
+from benches.flood.procs import tree_cpu_times
+from benches.flood.receivers import RECEIVERS, Receiver, base_env, with_env
 from benches.flood.run import DEFAULT_DATA
 from benches.flood.serving import serving
 
 #: nstat counters printed (per instance).
 SEGMENT_COUNTERS = ("TcpOutSegs", "TcpExtTCPOrigDataSent", "TcpExtTCPPureAcks")
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def group_cpu(pgid: int) -> tuple[float, float]:
-    """User and system seconds of every process of the group, and of its reaped children."""
-    listed = subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True, text=True)
-    user = system = 0.0
-    for pid in listed.stdout.split():
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue  # gone since pgrep
-        # utime, stime, cutime, cstime: fields 14-17 of proc(5), 11-14 after the name
-        user += (int(fields[11]) + int(fields[13])) / _TICK
-        system += (int(fields[12]) + int(fields[14])) / _TICK
-    return user, system
 
 
 def segments() -> dict[str, int]:
@@ -65,19 +50,6 @@ def segments() -> dict[str, int]:
     return counters
 
 
-def with_env(receiver: Receiver, extra: dict[str, str]) -> Receiver:
-    """``receiver`` with ``extra`` added to its environment."""
-    if not extra:
-        return receiver
-    command = receiver.command
-
-    def changed(port: int, out: Path) -> tuple[list[str], dict[str, str]]:
-        argv, env = command(port, out)
-        return argv, env | extra
-
-    return dataclasses.replace(receiver, command=changed)
-
-
 def measure(receiver: Receiver, dataset: str, senders: int, passes: int) -> str:
     files = [str(f.path) for f in load(dataset, DEFAULT_DATA).files]
     share = len(files) // senders
@@ -87,8 +59,7 @@ def measure(receiver: Receiver, dataset: str, senders: int, passes: int) -> str:
         tempfile.TemporaryDirectory(dir="/dev/shm") as folder,
         serving(receiver, Path(folder)) as (process, port),
     ):
-        group = os.getpgid(process.pid)
-        before = group_cpu(group)
+        before = tree_cpu_times(process.pid)
         segments()
         started = time.perf_counter()
         running = [
@@ -105,7 +76,7 @@ def measure(receiver: Receiver, dataset: str, senders: int, passes: int) -> str:
             raise SystemExit("a storescu failed")
         counted = segments()
         time.sleep(0.3)  # let the receiver finish its last answers before its CPU is read
-        after = group_cpu(group)
+        after = tree_cpu_times(process.pid)
     per = 1e6 / count
     sent_user = sum(u.ru_utime for _, _, u in usage) * per
     sent_system = sum(u.ru_stime for _, _, u in usage) * per

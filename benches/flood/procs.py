@@ -143,17 +143,23 @@ def tree_cpu_seconds(pid: int) -> float:
     A descendant that exited and was reaped counts in its parent's ``cutime``/``cstime``,
     so the difference of two readings is the CPU the tree used in between, forks included.
     """
+    return sum(tree_cpu_times(pid))
+
+
+def tree_cpu_times(pid: int) -> tuple[float, float]:
+    """:func:`tree_cpu_seconds` split into user and system seconds."""
     try:
         root = psutil.Process(pid)
         processes = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0.0
-    total = 0.0
+        return 0.0, 0.0
+    user = system = 0.0
     for process in processes:
         with contextlib.suppress(psutil.NoSuchProcess, psutil.ZombieProcess):
             t = process.cpu_times()
-            total += t.user + t.system + t.children_user + t.children_system
-    return total
+            user += t.user + t.children_user
+            system += t.system + t.children_system
+    return user, system
 
 
 def tree_waits_ns(pid: int) -> dict[int, int]:

@@ -209,6 +209,19 @@ def checkout_receiver(folder: Path, base: str = "oxidicom") -> Receiver:
     )
 
 
+def with_env(receiver: Receiver, extra: dict[str, str]) -> Receiver:
+    """``receiver`` with ``extra`` added to its environment (one setting changed)."""
+    if not extra:
+        return receiver
+    command = receiver.command
+
+    def changed(port: int, out: Path) -> tuple[list[str], dict[str, str]]:
+        argv, env = command(port, out)
+        return argv, env | extra
+
+    return replace(receiver, command=changed)
+
+
 DEFAULT_RECEIVERS = (
     "oxidicom",
     "oxidicom-workers1",
