@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository
 
 from benches.flood.datasets import load
 from benches.flood.procs import tree_cpu_times
-from benches.flood.receivers import RECEIVERS, Receiver, base_env, with_env
+from benches.flood.receivers import RECEIVERS, Receiver, with_env
 from benches.flood.run import DEFAULT_DATA
-from benches.flood.serving import serving
+from benches.flood.serving import serving, start_senders
 
 #: nstat counters printed (per instance).
 SEGMENT_COUNTERS = ("TcpOutSegs", "TcpExtTCPOrigDataSent", "TcpExtTCPPureAcks")
@@ -52,9 +52,7 @@ def segments() -> dict[str, int]:
 
 def measure(receiver: Receiver, dataset: str, senders: int, passes: int) -> str:
     files = [str(f.path) for f in load(dataset, DEFAULT_DATA).files]
-    share = len(files) // senders
-    count = share * senders * passes
-    send = ["storescu", "-aec", receiver.aet]
+    count = len(files) // senders * senders * passes
     with (
         tempfile.TemporaryDirectory(dir="/dev/shm") as folder,
         serving(receiver, Path(folder)) as (process, port),
@@ -62,14 +60,7 @@ def measure(receiver: Receiver, dataset: str, senders: int, passes: int) -> str:
         before = tree_cpu_times(process.pid)
         segments()
         started = time.perf_counter()
-        running = [
-            subprocess.Popen(
-                [*send, "127.0.0.1", str(port), *files[n * share : (n + 1) * share] * passes],
-                env=base_env() | {"TCP_NODELAY": "1"},
-                stdout=subprocess.DEVNULL,
-            )
-            for n in range(senders)
-        ]
+        running = start_senders(receiver, port, files, senders, passes)
         usage = [os.wait4(sender.pid, 0) for sender in running]
         wall = time.perf_counter() - started
         if any(status for _, status, _ in usage):

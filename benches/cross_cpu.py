@@ -32,8 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository
 
 from benches.flood.datasets import load
-from benches.flood.receivers import RECEIVERS, STORESCP, base_env
-from benches.flood.serving import serving
+from benches.flood.receivers import RECEIVERS, STORESCP
+from benches.flood.serving import serving, start_senders
 
 ROUND_TRIPS = 20_000
 EVENTS = (
@@ -90,20 +90,11 @@ def flood(receiver_name: str, dataset: str, senders: int, data_dir: Path) -> Non
     with (
         tempfile.TemporaryDirectory(dir="/dev/shm") as folder,
         serving(receiver, Path(folder)) as (_, port),
+        _counting() as counts,
     ):
-        send = ["storescu", "-aec", receiver.aet, "127.0.0.1", str(port)]
-        share = len(files) // senders
-        with _counting() as counts:
-            running = [
-                subprocess.Popen(
-                    send + files[n * share : (n + 1) * share] * 2,
-                    env=base_env() | {"TCP_NODELAY": "1"},
-                    stdout=subprocess.DEVNULL,
-                )
-                for n in range(senders)
-            ]
-            if any(sender.wait() for sender in running):
-                raise SystemExit("a storescu failed")
+        running = start_senders(receiver, port, files, senders, passes=2)
+        if any(sender.wait() for sender in running):
+            raise SystemExit("a storescu failed")
     print(f"{receiver_name}, {dataset}, {senders} senders, {count} instances, per instance:")
     for event, value in counts.items():
         print(f"  {event}: {value / count:.2f}")

@@ -1,5 +1,6 @@
-"""One receiver of the flood's table, started and serving, for the benches that count
-what a single sending costs it (benches/wakeups.py, benches/cross_cpu.py)."""
+"""One receiver of the flood's table, started and serving, and its senders, for the
+benches that count what a sending costs (benches/wakeups.py, benches/cross_cpu.py,
+benches/cpu_split.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from benches.flood.measure import wait_log_lines
 from benches.flood.procs import free_port, kill_group, spawn, wait_listening
-from benches.flood.receivers import Receiver
+from benches.flood.receivers import Receiver, base_env
 
 
 @contextlib.contextmanager
@@ -31,3 +32,21 @@ def serving(receiver: Receiver, folder: Path) -> Iterator[tuple[subprocess.Popen
         yield process, port
     finally:
         kill_group(process)
+
+
+def start_senders(
+    receiver: Receiver, port: int, files: list[str], senders: int, passes: int
+) -> list[subprocess.Popen[bytes]]:
+    """``senders`` dcmtk ``storescu`` (TCP_NODELAY), each sending its share of ``files``
+    ``passes`` times in one association; ``senders * passes * (len(files) // senders)``
+    instances in all."""
+    share = len(files) // senders
+    send = ["storescu", "-aec", receiver.aet, "127.0.0.1", str(port)]
+    return [
+        subprocess.Popen(
+            send + files[n * share : (n + 1) * share] * passes,
+            env=base_env() | {"TCP_NODELAY": "1"},
+            stdout=subprocess.DEVNULL,
+        )
+        for n in range(senders)
+    ]
